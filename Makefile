@@ -1,0 +1,25 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Each creates its own virtual environment in $(VENV) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= test
+
+.PHONY: run test test-slow clean
+
+$(VENV)/.installed-$(EXTRAS): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[$(EXTRAS)]"
+	touch $@
+
+run: $(VENV)/.installed-$(EXTRAS)
+	$(PY) -m keras_deeprnn.demo
+
+test: $(VENV)/.installed-$(EXTRAS)
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed-$(EXTRAS)
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) build *.egg-info
