@@ -2,7 +2,6 @@
 
 import keras
 from keras import constraints
-from keras import initializers
 from keras import ops
 
 from keras_deeprnn.cells.base import RecurrentCell
@@ -83,7 +82,11 @@ class SimpleRNNCell(RecurrentCell):
             self.leak_rate = self.add_weight(
                 shape=(self.units,),
                 name="leak",
-                initializer=initializers.Constant(self.leak),
+                # ops.full keeps the rate exact in float64 (Constant rounds
+                # it through float32).
+                initializer=lambda shape, dtype=None: ops.full(
+                    shape, self.leak, dtype=dtype
+                ),
                 constraint=LeakRange(),
             )
         else:
@@ -97,9 +100,12 @@ class SimpleRNNCell(RecurrentCell):
         h_prev = states[0]
         h_rec = self.drop_recurrent(h_prev, training)
         h = self.activation(projected + ops.matmul(h_rec, self.recurrent_kernel))
-        if self.trainable_leak or self.leak > 0:
+        if self.trainable_leak:
             alpha = ops.cast(self.leak_rate, h.dtype)
             h = alpha * h_prev + (1.0 - alpha) * h
+        elif self.leak > 0:
+            # A Python float takes h's dtype exactly (no float32 rounding).
+            h = self.leak * h_prev + (1.0 - self.leak) * h
         return h, [h]
 
     def get_config(self):
