@@ -137,7 +137,8 @@ class LSTMCell(RecurrentCell):
             for _ in self.gates
         ]
         if self.has_f:
-            blocks[1] = blocks[1] + self.forget_bias
+            f = self.gates.index("f")
+            blocks[f] = blocks[f] + self.forget_bias
         return ops.concatenate(blocks)
 
     @property
