@@ -28,18 +28,10 @@ def build_model(cell_name, units):
 
     from keras_deeprnn import cells
 
-    factories = {
-        "lstm": lambda: cells.LSTMCell(units),
-        "gru": lambda: cells.GRUCell(units),
-        "rnn": lambda: cells.SimpleRNNCell(units),
-        "mut1": lambda: cells.MUT1Cell(units),
-        "mut2": lambda: cells.MUT2Cell(units),
-        "mut3": lambda: cells.MUT3Cell(units),
-    }
     model = keras.Sequential(
         [
             keras.Input((None, 1)),
-            keras.layers.RNN(factories[cell_name](), return_sequences=True),
+            keras.layers.RNN(cells.get(cell_name, units), return_sequences=True),
             keras.layers.Dense(1),
         ]
     )
@@ -52,9 +44,7 @@ def main(argv=None):
         prog="deeprnn demo",
         description="Train a small RNN on generated waveforms (offline).",
     )
-    parser.add_argument(
-        "--cell", default="lstm", choices=["lstm", "gru", "rnn", "mut1", "mut2", "mut3"]
-    )
+    parser.add_argument("--cell", default="lstm", help="a cell name, e.g. lstm, gru, rnn, mut1, lstm-cifg")
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)

@@ -9,6 +9,8 @@ from keras_deeprnn.cells.lstm import PeepholeLSTMCell
 from keras_deeprnn.cells.mut import MUT1Cell
 from keras_deeprnn.cells.mut import MUT2Cell
 from keras_deeprnn.cells.mut import MUT3Cell
+from keras_deeprnn.cells.registry import CELL_NAMES
+from keras_deeprnn.cells.registry import get
 from keras_deeprnn.cells.simple_rnn import SimpleRNNCell
 
 __all__ = [
@@ -21,4 +23,6 @@ __all__ = [
     "MUT1Cell",
     "MUT2Cell",
     "MUT3Cell",
+    "CELL_NAMES",
+    "get",
 ]

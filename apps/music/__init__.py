@@ -1,0 +1,1 @@
+"""Polyphonic music modelling and generation (one-to-many)."""

@@ -1,0 +1,5 @@
+import sys
+
+from apps.music.cli import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+"""`python -m apps.music train|evaluate|generate`.
+
+Polyphonic music modelling: a recurrent network predicts each piano-roll
+frame from the frames before it (88 independent Bernoulli keys) and is
+measured by the literature's frame-level negative log-likelihood.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from apps.common import runner
+from keras_deeprnn.cells import CELL_NAMES
+
+DEFAULT_SAVED = Path("saved_models")
+
+
+def _add_data(p, default="bach"):
+    p.add_argument(
+        "--data",
+        default=default,
+        help="bach (music21's chorales, offline; the default), jsb, nottingham "
+        "(the .mat files in ../shared/data/music or $DEEPRNN_DATA_DIR), "
+        "PATH.mat, PATH.pickle, or a folder of MIDI files",
+    )
+    p.add_argument("--batch-size", type=int, default=16, help="pieces per batch")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="cut pieces into windows of at most this many frames (default: whole pieces)",
+    )
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="python -m apps.music", description=__doc__.split("\n\n")[1])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and save it under saved_models/")
+    _add_data(train)
+    train.add_argument("--cell", default="lstm", choices=CELL_NAMES, help="recurrent cell")
+    train.add_argument("--arch", default="rnn", choices=("rnn", "srnn"),
+                       help="rnn: one recurrent layer; srnn: --layers stacked layers")
+    train.add_argument("--units", type=int, default=128, help="units per recurrent layer")
+    train.add_argument("--layers", type=int, default=1, help="stacked layers (srnn)")
+    train.add_argument("--epochs", type=int, default=50, help="maximum number of epochs")
+    train.add_argument("--patience", type=int, default=8,
+                       help="stop after this many epochs without a better validation NLL")
+    train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    train.add_argument("--clipnorm", type=float, default=1.0,
+                       help="clip each gradient to this norm (0: off)")
+    train.add_argument("--dropout", type=float, default=0.0,
+                       help="dropout on the recurrent layers' outputs")
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+    train.add_argument("--strategy", default="default", choices=runner.STRATEGIES,
+                       help="tf.distribute strategy (multi-worker reads TF_CONFIG)")
+    train.add_argument("--name", default=None,
+                       help="model name (default: DATA-CELL-ARCH-UNITS)")
+    train.add_argument("--out", type=Path, default=DEFAULT_SAVED,
+                       help="folder that receives music-NAME/ (default saved_models)")
+    train.add_argument("--run-dir", type=Path, default=None,
+                       help="checkpoints and TensorBoard logs (default runs/music-NAME); "
+                       "re-running with the same folder resumes an interrupted run")
+
+    evaluate = sub.add_parser("evaluate", help="frame NLL of a saved model on a split")
+    evaluate.add_argument("model", type=Path, help="saved_models/music-NAME or a .keras file")
+    _add_data(evaluate)
+    evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
+
+    gen = sub.add_parser("generate", help="generate music; writes a MIDI file and a PNG")
+    gen.add_argument("model", type=Path, help="saved_models/music-NAME or a .keras file")
+    gen.add_argument("--frames", type=int, default=64, help="frames to generate")
+    gen.add_argument("--temperature", type=float, default=1.0,
+                     help="sampling temperature (lower: more conservative)")
+    gen.add_argument("--beam", type=int, default=0,
+                     help="beam width; 0 samples frame by frame instead")
+    gen.add_argument("--primer", default=None,
+                     help="start from the first --primer-frames frames of the first test piece of "
+                     "this data set (same forms as --data); default: from silence")
+    gen.add_argument("--primer-frames", type=int, default=8)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", type=Path, default=Path("generated"),
+                     help="output path without extension: OUT.mid and OUT.png")
+    gen.add_argument("--seconds-per-frame", type=float, default=0.5,
+                     help="MIDI duration of one frame")
+    return top
+
+
+def _datasets(args, splits):
+    from keras_deeprnn.data import music
+
+    data = music.load_music(args.data)
+    return data, {
+        split: music.piano_roll_dataset(
+            data[split],
+            args.batch_size,
+            shuffle=split == "train",
+            seed=getattr(args, "seed", 0),
+            max_length=args.max_length,
+        )
+        for split in splits
+    }
+
+
+def train(args):
+    from apps.music.model import build_model, compile_model
+
+    name = args.name or f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
+    run_dir = args.run_dir or Path("runs") / f"music-{name}"
+    runner.set_seed(args.seed)
+    data, ds = _datasets(args, ("train", "valid", "test"))
+    strategy = runner.get_strategy(args.strategy)
+    with strategy.scope():
+        model = build_model(args.cell, args.arch, args.units, args.layers, args.dropout)
+        compile_model(model, args.lr, args.clipnorm)
+    model.summary()
+    grad_batch = next(iter(ds["train"]))
+    with runner.Timer() as timer:
+        history = runner.fit(
+            model, ds["train"], ds["valid"], run_dir, args.epochs,
+            monitor="val_nll", patience=args.patience, grad_batch=grad_batch,
+        )
+    metrics = {
+        split: float(model.evaluate(ds[split], verbose=0, return_dict=True)["nll"])
+        for split in ("valid", "test")
+    }
+    print(f"frame NLL (nats): valid {metrics['valid']:.3f}, test {metrics['test']:.3f} "
+          f"[{model.count_params()} parameters, {timer.seconds:.0f} s]")
+    if runner.is_chief():
+        out = runner.save(model, args.out / f"music-{name}", {
+            "app": "music",
+            "name": name,
+            "data": args.data,
+            "pieces": {k: len(v) for k, v in data.items()},
+            "metric": "frame NLL, nats, padding excluded",
+            "metrics": {"valid_nll": metrics["valid"], "test_nll": metrics["test"]},
+            "epochs_run": len(history.history["loss"]),
+            "train_seconds": round(timer.seconds, 1),
+            "arguments": {k: str(v) for k, v in vars(args).items()},
+            "command": runner.command_line(),
+        })
+        print(f"saved {out}")
+    return 0
+
+
+def evaluate(args):
+    model = runner.load(args.model)
+    _, ds = _datasets(args, (args.split,))
+    nll = model.evaluate(ds[args.split], verbose=0, return_dict=True)["nll"]
+    print(f"{args.split} frame NLL: {nll:.4f} nats")
+    return 0
+
+
+def generate(args):
+    from apps.music import generate as gen
+    from keras_deeprnn.data import music
+
+    model = runner.load(args.model)
+    primer = None
+    if args.primer:
+        primer = music.load_music(args.primer)["test"][0][: args.primer_frames]
+    if args.beam:
+        roll = gen.beam_search(model, args.frames, primer, beam_width=args.beam,
+                               temperature=args.temperature, seed=args.seed)
+    else:
+        roll = gen.sample(model, args.frames, primer, temperature=args.temperature, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    midi_path = args.out.with_suffix(".mid")
+    png_path = args.out.with_suffix(".png")
+    music.rolls_to_midi(roll, midi_path, seconds_per_frame=args.seconds_per_frame)
+    gen.save_piano_roll_png(roll, png_path, title=f"{args.model.name}: {len(roll)} frames")
+    print(f"wrote {midi_path} and {png_path} ({len(roll)} frames, "
+          f"{int(roll.sum())} notes on)")
+    return 0
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return {"train": train, "evaluate": evaluate, "generate": generate}[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

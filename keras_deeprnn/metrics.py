@@ -1,0 +1,83 @@
+"""Frame-level negative log-likelihood, the metric of polyphonic music models.
+
+Boulanger-Lewandowski et al. 2012 and the papers after them report the
+negative log-likelihood of each frame under independent Bernoulli outputs,
+summed over the keys, averaged over all frames of all test pieces (padding
+excluded), in nats:
+
+    NLL = (1 / F) * sum_frames sum_k -[y_k log p_k + (1 - y_k) log(1 - p_k)]
+
+`FrameNLL` (loss) and `FrameNLLMetric` compute exactly this when padding is
+given zero per-frame `sample_weight`: the loss divides each batch by the
+number of real frames, the metric accumulates over the whole data set.
+"""
+
+import keras
+from keras import ops
+
+
+def frame_nll(y_true, y_pred, from_logits=True):
+    """Per-frame NLL: binary cross-entropy summed over the last axis.
+
+    Args:
+        y_true: 0/1 targets, shape (..., keys).
+        y_pred: logits (or probabilities if `from_logits=False`), same shape.
+        from_logits: Whether `y_pred` holds logits.
+
+    Returns:
+        A tensor of shape (...), one value per frame, in nats.
+    """
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if from_logits:
+        # log(1 + exp(-|z|)) + max(z, 0) - z y: stable for any logit.
+        per_key = (
+            ops.maximum(y_pred, 0.0)
+            - y_pred * y_true
+            + ops.log1p(ops.exp(-ops.abs(y_pred)))
+        )
+    else:
+        eps = keras.config.epsilon()
+        p = ops.clip(y_pred, eps, 1.0 - eps)
+        per_key = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+    return ops.sum(per_key, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_deeprnn")
+class FrameNLL(keras.losses.Loss):
+    """Frame NLL as a loss, averaged over the frames with non-zero weight.
+
+    Args:
+        from_logits: Whether predictions are logits (default True).
+        name: Name of the loss.
+
+    Example:
+
+    >>> model.compile("adam", loss=FrameNLL(), weighted_metrics=[FrameNLLMetric()])
+    >>> model.fit(dataset_of_inputs_targets_and_frame_weights)
+    """
+
+    def __init__(self, from_logits=True, name="frame_nll", **kwargs):
+        kwargs.setdefault("reduction", "mean_with_sample_weight")
+        super().__init__(name=name, **kwargs)
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        return frame_nll(y_true, y_pred, from_logits=self.from_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+@keras.saving.register_keras_serializable(package="keras_deeprnn")
+class FrameNLLMetric(keras.metrics.MeanMetricWrapper):
+    """Frame NLL accumulated over a whole data set (sum over frames / frames).
+
+    Pass it in `weighted_metrics` so per-frame sample weights exclude padding.
+    """
+
+    def __init__(self, from_logits=True, name="nll", dtype=None):
+        super().__init__(frame_nll, name=name, dtype=dtype, from_logits=from_logits)
+        self.from_logits = from_logits
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "name": self.name, "dtype": self.dtype}
