@@ -67,3 +67,14 @@ def test_wrong_feature_width_in_a_compiled_model():
     )
     with pytest.raises(ValueError, match="3"):
         model.predict(np.zeros((2, 5, 6), "float32"), verbose=0)
+
+
+def test_cells_by_name():
+    cell = cells.get("lstm-cifg", 5, dropout=0.1)
+    assert isinstance(cell, cells.LSTMCell) and cell.variant == "cifg" and cell.dropout == 0.1
+    assert isinstance(cells.get("mut3", 2), cells.MUT3Cell)
+    assert all(cells.get(name, 2).units == 2 for name in cells.CELL_NAMES)
+    with pytest.raises(ValueError, match="Unknown cell 'lstn'.*gru"):
+        cells.get("lstn", 4)
+    with pytest.raises(ValueError, match="variant"):
+        cells.get("lstm-xyz", 4)
