@@ -1,5 +1,10 @@
-"""keras-deeprnn: recurrent cells and deep RNN architectures for Keras 3."""
+"""keras-deeprnn: recurrent cells and deep RNN architectures for Keras 3.
+
+Importing the package registers every serializable class, so `.keras`
+files that use them load with `keras.models.load_model(..., safe_mode=True)`.
+"""
 
 __version__ = "0.1.0"
 
 from keras_deeprnn import cells  # noqa: E402
+from keras_deeprnn import metrics  # noqa: E402

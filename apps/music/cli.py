@@ -168,7 +168,7 @@ def generate(args):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     midi_path = args.out.with_suffix(".mid")
     png_path = args.out.with_suffix(".png")
-    music.rolls_to_midi(roll, midi_path, seconds_per_frame=args.seconds_per_frame)
+    music.rolls_to_midi(roll, midi_path, steps_per_second=1.0 / args.seconds_per_frame)
     gen.save_piano_roll_png(roll, png_path, title=f"{args.model.name}: {len(roll)} frames")
     print(f"wrote {midi_path} and {png_path} ({len(roll)} frames, "
           f"{int(roll.sum())} notes on)")
