@@ -13,7 +13,7 @@ $(VENV)/.installed-$(EXTRAS): setup.cfg pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed-$(EXTRAS)
-	$(PY) -m keras_deeprnn.demo
+	$(PY) -m apps.music train
 
 test: $(VENV)/.installed-$(EXTRAS)
 	$(PY) -m pytest -q
