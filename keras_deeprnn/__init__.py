@@ -8,3 +8,5 @@ __version__ = "0.1.0"
 
 from keras_deeprnn import cells  # noqa: E402
 from keras_deeprnn import metrics  # noqa: E402
+from keras_deeprnn import layers  # noqa: E402
+from keras_deeprnn import models  # noqa: E402

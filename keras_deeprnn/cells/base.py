@@ -200,8 +200,14 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
             inputs = inputs * self.get_dropout_mask(inputs)
         return self.step(self.project_inputs(inputs), states, training)
 
-    def drop_recurrent(self, h, training):
-        """`h_{t-1}` with the recurrent dropout mask applied in training."""
+    def recurrent_input(self, h, training):
+        """What the recurrent products read in place of `h_{t-1}`.
+
+        Here `h_{t-1}` itself, with the recurrent dropout mask in training.
+        Deep-transition cells (`keras_deeprnn.layers`) override this hook to
+        pass `h_{t-1}` through an MLP; the cell's own update (peepholes, the
+        GRU interpolation) keeps reading the raw state.
+        """
         if training and self.recurrent_dropout > 0:
             return h * self.get_recurrent_dropout_mask(h)
         return h

@@ -46,7 +46,7 @@ class GRUCell(RecurrentCell):
     Example:
 
     >>> y = keras.layers.RNN(GRUCell(16))(np.zeros((2, 5, 3), "float32"))
-    >>> y.shape
+    >>> tuple(y.shape)
     (2, 16)
     """
 
@@ -68,7 +68,7 @@ class GRUCell(RecurrentCell):
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
-        h_rec = self.drop_recurrent(h_prev, training)
+        h_rec = self.recurrent_input(h_prev, training)
         x_z, x_r, x_h = slices(projected, 3, self.units)
         u = self.units
         if self.reset_after:

@@ -73,7 +73,7 @@ class LSTMCell(RecurrentCell):
 
     >>> cell = LSTMCell(64, variant="cifg")
     >>> y = keras.layers.RNN(cell)(np.zeros((2, 5, 3), "float32"))
-    >>> y.shape
+    >>> tuple(y.shape)
     (2, 64)
     """
 
@@ -159,7 +159,7 @@ class LSTMCell(RecurrentCell):
 
     def step(self, projected, states, training=False):
         h_prev, c_prev = states[0], states[1]
-        h_rec = self.drop_recurrent(h_prev, training)
+        h_rec = self.recurrent_input(h_prev, training)
         pre = projected + ops.matmul(h_rec, self.recurrent_kernel)
         pre = dict(zip(self.gates, slices(pre, len(self.gates), self.units)))
         if self.variant == "fgr":

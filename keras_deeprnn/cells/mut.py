@@ -92,7 +92,7 @@ class MUT1Cell(MUTCell):
     Example:
 
     >>> y = keras.layers.RNN(MUT1Cell(8))(np.zeros((2, 5, 8), "float32"))
-    >>> y.shape
+    >>> tuple(y.shape)
     (2, 8)
     """
 
@@ -101,7 +101,7 @@ class MUT1Cell(MUTCell):
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
-        h_rec = self.drop_recurrent(h_prev, training)
+        h_rec = self.recurrent_input(h_prev, training)
         x_z, x_r, x_h = slices(projected, 3, self.units)
         w_hr, w_hh = slices(self.recurrent_kernel, 2, self.units)
         z = self.recurrent_activation(x_z)
@@ -132,7 +132,7 @@ class MUT2Cell(MUTCell):
     Example:
 
     >>> y = keras.layers.RNN(MUT2Cell(8))(np.zeros((2, 5, 3), "float32"))
-    >>> y.shape
+    >>> tuple(y.shape)
     (2, 8)
     """
 
@@ -141,7 +141,7 @@ class MUT2Cell(MUTCell):
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
-        h_rec = self.drop_recurrent(h_prev, training)
+        h_rec = self.recurrent_input(h_prev, training)
         x_z, x_r, x_h = slices(projected, 3, self.units)
         u = self.units
         r_z, r_r = slices(ops.matmul(h_rec, self.recurrent_kernel[:, : 2 * u]), 2, u)
@@ -170,7 +170,7 @@ class MUT3Cell(MUTCell):
     Example:
 
     >>> y = keras.layers.RNN(MUT3Cell(8))(np.zeros((2, 5, 3), "float32"))
-    >>> y.shape
+    >>> tuple(y.shape)
     (2, 8)
     """
 
@@ -178,7 +178,7 @@ class MUT3Cell(MUTCell):
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
-        h_rec = self.drop_recurrent(h_prev, training)
+        h_rec = self.recurrent_input(h_prev, training)
         x_z, x_r, x_h = slices(projected, 3, self.units)
         w_hz, w_hr, w_hh = slices(self.recurrent_kernel, 3, self.units)
         z = self.recurrent_activation(

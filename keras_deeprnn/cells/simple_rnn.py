@@ -56,7 +56,7 @@ class SimpleRNNCell(RecurrentCell):
     Example:
 
     >>> layer = keras.layers.RNN(SimpleRNNCell(32, leak=0.5))
-    >>> layer(np.zeros((4, 10, 8), "float32")).shape
+    >>> tuple(layer(np.zeros((4, 10, 8), "float32")).shape)
     (4, 32)
     """
 
@@ -98,7 +98,7 @@ class SimpleRNNCell(RecurrentCell):
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
-        h_rec = self.drop_recurrent(h_prev, training)
+        h_rec = self.recurrent_input(h_prev, training)
         h = self.activation(projected + ops.matmul(h_rec, self.recurrent_kernel))
         if self.trainable_leak:
             alpha = ops.cast(self.leak_rate, h.dtype)

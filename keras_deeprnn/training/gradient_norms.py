@@ -24,8 +24,8 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     Example:
 
-    >>> logger = GradientNormLogger(next(iter(train_ds)), "logs/grad")
-    >>> model.fit(train_ds, epochs=10, callbacks=[logger])
+    >>> logger = GradientNormLogger(next(iter(train_ds)), "logs/grad")  # doctest: +SKIP
+    >>> model.fit(train_ds, epochs=10, callbacks=[logger])  # doctest: +SKIP
     """
 
     def __init__(self, batch, log_dir=None, every=1):

@@ -1,0 +1,44 @@
+"""Deep RNN architectures of Pascanu, Gulcehre, Cho & Bengio (ICLR 2014).
+
+"How to Construct Deep Recurrent Neural Networks" deepens an RNN in three
+places; each is a layer or cell here, usable in stock `keras.layers.RNN`:
+
+- deep transition (DT-RNN, DT(S)-RNN with shortcuts):
+  `DeepTransitionCell`; for gated cells `DeepTransitionLSTMCell` and
+  `DeepTransitionGRUCell` (the gates read an MLP of h_{t-1});
+- deep output (DOT-RNN = deep transition + `DeepOutput`): `DeepOutput`, a
+  per-time-step MLP for after any RNN with `return_sequences=True`;
+- stacking (sRNN), with Graves's skip connections and residual stacking:
+  `StackedCells`.
+
+`DeepTransitionCell` also has skip connections across time (h_t receives
+h_{t-d}). `keras_deeprnn.models.deep_rnn` builds any of these by name.
+
+Intermediate layers use one of `UNIT_TYPES`: "tanh", "relu", "maxout"
+(max over `maxout_pieces` linear pieces) and "lp", the learned-norm
+pooling units of Gulcehre et al. 2014: over a group of N = `lp_group`
+filters a_1..a_N,
+
+    y = (sum_j s_j ** p) ** (1 / p),   s_j = sqrt(a_j ** 2 + eps ** 2),
+    p = 1 + softplus(rho)                (rho trainable, one per unit)
+
+where eps = `lp_epsilon` (default 1e-6) replaces |a_j| by a smooth
+function at most eps away from it, so that the gradients at a_j = 0 (of
+|a|, of log|a| in dy/dp, and of the root) are finite.
+"""
+
+from keras_deeprnn.layers._units import UNIT_TYPES
+from keras_deeprnn.layers.deep_output import DeepOutput
+from keras_deeprnn.layers.deep_transition_cell import DeepTransitionCell
+from keras_deeprnn.layers.deep_transition_gru_cell import DeepTransitionGRUCell
+from keras_deeprnn.layers.deep_transition_lstm_cell import DeepTransitionLSTMCell
+from keras_deeprnn.layers.stacked_cells import StackedCells
+
+__all__ = [
+    "UNIT_TYPES",
+    "DeepTransitionCell",
+    "DeepTransitionLSTMCell",
+    "DeepTransitionGRUCell",
+    "DeepOutput",
+    "StackedCells",
+]

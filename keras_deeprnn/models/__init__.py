@@ -1,0 +1,16 @@
+"""Deep RNNs by name (Pascanu, Gulcehre, Cho & Bengio 2014) and their sizes.
+
+- `deep_rnn(kind, units=..., ...)`: the layers of an "rnn", "dt", "dts",
+  "dot", "dots" or "srnn" network.
+- `count_params(kind, input_dim=..., units=..., output_dim=..., ...)`: its
+  number of parameters, in closed form.
+- `size_to_budget(kind, budget, input_dim, output_dim, ...)`: the units
+  that bring it closest to a parameter budget.
+"""
+
+from keras_deeprnn.models.architecture import KINDS
+from keras_deeprnn.models.builder import deep_rnn
+from keras_deeprnn.models.sizing import count_params
+from keras_deeprnn.models.sizing import size_to_budget
+
+__all__ = ["KINDS", "deep_rnn", "count_params", "size_to_budget"]
