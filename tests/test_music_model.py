@@ -183,3 +183,17 @@ def test_unknown_strategy_and_missing_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG"):
         runner.get_strategy("multi-worker")
+
+
+@pytest.mark.parametrize("arch,cell,unit_type", [
+    ("dt", "rnn", "lp"), ("dots", "gru", "maxout"), ("dot", "lstm", "relu"), ("srnn", "mut1", "tanh"),
+])
+def test_deep_architectures_step_like_the_full_sequence(arch, cell, unit_type):
+    model = build_model(cell, arch, units=6, layers=2, unit_type=unit_type, keys=6)
+    x = (np.random.default_rng(3).random((2, 7, 6)) < 0.3).astype("float32")
+    full = np.asarray(model(x))
+    stepper = generate.FrameStepper(model)
+    states = stepper.initial_state(2)
+    for t in range(7):
+        logits, states = stepper.step(x[:, t], states)
+        np.testing.assert_allclose(logits, full[:, t], atol=1e-5)

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 from apps.common import runner
+from apps.music.model import ARCHS
+from apps.music.model import build_model
+from apps.music.model import compile_model
 from keras_deeprnn.cells import CELL_NAMES
+from keras_deeprnn.layers import UNIT_TYPES
 
 DEFAULT_SAVED = Path("saved_models")
 
@@ -40,10 +44,16 @@ def parser():
     train = sub.add_parser("train", help="train a model and save it under saved_models/")
     _add_data(train)
     train.add_argument("--cell", default="lstm", choices=CELL_NAMES, help="recurrent cell")
-    train.add_argument("--arch", default="rnn", choices=("rnn", "srnn"),
-                       help="rnn: one recurrent layer; srnn: --layers stacked layers")
+    train.add_argument("--arch", default="rnn", choices=ARCHS,
+                       help="rnn: one recurrent layer; dt/dts: deep transition without/with "
+                       "shortcuts; dot/dots: the same plus a deep output; srnn: stacked layers "
+                       "(Pascanu et al. 2014)")
     train.add_argument("--units", type=int, default=128, help="units per recurrent layer")
-    train.add_argument("--layers", type=int, default=1, help="stacked layers (srnn)")
+    train.add_argument("--layers", type=int, default=2,
+                       help="depth: transition layers (dt, dts, dot, dots) or stacked layers "
+                       "(srnn); ignored by rnn")
+    train.add_argument("--unit-type", default="tanh", choices=UNIT_TYPES,
+                       help="units of the intermediate layers of deep architectures")
     train.add_argument("--epochs", type=int, default=50, help="maximum number of epochs")
     train.add_argument("--patience", type=int, default=8,
                        help="stop after this many epochs without a better validation NLL")
@@ -104,15 +114,14 @@ def _datasets(args, splits):
 
 
 def train(args):
-    from apps.music.model import build_model, compile_model
-
     name = args.name or f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
     run_dir = args.run_dir or Path("runs") / f"music-{name}"
     runner.set_seed(args.seed)
     data, ds = _datasets(args, ("train", "valid", "test"))
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
-        model = build_model(args.cell, args.arch, args.units, args.layers, args.dropout)
+        model = build_model(args.cell, args.arch, args.units, args.layers, args.dropout,
+                            args.unit_type)
         compile_model(model, args.lr, args.clipnorm)
     model.summary()
     grad_batch = next(iter(ds["train"]))

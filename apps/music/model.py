@@ -2,36 +2,50 @@
 
 import keras
 
-from keras_deeprnn import cells
 from keras_deeprnn.metrics import FrameNLL
 from keras_deeprnn.metrics import FrameNLLMetric
+from keras_deeprnn.models import KINDS
+from keras_deeprnn.models import deep_rnn
 
 KEYS = 88
-ARCHS = ("rnn", "srnn")
+ARCHS = KINDS
 
 
-def build_model(cell="lstm", arch="rnn", units=128, layers=1, dropout=0.0, keys=KEYS):
+def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
+                unit_type="tanh", keys=KEYS):
     """x_1..x_{T-1} (batch, T-1, keys) -> logits of x_2..x_T.
 
     Args:
-        cell: A cell name (`keras_deeprnn.cells.get`), e.g. "lstm", "gru".
-        arch: "rnn" (one recurrent layer) or "srnn" (`layers` stacked).
-        units: Units per recurrent layer.
-        layers: Depth of the stack for "srnn".
-        dropout: Dropout on each recurrent layer's output sequence.
+        cell: A cell name (`keras_deeprnn.cells.CELL_NAMES`), e.g. "lstm".
+        arch: An architecture of `keras_deeprnn.models.deep_rnn`: "rnn",
+            "dt", "dts", "dot", "dots" (deep transition / output, with or
+            without shortcuts) or "srnn" (stacked).
+        units: Units of the recurrent state (of each layer for "srnn").
+        layers: Depth: transition layers (dt kinds) or stacked layers
+            (srnn); ignored by "rnn".
+        dropout: Dropout on the recurrent layer's output sequence.
+        unit_type: Units of the intermediate layers: "tanh", "relu",
+            "maxout" or "lp".
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     if units < 1 or layers < 1:
         raise ValueError("--units and --layers must be positive.")
-    depth = layers if arch == "srnn" else 1
-    model = keras.Sequential(name=f"music_{cell}_{arch}")
+    deep_output = arch in ("dot", "dots")
+    rnn, *output = deep_rnn(
+        arch,
+        units=units,
+        cell=cell,
+        depth=None if arch == "rnn" else layers,
+        unit_type=unit_type,
+        output_units=keys if deep_output else None,
+    )
+    model = keras.Sequential(name=f"music_{cell}_{arch}".replace("-", "_"))
     model.add(keras.Input((None, keys), name="frames"))
-    for _ in range(depth):
-        model.add(keras.layers.RNN(cells.get(cell, units), return_sequences=True))
-        if dropout:
-            model.add(keras.layers.Dropout(dropout))
-    model.add(keras.layers.Dense(keys, name="logits"))
+    model.add(rnn)
+    if dropout:
+        model.add(keras.layers.Dropout(dropout))
+    model.add(output[0] if deep_output else keras.layers.Dense(keys, name="logits"))
     return model
 
 
