@@ -69,15 +69,45 @@ class FrameNLL(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
-class FrameNLLMetric(keras.metrics.MeanMetricWrapper):
-    """Frame NLL accumulated over a whole data set (sum over frames / frames).
+class FrameNLLMetric(keras.metrics.Metric):
+    """Frame NLL accumulated over a whole data set: sum(w * nll) / sum(w).
 
     Pass it in `weighted_metrics` so per-frame sample weights exclude padding.
+    Unlike `keras.metrics.MeanMetricWrapper`, which first averages each
+    sequence over its padded length, the sums run over frames, so the result
+    is exact when batches are padded to different lengths.
+
+    Args:
+        from_logits: Whether predictions are logits (default True).
+        name: Name of the metric.
+        dtype: Dtype of the accumulators.
     """
 
     def __init__(self, from_logits=True, name="nll", dtype=None):
-        super().__init__(frame_nll, name=name, dtype=dtype, from_logits=from_logits)
+        super().__init__(name=name, dtype=dtype)
         self.from_logits = from_logits
+        self.total = self.add_variable(
+            shape=(), initializer="zeros", dtype=self.dtype, name="total")
+        self.count = self.add_variable(
+            shape=(), initializer="zeros", dtype=self.dtype, name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.cast(y_pred, self.dtype)
+        values = frame_nll(y_true, y_pred, from_logits=self.from_logits)
+        if sample_weight is None:
+            weights = ops.ones_like(values)
+        else:
+            weights = ops.broadcast_to(
+                ops.cast(sample_weight, self.dtype), ops.shape(values))
+        self.total.assign_add(ops.sum(values * weights))
+        self.count.assign_add(ops.sum(weights))
+
+    def result(self):
+        return ops.divide_no_nan(self.total, self.count)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
 
     def get_config(self):
         return {"from_logits": self.from_logits, "name": self.name, "dtype": self.dtype}

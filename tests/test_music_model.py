@@ -42,6 +42,24 @@ def test_padding_is_excluded_from_loss_and_metric():
     assert float(metric.result()) == pytest.approx(want, rel=1e-5)
 
 
+def test_metric_is_exact_across_batches_of_different_padded_length():
+    # A mean over each sequence first would weigh the two batches by 1/T.
+    rng = np.random.default_rng(3)
+    batches, frames = [], []
+    for length, real in [(3, [3, 1]), (9, [9, 2])]:
+        y = (rng.random((2, length, 5)) < 0.2).astype("float32")
+        logits = rng.normal(size=(2, length, 5)).astype("float32")
+        w = (np.arange(length)[None] < np.array(real)[:, None]).astype("float32")
+        p = 1 / (1 + np.exp(-logits.astype("float64")))
+        nll = -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(-1)
+        frames.extend(nll[w > 0])
+        batches.append((y, logits, w))
+    metric = FrameNLLMetric()
+    for y, logits, w in batches:
+        metric.update_state(y, logits, sample_weight=w)
+    assert float(metric.result()) == pytest.approx(np.mean(frames), rel=1e-5)
+
+
 def _model(cell="lstm", arch="srnn", layers=2):
     model = build_model(cell, arch, units=8, layers=layers, dropout=0.1, keys=6)
     rng = np.random.default_rng(1)
