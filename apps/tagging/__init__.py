@@ -1,0 +1,1 @@
+"""Sequence tagging (many-to-many): POS tags, chunks, named entities."""
