@@ -1,0 +1,1 @@
+"""Sentence and document sentiment classification (many-to-one)."""
