@@ -5,7 +5,29 @@ Nottingham, ... ``.mat``/``.pickle`` files, MIDI folders, music21's Bach
 chorales) and a `tf.data` pipeline for next-frame prediction. The optional
 dependencies (scipy, pretty_midi, music21) are imported only by the functions
 that need them.
+
+`keras_deeprnn.data.text`: sentence-classification sets (MR, delimited
+"text, label" files, a folder per class, tfds ``imdb_reviews``/``glue/sst2``)
+and the fold splits of the MR protocol.
+
+`keras_deeprnn.data.conll`: tagged sentences (CoNLL-U treebanks, column
+CoNLL files, tfds ``universal_dependencies``/``conll2003``) and a padded,
+masked `tf.data` pipeline for sequence tagging.
+
+The most used names of each module are re-exported here; the rest (and each
+module's own ``load_tfds``) live in the module.
 """
+
+from keras_deeprnn.data import conll, music, text
+from keras_deeprnn.data.conll import (
+    ConllError,
+    Sentence,
+    load_tagging,
+    read_conll,
+    read_conllu,
+    tag_set,
+    tagging_dataset,
+)
 
 from keras_deeprnn.data.music import (
     DATASET_FILES,
@@ -24,8 +46,36 @@ from keras_deeprnn.data.music import (
     piano_roll_dataset,
     rolls_to_midi,
 )
+from keras_deeprnn.data.text import (
+    TextDataError,
+    TextSet,
+    kfold_indices,
+    load_class_folders,
+    load_delimited,
+    load_mr,
+    load_text,
+    split_indices,
+)
 
 __all__ = [
+    "conll",
+    "music",
+    "text",
+    "ConllError",
+    "Sentence",
+    "load_tagging",
+    "read_conll",
+    "read_conllu",
+    "tag_set",
+    "tagging_dataset",
+    "TextDataError",
+    "TextSet",
+    "kfold_indices",
+    "load_class_folders",
+    "load_delimited",
+    "load_mr",
+    "load_text",
+    "split_indices",
     "DATASET_FILES",
     "HIGHEST_NOTE",
     "LOWEST_NOTE",
