@@ -168,7 +168,8 @@ def save(model, directory, metadata):
 
     Both files are written under temporary names and renamed into place, so
     an interrupted save never leaves a half-written model where a good one
-    was.
+    was. The optimizer's state stays in the run's checkpoints (for resuming);
+    the saved model leaves it out, which makes it several times smaller.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -183,7 +184,7 @@ def save(model, directory, metadata):
         **metadata,
     }
     tmp_model = directory / (MODEL_FILE + ".tmp.keras")
-    model.save(tmp_model)
+    model.save(tmp_model, include_optimizer=False)
     tmp_meta = directory / (METADATA_FILE + ".tmp")
     tmp_meta.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     os.replace(tmp_model, directory / MODEL_FILE)
