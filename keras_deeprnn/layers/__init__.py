@@ -14,6 +14,9 @@ places; each is a layer or cell here, usable in stock `keras.layers.RNN`:
 `DeepTransitionCell` also has skip connections across time (h_t receives
 h_{t-d}). `keras_deeprnn.models.deep_rnn` builds any of these by name.
 
+For tagging, `CRF` is a linear-chain CRF output layer, trained with
+`CRFLoss` and decoded with `viterbi_decode`.
+
 Intermediate layers use one of `UNIT_TYPES`: "tanh", "relu", "maxout"
 (max over `maxout_pieces` linear pieces) and "lp", the learned-norm
 pooling units of Gulcehre et al. 2014: over a group of N = `lp_group`
@@ -28,6 +31,10 @@ function at most eps away from it, so that the gradients at a_j = 0 (of
 """
 
 from keras_deeprnn.layers._units import UNIT_TYPES
+from keras_deeprnn.layers.crf import CRF
+from keras_deeprnn.layers.crf import CRFLoss
+from keras_deeprnn.layers.crf import crf_token_nll
+from keras_deeprnn.layers.crf import viterbi_decode
 from keras_deeprnn.layers.deep_output import DeepOutput
 from keras_deeprnn.layers.deep_transition_cell import DeepTransitionCell
 from keras_deeprnn.layers.deep_transition_gru_cell import DeepTransitionGRUCell
@@ -41,4 +48,8 @@ __all__ = [
     "DeepTransitionGRUCell",
     "DeepOutput",
     "StackedCells",
+    "CRF",
+    "CRFLoss",
+    "crf_token_nll",
+    "viterbi_decode",
 ]
