@@ -166,3 +166,48 @@ def test_cli_reports_bad_input_cleanly(trained, tmp_path, capsys):
     assert "No model at" in capsys.readouterr().err
     assert cli.main(["train", "--train", str(bad)]) == 2
     assert "bad.conllu:13" in capsys.readouterr().err
+
+
+def test_crf_marginals_match_enumeration():
+    import itertools
+
+    from apps.tagging.model import _crf_marginals
+
+    rng = np.random.default_rng(0)
+    potentials = rng.normal(size=(4, 3, 3))
+    potentials[0] = potentials[0, :1]  # the first step's rows are equal
+    weight = {}
+    for y in itertools.product(range(3), repeat=4):
+        weight[y] = np.exp(potentials[0, 0, y[0]] + sum(
+            potentials[t, y[t - 1], y[t]] for t in range(1, 4)))
+    z = sum(weight.values())
+    want = np.array([[sum(w for y, w in weight.items() if y[t] == k) / z for k in range(3)]
+                     for t in range(4)])
+    np.testing.assert_allclose(_crf_marginals(potentials), want, rtol=1e-10)
+
+
+def test_crf_tagger_trains_saves_and_tags(tmp_path, capsys):
+    train, test = toy_language(240, 0), toy_language(80, 1)
+    (tmp_path / "train.conllu").write_text(to_conllu(train))
+    (tmp_path / "test.conllu").write_text(to_conllu(test))
+    assert cli.main([
+        "train", "--train", str(tmp_path / "train.conllu"), "--test", str(tmp_path / "test.conllu"),
+        "--valid-fraction", "0.2", "--cell", "gru", "--units", "16", "--word-dim", "16",
+        "--char-units", "0", "--dropout", "0.1", "--epochs", "8", "--patience", "8",
+        "--batch-size", "16", "--lr", "0.01", "--crf", "--name", "crf",
+        "--out", str(tmp_path / "saved"), "--run-dir", str(tmp_path / "run"),
+    ]) == 0
+    saved = tmp_path / "saved" / "tagging-crf"
+    meta = json.loads((saved / "metadata.json").read_text())
+    most = baselines.MostFrequentTagger().fit(train)
+    baseline = evaluation.score(test, [most.tag(s.tokens) for s in test])["accuracy"]
+    assert meta["metrics"]["test_accuracy"] > baseline + 0.03
+    model = runner.load(saved)
+    assert model.get_layer("crf") is not None
+    tokens = [s.tokens for s in test[:6]]
+    tags, probs = predict_tags(model, tokens, return_probabilities=True)
+    assert [len(t) for t in tags] == [len(t) for t in tokens]
+    assert all(0 < p <= 1 for row in probs for p in row)
+    capsys.readouterr()
+    assert cli.main(["tag", str(saved), " ".join(tokens[0])]) == 0
+    assert tags[0][0] in capsys.readouterr().out

@@ -65,6 +65,9 @@ def parser():
     train.add_argument("--word-dropout", type=float, default=1.0,
                        help="alpha: a training word seen c times is replaced by the unknown "
                        "word with probability alpha/(alpha+c); 0: off")
+    train.add_argument("--crf", action="store_true",
+                       help="a linear-chain CRF output layer (learned tag transitions, "
+                       "Viterbi decoding) instead of per-token softmaxes")
     train.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
     train.add_argument("--epochs", type=int, default=25, help="(maximum) number of epochs")
     train.add_argument("--patience", type=int, default=6,
@@ -211,7 +214,7 @@ def train(args):
             layers=args.layers, units=args.units, word_dim=args.word_dim,
             char_cell=args.char_cell, char_units=args.char_units, char_dim=args.char_dim,
             max_chars=args.max_chars, dropout=args.dropout, word_counts=counts,
-            word_dropout=args.word_dropout, seed=args.seed)
+            word_dropout=args.word_dropout, crf=args.crf, seed=args.seed)
         steps = int(train_ds.cardinality()) * args.epochs if args.schedule == "cosine" else None
         compile_model(model, args.lr, args.clipnorm, decay_steps=steps)
     model.summary(line_length=100)

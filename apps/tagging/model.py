@@ -9,6 +9,7 @@ with `safe_mode=True`:
     tokens ─ NormalizeWords ─ StringLookup ─ WordDropout ─ Embedding ────┐
            └ CharSplit ─ StringLookup ─ Embedding ─ PerWord(Bi-RNN) ────┴ concat
       ─ Dropout ─ [Bidirectional(RNN) ─ Dropout] x layers ─ TagScores (tag names)
+      [─ CRF: with `crf=True`, (batch, time, tags, tags) edge potentials]
 
 The custom layers are registered with Keras, so importing this module is all
 `keras.models.load_model` needs.
@@ -20,6 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_deeprnn import cells
+from keras_deeprnn.layers import CRF, CRFLoss, viterbi_decode
 
 PACKAGE = "keras_deeprnn_tagging"
 ARCHS = ("rnn", "dt", "dts", "srnn")
@@ -129,6 +131,8 @@ class TokenAccuracy(keras.metrics.Metric):
 
     Keras's `SparseCategoricalAccuracy` with `(batch, time)` weights averages
     per-sentence means instead, which weighs batches of long sentences less.
+    Predictions are the argmax of the logits, or the Viterbi path of CRF
+    edge potentials.
     """
 
     def __init__(self, name="accuracy", dtype=None):
@@ -137,7 +141,8 @@ class TokenAccuracy(keras.metrics.Metric):
         self.total = self.add_variable((), initializer="zeros", name="total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        right = ops.equal(ops.cast(y_true, "int32"), ops.cast(ops.argmax(y_pred, -1), "int32"))
+        best = viterbi_decode(y_pred) if len(y_pred.shape) == 4 else ops.argmax(y_pred, -1)
+        right = ops.equal(ops.cast(y_true, "int32"), ops.cast(best, "int32"))
         right = ops.cast(right, self.dtype)
         weight = ops.ones_like(right) if sample_weight is None else ops.cast(
             ops.reshape(sample_weight, ops.shape(right)), self.dtype)
@@ -227,6 +232,7 @@ def build_model(
     dropout=0.5,
     word_counts=None,
     word_dropout=1.0,
+    crf=False,
     seed=None,
 ):
     """The tagger (see the module docstring).
@@ -253,6 +259,8 @@ def build_model(
         word_dropout: alpha of the word dropout: in training a word seen
             `c` times is replaced by the unknown word with probability
             `alpha / (alpha + c)` (`WordDropout`).
+        crf: end with a linear-chain `CRF` (tag transitions learned, Viterbi
+            decoding) instead of independent per-token softmaxes.
     """
     if units < 1 or layers < 1:
         raise ValueError("--units and --layers must be positive")
@@ -294,17 +302,26 @@ def build_model(
                                        name=f"birnn_{i + 1}")(x)
         x = keras.layers.Dropout(dropout, seed=seed)(x)
     scores = TagScores(tags, name="tag_scores")(x)
+    if crf:
+        scores = CRF(name="crf")(scores)
     return keras.Model(tokens, scores, name=f"tagger_{cell}_{arch}".replace("-", "_"))
 
 
+def has_crf(model):
+    return any(isinstance(layer, CRF) for layer in model.layers)
+
+
 def compile_model(model, lr=2e-3, clipnorm=5.0, decay_steps=None):
-    """Adam, cross-entropy over the tags, `TokenAccuracy`; with `decay_steps`,
-    the learning rate follows a cosine from `lr` down to `lr / 20`."""
+    """Adam, cross-entropy over the tags (the CRF's sequence NLL for a CRF
+    tagger), `TokenAccuracy`; with `decay_steps`, the learning rate follows a
+    cosine from `lr` down to `lr / 20`."""
     if decay_steps:
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=0.05)
+    loss = CRFLoss() if has_crf(model) else keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True)
     model.compile(
         optimizer=keras.optimizers.Adam(lr, clipnorm=clipnorm or None),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss,
         weighted_metrics=[TokenAccuracy()],
         jit_compile=False,  # string ops inside the model
     )
@@ -342,7 +359,9 @@ def predict_tags(model, token_lists, batch_size=64, return_probabilities=False):
     """Tags of each sentence (a list of tokens), in the input order.
 
     Sentences are batched by length. With `return_probabilities`, also the
-    probability of each chosen tag.
+    probability of each chosen tag (for a CRF tagger: its marginal
+    probability given the sentence, by the forward-backward algorithm, and
+    the tags are the Viterbi path).
 
     Raises:
         ValueError: a sentence without tokens, or an empty token.
@@ -359,14 +378,40 @@ def predict_tags(model, token_lists, batch_size=64, return_probabilities=False):
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         logits = np.asarray(model.predict_on_batch(pad_tokens([token_lists[i] for i in chunk])))
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        best = p.argmax(-1)
+        if logits.ndim == 4:  # CRF edge potentials
+            best = np.asarray(viterbi_decode(logits))
+            p = np.stack([_crf_marginals(row) for row in logits])
+        else:
+            p = np.exp(logits - logits.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            best = p.argmax(-1)
         for row, i in enumerate(chunk):
             n = len(token_lists[i])
             tags[i] = [names[k] for k in best[row, :n]]
             probs[i] = p[row, np.arange(n), best[row, :n]].tolist()
     return (tags, probs) if return_probabilities else tags
+
+
+def _logsumexp(a, axis):
+    top = a.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis) + np.log(np.exp(a - top).sum(axis=axis))
+
+
+def _crf_marginals(potentials):
+    """p(y_t = k | sentence) from one sentence's `(time, tags, tags)` CRF
+    edge potentials: exp(alpha_t + beta_t - log Z) (padding, which keeps the
+    tag, leaves the real tokens' marginals unchanged)."""
+    potentials = potentials.astype("float64")
+    steps = len(potentials)
+    alpha = np.empty(potentials.shape[:2])
+    beta = np.zeros(potentials.shape[:2])
+    alpha[0] = potentials[0, 0]
+    for t in range(1, steps):
+        alpha[t] = _logsumexp(alpha[t - 1][:, None] + potentials[t], 0)
+    for t in range(steps - 2, -1, -1):
+        beta[t] = _logsumexp(potentials[t + 1] + beta[t + 1][None, :], 1)
+    log_p = alpha + beta - _logsumexp(alpha[-1], 0)
+    return np.exp(log_p)
 
 
 def export_saved_model(model, path):
