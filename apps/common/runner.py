@@ -75,6 +75,7 @@ def fit(
     patience=10,
     grad_batch=None,
     verbose="auto",
+    callbacks=(),
 ):
     """`model.fit` with the apps' callbacks; returns the History.
 
@@ -93,10 +94,14 @@ def fit(
         patience: Epochs without improvement before stopping.
         grad_batch: Optional fixed batch for the per-layer gradient norms.
         verbose: Keras verbosity; "auto" shows a progress bar.
+        callbacks: Extra callbacks, run before the apps' own (e.g.
+            `keras_deeprnn.training.WeightNoise`, which must see each batch
+            first).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
+        *callbacks,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
