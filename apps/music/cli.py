@@ -16,6 +16,7 @@ from apps.music.model import build_model
 from apps.music.model import compile_model
 from keras_deeprnn.cells import CELL_NAMES
 from keras_deeprnn.layers import UNIT_TYPES
+from keras_deeprnn.training import WeightNoise
 
 DEFAULT_SAVED = Path("saved_models")
 
@@ -29,12 +30,6 @@ def _add_data(p, default="bach"):
         "PATH.mat, PATH.pickle, or a folder of MIDI files",
     )
     p.add_argument("--batch-size", type=int, default=16, help="pieces per batch")
-    p.add_argument(
-        "--max-length",
-        type=int,
-        default=None,
-        help="cut pieces into windows of at most this many frames (default: whole pieces)",
-    )
 
 
 def parser():
@@ -43,6 +38,13 @@ def parser():
 
     train = sub.add_parser("train", help="train a model and save it under saved_models/")
     _add_data(train)
+    train.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="cut training pieces into windows of at most this many frames (default: "
+        "whole pieces); validation and test always score whole pieces",
+    )
     train.add_argument("--cell", default="lstm", choices=CELL_NAMES, help="recurrent cell")
     train.add_argument("--arch", default="rnn", choices=ARCHS,
                        help="rnn: one recurrent layer; dt/dts: deep transition without/with "
@@ -62,6 +64,14 @@ def parser():
                        help="clip each gradient to this norm (0: off)")
     train.add_argument("--dropout", type=float, default=0.0,
                        help="dropout on the recurrent layers' outputs")
+    train.add_argument("--input-dropout", type=float, default=0.0,
+                       help="dropout on the input frames")
+    train.add_argument("--weight-noise", type=float, default=0.0, metavar="STD",
+                       help="Gaussian noise of this std on the weight matrices, one sample per "
+                       "training batch (Graves 2011; Pascanu et al. used 0.075); 0: off")
+    train.add_argument("--gradient-noise", type=float, default=0.0, metavar="ETA",
+                       help="annealed Gaussian gradient noise of variance ETA / (1 + step)^0.55 "
+                       "(Neelakantan et al. 2015; e.g. 0.01); 0: off")
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--strategy", default="default", choices=runner.STRATEGIES,
                        help="tf.distribute strategy (multi-worker reads TF_CONFIG)")
@@ -107,7 +117,8 @@ def _datasets(args, splits):
             args.batch_size,
             shuffle=split == "train",
             seed=getattr(args, "seed", 0),
-            max_length=args.max_length,
+            # Windows speed training up; scores are of whole pieces, as published.
+            max_length=getattr(args, "max_length", None) if split == "train" else None,
         )
         for split in splits
     }
@@ -116,19 +127,26 @@ def _datasets(args, splits):
 def train(args):
     name = args.name or f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
     run_dir = args.run_dir or Path("runs") / f"music-{name}"
+    for option, value in (("--weight-noise", args.weight_noise),
+                          ("--gradient-noise", args.gradient_noise)):
+        if value < 0:
+            raise ValueError(f"{option} must be >= 0, got {value}.")
     runner.set_seed(args.seed)
     data, ds = _datasets(args, ("train", "valid", "test"))
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(args.cell, args.arch, args.units, args.layers, args.dropout,
-                            args.unit_type)
-        compile_model(model, args.lr, args.clipnorm)
+                            args.unit_type, input_dropout=args.input_dropout)
+        compile_model(model, args.lr, args.clipnorm, gradient_noise=args.gradient_noise,
+                      seed=args.seed)
     model.summary()
     grad_batch = next(iter(ds["train"]))
+    noise = [WeightNoise(args.weight_noise, seed=args.seed)] if args.weight_noise else []
     with runner.Timer() as timer:
         history = runner.fit(
             model, ds["train"], ds["valid"], run_dir, args.epochs,
             monitor="val_nll", patience=args.patience, grad_batch=grad_batch,
+            callbacks=noise,
         )
     metrics = {
         split: float(model.evaluate(ds[split], verbose=0, return_dict=True)["nll"])
@@ -145,6 +163,9 @@ def train(args):
             "metric": "frame NLL, nats, padding excluded",
             "metrics": {"valid_nll": metrics["valid"], "test_nll": metrics["test"]},
             "epochs_run": len(history.history["loss"]),
+            # Epoch numbers count from the start even after a resume.
+            "best_epoch": history.epoch[min(
+                range(len(history.epoch)), key=history.history["val_nll"].__getitem__)] + 1,
             "train_seconds": round(timer.seconds, 1),
             "arguments": {k: str(v) for k, v in vars(args).items()},
             "command": runner.command_line(),

@@ -6,13 +6,14 @@ from keras_deeprnn.metrics import FrameNLL
 from keras_deeprnn.metrics import FrameNLLMetric
 from keras_deeprnn.models import KINDS
 from keras_deeprnn.models import deep_rnn
+from keras_deeprnn.training import GradientNoise
 
 KEYS = 88
 ARCHS = KINDS
 
 
 def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
-                unit_type="tanh", keys=KEYS):
+                unit_type="tanh", keys=KEYS, input_dropout=0.0, cell_kwargs=None):
     """x_1..x_{T-1} (batch, T-1, keys) -> logits of x_2..x_T.
 
     Args:
@@ -26,11 +27,20 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
         dropout: Dropout on the recurrent layer's output sequence.
         unit_type: Units of the intermediate layers: "tanh", "relu",
             "maxout" or "lp".
+        keys: Keys per frame (88 for a piano).
+        input_dropout: Dropout on the input frames (notes of the past
+            frames are hidden at random while training, so the model cannot
+            lean on any single one).
+        cell_kwargs: More arguments for every recurrent cell (e.g.
+            `{"forget_bias": 2.0}` for an LSTM).
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     if units < 1 or layers < 1:
         raise ValueError("--units and --layers must be positive.")
+    for option, rate in (("--dropout", dropout), ("--input-dropout", input_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{option} must be in [0, 1), got {rate}.")
     deep_output = arch in ("dot", "dots")
     rnn, *output = deep_rnn(
         arch,
@@ -39,9 +49,12 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
         depth=None if arch == "rnn" else layers,
         unit_type=unit_type,
         output_units=keys if deep_output else None,
+        cell_kwargs=cell_kwargs,
     )
     model = keras.Sequential(name=f"music_{cell}_{arch}".replace("-", "_"))
     model.add(keras.Input((None, keys), name="frames"))
+    if input_dropout:
+        model.add(keras.layers.Dropout(input_dropout, name="input_dropout"))
     model.add(rnn)
     if dropout:
         model.add(keras.layers.Dropout(dropout))
@@ -49,8 +62,17 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
     return model
 
 
-def compile_model(model, lr=1e-3, clipnorm=1.0):
+def compile_model(model, lr=1e-3, clipnorm=1.0, gradient_noise=0.0, seed=None):
+    """Adam with norm clipping and optional annealed gradient noise.
+
+    `gradient_noise` is the eta of `keras_deeprnn.training.GradientNoise`
+    (variance eta / (1 + t)^0.55 at step t; 0: off).
+    """
+    if gradient_noise < 0:
+        raise ValueError(f"--gradient-noise must be >= 0, got {gradient_noise}.")
     optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None)
+    if gradient_noise:
+        optimizer = GradientNoise(optimizer, eta=gradient_noise, seed=seed)
     model.compile(
         optimizer=optimizer,
         loss=FrameNLL(),
