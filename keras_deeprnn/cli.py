@@ -10,12 +10,23 @@ def main(argv=None):
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="train a small RNN on generated sequences", add_help=False)
+    sub.add_parser("export", help="export a .keras model to TFLite / SavedModel",
+                   add_help=False)
     sub.add_parser("version", help="print the library, Keras and TensorFlow versions")
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         from keras_deeprnn import demo
 
         return demo.main(rest)
+    if args.command == "export":
+        from keras_deeprnn.export import ExportError
+        from keras_deeprnn.export import command
+
+        try:
+            return command.main(rest)
+        except (ExportError, ValueError, FileNotFoundError, ImportError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     import keras

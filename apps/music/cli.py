@@ -1,4 +1,4 @@
-"""`python -m apps.music train|evaluate|generate`.
+"""`python -m apps.music train|evaluate|generate|export`.
 
 Polyphonic music modelling: a recurrent network predicts each piano-roll
 frame from the frames before it (88 independent Bernoulli keys) and is
@@ -87,6 +87,20 @@ def parser():
     evaluate.add_argument("model", type=Path, help="saved_models/music-NAME or a .keras file")
     _add_data(evaluate)
     evaluate.add_argument("--split", default="test", choices=("train", "valid", "test"))
+
+    exp = sub.add_parser(
+        "export", help="TFLite (builtin ops) / SavedModel export into MODEL/export, with a "
+        "manifest; reports the test frame NLL of the TFLite model beside Keras's")
+    exp.add_argument("model", type=Path, help="saved_models/music-NAME")
+    _add_data(exp)
+    exp.add_argument("--format", default="tflite", choices=("tflite", "saved_model", "all"))
+    exp.add_argument("--mode", default="streaming", choices=("sequence", "streaming"),
+                     help="streaming: one frame per invoke, states in/out (for generation)")
+    exp.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8"))
+    exp.add_argument("--max-length", type=int, default=256,
+                     help="frames per invoke of the sequence mode")
+    exp.add_argument("--calibration-pieces", type=int, default=32,
+                     help="training pieces that calibrate int8 (first 64 frames of each)")
 
     gen = sub.add_parser("generate", help="generate music; writes a MIDI file and a PNG")
     gen.add_argument("model", type=Path, help="saved_models/music-NAME or a .keras file")
@@ -205,11 +219,67 @@ def generate(args):
     return 0
 
 
+def export(args):
+    import numpy as np
+
+    from keras_deeprnn.export import load_export
+    from keras_deeprnn.export import write_export
+    from keras_deeprnn.export.manifest import tflite_name
+    from keras_deeprnn.metrics import frame_nll
+
+    model = runner.load(args.model)
+    data = _datasets(args, ())[0]
+    quantize = None if args.quantize == "none" else args.quantize
+    windows = [roll[:64] for roll in data["train"][: args.calibration_pieces]]
+    length = min(len(w) for w in windows)
+    calibration = np.stack([w[: length - 1] for w in windows]).astype("float32")
+    folder = args.model / "export"
+    tflite = [(args.mode, quantize)] if args.format != "saved_model" else []
+    write_export(model, folder, args.model.name, tflite=tflite,
+                 saved_model=args.format != "tflite", representative_data=calibration,
+                 max_length=args.max_length, metrics=runner.read_metadata(args.model).get("metrics"))
+    if not tflite:
+        print(f"wrote {folder}")
+        return 0
+    interpreter, entry = load_export(folder, tflite_name(args.mode, quantize))
+    run = interpreter.get_signature_runner()
+    states = [d["name"] for d in entry["inputs"] if "_state_" in d["name"]]
+    frames = next(d["name"] for d in entry["inputs"] if d["name"] not in states + ["lengths"])
+    total = {"keras": 0.0, "tflite": 0.0}
+    count = 0
+    for roll in data["test"]:
+        roll = roll.astype("float32")
+        if args.mode == "sequence":
+            roll = roll[: args.max_length + 1]
+            padded = np.zeros((1, args.max_length, roll.shape[1]), "float32")
+            padded[0, : len(roll) - 1] = roll[:-1]
+            logits = run(**{frames: padded, "lengths": np.array([len(roll) - 1], np.int32)})
+            logits = logits["output_0"][0, : len(roll) - 1]
+        else:
+            carried = {n: np.zeros(d["shape"], "float32") for d in entry["inputs"]
+                        for n in [d["name"]] if n in states}
+            steps = []
+            for frame in roll[:-1]:
+                out = run(**{frames: frame[None]}, **carried)
+                carried = {n: out[n] for n in states}
+                steps.append(out["output_0"][0])
+            logits = np.stack(steps)
+        reference = np.asarray(model(roll[None, :-1]))[0]
+        total["tflite"] += float(np.sum(frame_nll(roll[1:], logits)))
+        total["keras"] += float(np.sum(frame_nll(roll[1:], reference)))
+        count += len(roll) - 1
+    keras_nll, tflite_nll = total["keras"] / count, total["tflite"] / count
+    print(f"{folder / entry['file']}: test frame NLL {tflite_nll:.4f} nats (Keras {keras_nll:.4f}; "
+          f"relative difference {(tflite_nll - keras_nll) / keras_nll:+.3%}; {count} frames)")
+    return 0
+
+
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     try:
-        return {"train": train, "evaluate": evaluate, "generate": generate}[args.command](args)
+        return {"train": train, "evaluate": evaluate, "generate": generate,
+                "export": export}[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,24 +6,25 @@
   ``serving_default`` signature) takes raw strings ``(batch,)`` and returns
   class probabilities ``(batch, classes)``; tokenisation is inside.
 - ``model.tflite``: the classifier alone, on token ids: input ``token_ids``
-  int32 ``(batch, max_length)``, 0-padded after the text; output float32
-  ``(batch, classes)``. It uses TensorFlow Lite built-in ops (the recurrence
-  is a ``WHILE`` loop); a streaming export is a separate issue.
+  int32 ``(1, max_length)``, 0-padded after the text; output float32
+  ``(1, classes)``. It is `keras_deeprnn.export.export_tflite`'s sequence
+  mode (TFLite builtin ops only, checked against Keras; the recurrence is a
+  ``WHILE`` loop over the hoisted input projection).
 - ``vocab.txt``: the vocabulary, one token a line; line i (from 0) is id i.
   Line 0 is ``[PAD]`` (id 0, padding) and line 1 ``[UNK]`` (id 1, every
   token not in the file).
 - ``labels.txt``: the label names, line i is class i.
 - ``tokenizer.json``: how to turn a text into ids (also in ``README.md``).
+- ``manifest.json``: versions, the exports' specs and the sha256 of every
+  file (`keras_deeprnn.export.check_manifest` refuses a changed folder).
 """
 
 import json
-import tempfile
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-
 from apps.sentiment.model import parts
+from keras_deeprnn.export import export_tflite
+from keras_deeprnn.export import write_manifest
 
 TOKENIZER_STEPS = [
     "lower-case the text (Unicode lower-casing)",
@@ -40,7 +41,7 @@ TOKENIZER_STEPS = [
 ]
 
 
-def export(model, out_dir, label_names):
+def export(model, out_dir, label_names, metrics=None):
     """Writes the SavedModel, the TFLite model, ``vocab.txt``, ``labels.txt``
     and ``tokenizer.json`` of a text model into `out_dir`; returns the paths."""
     vectorizer, classifier = parts(model)
@@ -53,7 +54,9 @@ def export(model, out_dir, label_names):
     model.export(str(paths["saved_model"]), format="tf_saved_model", verbose=False)
 
     paths["tflite"] = out / "model.tflite"
-    paths["tflite"].write_bytes(_tflite(classifier, max_length))
+    # The classifier masks id 0 itself: no `lengths` input.
+    report = export_tflite(classifier, paths["tflite"], mode="sequence",
+                           max_length=max_length, lengths=False)
 
     vocab = ["[PAD]"] + [str(t) for t in vectorizer.get_vocabulary()[1:]]
     paths["vocab"] = out / "vocab.txt"
@@ -77,17 +80,14 @@ def export(model, out_dir, label_names):
     paths["tokenizer"] = out / "tokenizer.json"
     paths["tokenizer"].write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n",
                                   encoding="utf-8")
+    exports = [
+        {"file": "model.tflite", "format": "tflite", "mode": "sequence", "quantize": None,
+         "inputs": report["inputs"], "outputs": report["outputs"],
+         "ops": sorted(set(report["ops"])), "max_abs_diff": report["max_abs_diff"],
+         "tolerance": report["tolerance"]},
+        {"file": "saved_model", "format": "saved_model", "signatures": {"serve": ["text"]}},
+    ]
+    paths["manifest"] = out / "manifest.json"
+    write_manifest(out, classifier.name, exports, metrics=metrics,
+                   model_inputs=[{"name": "text", "shape": [None], "dtype": "string"}])
     return paths
-
-
-def _tflite(classifier, max_length):
-    """The classifier on token ids ``(1, max_length)`` as TFLite bytes
-    (through a SavedModel, so that the weights are frozen to constants)."""
-    ids_spec = tf.TensorSpec([1, max_length], tf.int32, name="token_ids")
-    archive = keras.export.ExportArchive()
-    archive.track(classifier)
-    archive.add_endpoint("serve", lambda ids: classifier(ids, training=False),
-                         input_signature=[ids_spec])
-    with tempfile.TemporaryDirectory() as tmp:
-        archive.write_out(tmp, verbose=False)
-        return tf.lite.TFLiteConverter.from_saved_model(tmp).convert()

@@ -321,9 +321,17 @@ def tag(args):
 def export(args):
     from apps.tagging.model import export_saved_model
 
+    from keras_deeprnn.export import write_manifest
+
     model = _load_tagger(args.model)
     folder = args.model if args.model.is_dir() else args.model.parent
     out = export_saved_model(model, args.out or folder / "saved_model")
+    # The tagger reads strings (StringLookup), which TFLite builtin ops
+    # cannot: the SavedModel is its deployment format. The manifest inside
+    # it hashes every file (keras_deeprnn.export.check_manifest).
+    write_manifest(out, folder.name, [{"file": ".", "format": "saved_model",
+                                       "signatures": {"serve": ["tokens"]}}],
+                   metrics=runner.read_metadata(folder).get("metrics"))
     print(f"wrote the SavedModel {out} (signature 'serve': string tokens (batch, time), "
           f"padded with \"\" -> logits (batch, time, {model.output_shape[-1]}))")
     return 0
