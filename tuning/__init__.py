@@ -1,0 +1,11 @@
+"""Hyperparameter and architecture searches with KerasTuner.
+
+- `tuning.hypermodels`: a `keras_tuner.HyperModel` per app (music,
+  sentiment, tagging) over cells, architectures, sizes and optimiser settings.
+- `tuning.search`: `python -m tuning.search APP ...`, one search (random,
+  Bayesian or Hyperband; `tasks` runs the evolutionary cell search).
+- `tuning.distributed`: `python -m tuning.distributed APP --workers N ...`,
+  the same search with KerasTuner's chief and N workers on loopback.
+- `tuning.evolution`, `tuning.tasks`: the evolutionary search of cell genomes
+  (Jozefowicz et al. 2015).
+"""

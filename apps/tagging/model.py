@@ -202,17 +202,18 @@ class TagScores(keras.layers.Dense):
         return {**super().get_config(), "tags": self.tags}
 
 
-def _sequence_layer(cell, arch, units, depth):
+def _sequence_layer(cell, arch, units, depth, cell_kwargs=None):
     """One recurrent layer (whole sequence out) of the cell and architecture."""
     if arch == "rnn":
         if depth not in (None, 1):
             raise ValueError("--depth applies to --arch dt, dts and srnn")
-        return keras.layers.RNN(cells.get(cell, units), return_sequences=True)
+        return keras.layers.RNN(cells.get(cell, units, **(cell_kwargs or {})),
+                                return_sequences=True)
     if arch not in ARCHS:
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     from keras_deeprnn.models import deep_rnn
 
-    return deep_rnn(arch, units=units, cell=cell, depth=depth)[0]
+    return deep_rnn(arch, units=units, cell=cell, depth=depth, cell_kwargs=cell_kwargs)[0]
 
 
 def build_model(
@@ -234,6 +235,7 @@ def build_model(
     word_dropout=1.0,
     crf=False,
     seed=None,
+    cell_kwargs=None,
 ):
     """The tagger (see the module docstring).
 
@@ -261,6 +263,9 @@ def build_model(
             `alpha / (alpha + c)` (`WordDropout`).
         crf: end with a linear-chain `CRF` (tag transitions learned, Viterbi
             decoding) instead of independent per-token softmaxes.
+        cell_kwargs: more arguments for the cells of the sentence RNN (e.g.
+            `{"forget_bias": 2.0}` for an LSTM); the character RNN keeps its
+            defaults.
     """
     if units < 1 or layers < 1:
         raise ValueError("--units and --layers must be positive")
@@ -298,7 +303,7 @@ def build_model(
     x = features[0] if len(features) == 1 else keras.layers.Concatenate(name="features")(features)
     x = keras.layers.Dropout(dropout, seed=seed)(x)
     for i in range(layers):
-        x = keras.layers.Bidirectional(_sequence_layer(cell, arch, units, depth),
+        x = keras.layers.Bidirectional(_sequence_layer(cell, arch, units, depth, cell_kwargs),
                                        name=f"birnn_{i + 1}")(x)
         x = keras.layers.Dropout(dropout, seed=seed)(x)
     scores = TagScores(tags, name="tag_scores")(x)

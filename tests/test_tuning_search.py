@@ -1,0 +1,242 @@
+"""Hyperparameter searches (`tuning.hypermodels`, `python -m tuning.search`):
+the search space reaches the app models, a 3-trial search with each tuner
+on tiny music data, TensorBoard hparams, the summary table, NaN trials."""
+
+import glob
+import json
+import math
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_deeprnn.cells import CELL_NAMES
+from keras_deeprnn.models import KINDS
+from test_music_cli import _arpeggios
+from test_music_data import write_mat
+from tuning import search
+from tuning.hypermodels import FORGET_GATE_CELLS
+from tuning.hypermodels import MusicHyperModel
+from tuning.hypermodels import SentimentHyperModel
+from tuning.hypermodels import TaggingHyperModel
+
+MUSIC = ["--batch-size", "4", "--epochs", "2", "--fix", "units=4", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_mat(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tuning")
+    return write_mat(folder / "tiny.mat", _arpeggios(8, 8, 0), _arpeggios(4, 8, 1),
+                     _arpeggios(2, 8, 2))
+
+
+def _hp(hypermodel, **values):
+    """HyperParameters with the space of `hypermodel` declared and `values` set."""
+    hp = keras_tuner.HyperParameters()
+    hypermodel.values(hp)
+    hp.values.update(values)
+    return hp
+
+
+def _rnn_cell(model):
+    layer = next(l for l in model._flatten_layers() if isinstance(l, keras.layers.RNN))
+    return layer.cell
+
+
+def test_space_covers_every_cell_and_architecture():
+    hypermodel = MusicHyperModel(units=(4, 8))
+    hp = keras_tuner.HyperParameters()
+    hypermodel.values(hp)
+    space = {p.name: p for p in hp.space}
+    assert list(space) == ["cell", "arch", "depth", "units", "dropout", "learning_rate",
+                           "clipnorm", "forget_bias"]
+    assert list(space["cell"].values) == list(CELL_NAMES)
+    assert list(space["arch"].values) == list(KINDS)
+    assert [c.values for c in space["depth"].conditions] == [["dt", "dts", "dot", "dots", "srnn"]]
+    assert set(space["forget_bias"].conditions[0].values) == set(FORGET_GATE_CELLS)
+    assert "lstm-cifg" not in FORGET_GATE_CELLS and "lstm-vanilla" in FORGET_GATE_CELLS
+    assert (space["units"].min_value, space["units"].max_value) == (4, 8)
+    # A pinned MUT cell has no deep transition: only rnn and srnn are left.
+    hp = keras_tuner.HyperParameters()
+    MusicHyperModel(fixed={"cell": "mut2"}).values(hp)
+    assert list(next(p for p in hp.space if p.name == "arch").values) == ["rnn", "srnn"]
+    with pytest.raises(ValueError, match="Unknown hyperparameter"):
+        MusicHyperModel(fixed={"width": 3})
+    with pytest.raises(ValueError, match="no deep-transition form"):
+        MusicHyperModel(fixed={"cell": "mut1", "arch": "dt"})
+
+
+def test_chosen_values_reach_the_music_model():
+    hypermodel = MusicHyperModel(units=(4, 8))
+    model = hypermodel.build(_hp(hypermodel, cell="lstm", arch="rnn", units=6, dropout=0.25,
+                                 learning_rate=0.004, clipnorm=2.5, forget_bias=1.75))
+    cell = _rnn_cell(model)
+    # Keras gate order i, f, c, o, zero-initialised: the f block holds the forget bias.
+    bias = keras.ops.convert_to_numpy(cell.bias)
+    np.testing.assert_allclose(bias[6:12], 1.75)
+    np.testing.assert_allclose(np.delete(bias, np.s_[6:12]), 0.0)
+    assert cell.units == 6
+    assert [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)] == [0.25]
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.004)
+    assert model.optimizer.clipnorm == 2.5
+
+    deep = hypermodel.build(_hp(hypermodel, cell="lstm-vanilla", arch="dts", depth=3, units=4,
+                                forget_bias=0.5))
+    config = _rnn_cell(deep).get_config()
+    assert (config["depth"], config["variant"], config["forget_bias"]) == (3, "vanilla", 0.5)
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="no deep-transition form"):
+        hypermodel.build(_hp(hypermodel, cell="mut3", arch="dot", depth=2))
+
+
+def test_chosen_values_reach_the_sentiment_and_tagging_models():
+    sentiment = SentimentHyperModel(50, 3, units=(4, 8), embedding_dim=4)
+    model = sentiment.build(_hp(sentiment, cell="lstm-nog", arch="srnn", depth=2, units=5,
+                                learning_rate=0.01, clipnorm=0.5, forget_bias=2.0))
+    cells = _rnn_cell(model).cells
+    assert [(c.units, c.variant, c.forget_bias) for c in cells] == [(5, "nog", 2.0)] * 2
+    assert model.output_shape == (None, 3) and model.optimizer.clipnorm == 0.5
+
+    tagging = TaggingHyperModel(["a", "b"], ["a", "b"], ["X", "Y"], units=(4, 8), word_dim=4,
+                                char_units=2, char_dim=2)
+    model = tagging.build(_hp(tagging, cell="gru", arch="dt", depth=2, units=4,
+                              learning_rate=0.02))
+    assert tagging.values(_hp(tagging, cell="gru"))["forget_bias"] is None
+    cell = model.get_layer("birnn_1").forward_layer.cell
+    assert (type(cell).__name__, cell.units, cell.get_config()["depth"]) == (
+        "DeepTransitionGRUCell", 4, 2)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+
+
+def _trials(project):
+    return {p.parent.name: json.loads(p.read_text())
+            for p in sorted(Path(project).glob("trial_*/trial.json"))}
+
+
+def _hparams_sessions(project):
+    """Trial id -> hparams logged to TensorBoard (session start infos)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    sessions = {}
+    for path in glob.glob(str(Path(project) / "tensorboard" / "*" / "execution0" / "events*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(
+                        value.metadata.plugin_data.content)
+                    info = data.session_start_info
+                    sessions[info.group_name or Path(path).parts[-3]] = {
+                        k: v.string_value or v.number_value for k, v in info.hparams.items()}
+    return sessions
+
+
+@pytest.mark.parametrize("tuner, extra", [
+    ("random", []),
+    ("bayesian", ["--initial-points", "2", "--fix", "arch=rnn"]),
+    ("hyperband", ["--factor", "2", "--fix", "arch=rnn"]),
+])
+def test_three_trial_search(tuner, extra, tiny_mat, tmp_path, capsys):
+    code = search.main(["music", "--data", str(tiny_mat), "--tuner", tuner, "--max-trials", "3",
+                        "--directory", str(tmp_path), *MUSIC, *extra])
+    assert code == 0
+    project = tmp_path / "music"
+    trials = _trials(project)
+    assert len(trials) == 3
+    done = {t["trial_id"]: t for t in trials.values() if t["status"] == "COMPLETED"}
+    for trial in trials.values():
+        if trial["status"] != "COMPLETED":  # only the MUT cells with a deep transition may fail
+            assert trial["status"] == "FAILED" and "no deep-transition form" in trial["message"]
+    assert done
+
+    # The score is the best validation NLL of the trial's epochs, and the
+    # checkpoint KerasTuner kept scores it again when evaluated independently.
+    best_id = min(done, key=lambda i: done[i]["score"])
+    best = done[best_id]
+    observed = best["metrics"]["metrics"]["val_nll"]["observations"]
+    assert best["score"] == pytest.approx(min(o["value"][0] for o in observed))
+    values = best["hyperparameters"]["values"]
+    hypermodel = MusicHyperModel(fixed={"units": 4})
+    model = hypermodel.build(_hp(hypermodel, **values))
+    model.load_weights(project / f"trial_{best_id}" / "checkpoint.weights.h5")
+    from keras_deeprnn.data import music
+
+    valid = music.piano_roll_dataset(music.load_music(str(tiny_mat))["valid"], 4)
+    assert model.evaluate(valid, verbose=0, return_dict=True)["nll"] == pytest.approx(
+        best["score"], rel=1e-4)
+
+    # Every completed trial is in TensorBoard's hparams view with its values.
+    sessions = _hparams_sessions(project)
+    for trial_id, trial in done.items():
+        logged = sessions[trial_id]
+        chosen = trial["hyperparameters"]["values"]
+        assert (logged["cell"], logged["arch"]) == (chosen["cell"], chosen["arch"])
+        assert (logged["units"], logged["learning_rate"]) == pytest.approx(
+            (chosen["units"], chosen["learning_rate"]))
+
+    # The summary table ranks the completed trials by score.
+    table = (project / "summary.md").read_text()
+    assert table.split("\n\n", 1)[1] in capsys.readouterr().out
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][1:]
+    ranked = sorted(done, key=lambda i: done[i]["score"])
+    assert [row[1] for row in rows] == ranked
+    assert f"3 trials: {len(done)} completed" in table
+    if tuner == "hyperband":
+        # max_epochs 2, factor 2: two trials of 1 epoch, then the better one
+        # trained on to epoch 2 (successive halving).
+        first, second, third = (trials[f"trial_{i}"] for i in range(3))
+        assert [t["hyperparameters"]["values"]["tuner/epochs"] for t in (first, second)] == [1, 1]
+        carried = third["hyperparameters"]["values"]
+        assert (carried["tuner/initial_epoch"], carried["tuner/epochs"]) == (1, 2)
+        assert carried["tuner/trial_id"] == min("01", key=lambda i: done[i]["score"])
+
+
+def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
+    from keras_deeprnn.data import music
+
+    data = music.load_music(str(tiny_mat))
+    train, valid = (music.piano_roll_dataset(data[s], 4) for s in ("train", "valid"))
+    hypermodel = MusicHyperModel(fixed={"cell": "gru", "arch": "rnn", "units": 4,
+                                        "dropout": 0.0, "clipnorm": 1.0})
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("learning_rate", [0.01, math.inf])  # an infinite step makes the weights NaN
+    tuner = keras_tuner.RandomSearch(hypermodel, objective=hypermodel.objective, max_trials=2,
+                                     hyperparameters=hp, directory=str(tmp_path), seed=0,
+                                     max_consecutive_failed_trials=2)
+    tuner.search(train, validation_data=valid, epochs=1, verbose=0)
+    trials = {t.hyperparameters.values["learning_rate"]: t for t in tuner.oracle.trials.values()}
+    assert set(trials) == {0.01, math.inf}
+    assert trials[math.inf].status == "FAILED"
+    assert "training loss became nan in epoch 1" in trials[math.inf].message
+    assert trials[0.01].status == "COMPLETED" and math.isfinite(trials[0.01].score)
+    table = search.summary_table(tuner.oracle)
+    assert f"trial {trials[math.inf].trial_id}: FAILED" in table and "became nan" in table
+
+
+def test_bad_arguments_are_reported(tiny_mat, tmp_path, capsys):
+    assert search.main(["music", "--data", str(tiny_mat), "--fix", "width=3",
+                        "--directory", str(tmp_path)]) == 2
+    assert "Unknown hyperparameter(s) ['width']" in capsys.readouterr().err
+    assert search.main(["music", "--data", str(tiny_mat), "--max-trials", "0",
+                        "--directory", str(tmp_path)]) == 2
+    assert "--max-trials must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        search.main(["music", "--units", "8"])
+    assert "--units takes MIN,MAX" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tasks_search_runs_the_evolution_oracle(tmp_path):
+    pytest.importorskip("tuning.evolution")
+    from keras_deeprnn.cells.graph import GRU_GENOME
+    from keras_deeprnn.cells.graph import LSTM_GENOME
+
+    assert search.main(["tasks", "--units", "4", "--steps", "2", "--max-trials", "2",
+                        "--directory", str(tmp_path), "--verbose", "0"]) == 0
+    trials = _trials(tmp_path / "tasks")
+    # The population starts with the GRU and the LSTM genomes.
+    assert {t["hyperparameters"]["values"]["genome"] for t in trials.values()} == {
+        GRU_GENOME, LSTM_GENOME}
+    assert all(t["status"] == "COMPLETED" for t in trials.values())
+    assert GRU_GENOME in (tmp_path / "tasks" / "summary.md").read_text()

@@ -1,0 +1,244 @@
+"""KerasTuner hypermodels of the three apps: thin layers over their model
+builders (`apps.music.model.build_model`, `apps.sentiment.model.build_classifier`,
+`apps.tagging.model.build_model`) and compile functions.
+
+The search space is the same for every app (names as in KerasTuner's
+`HyperParameters`, so they are the columns of TensorBoard's hparams view):
+
+| name | values | active when |
+|---|---|---|
+| `cell` | every name of `keras_deeprnn.cells.CELL_NAMES` (the RNN, the LSTM and each of its variants, the GRU, MUT1-3) | always |
+| `arch` | the app's architectures of `keras_deeprnn.models.deep_rnn` (rnn, dt, dts, dot, dots, srnn; the tagger has no dot/dots) | always |
+| `depth` | 2 .. `max_depth`: transition layers (dt kinds) or stacked layers (srnn) | `arch` is not rnn |
+| `units` | `units` range, log-uniform | always |
+| `dropout` | 0 .. 0.5 | always |
+| `learning_rate` | 1e-4 .. 3e-2, log-uniform (Adam) | always |
+| `clipnorm` | 0.1 .. 10, log-uniform (gradient norm clipping) | always |
+| `forget_bias` | 0 .. 3, added to the initial forget-gate bias | `cell` is an LSTM with a forget gate |
+
+MUT1-3 have no deep-transition form: a trial drawing one of them with a
+dt/dts/dot/dots architecture fails at once with `FailedTrialError` (no
+training is spent on it) and the search goes on. `fixed` pins any of the
+names to one value (`hp.Fixed`); with `cell` pinned to a MUT cell the
+architectures are cut to rnn and srnn, and with `arch` pinned to a deep
+transition the cells are cut to those that have one.
+
+`fit` adds `keras.callbacks.TerminateOnNaN`; a trial whose training loss
+becomes NaN or infinite is then marked FAILED (`FailedTrialError`, not
+retried) instead of stopping the search.
+"""
+
+import math
+
+import keras
+import keras_tuner
+
+from keras_deeprnn.cells import CELL_NAMES
+from keras_deeprnn.cells.lstm import VARIANTS
+from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
+from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
+
+HP_NAMES = ("cell", "arch", "depth", "units", "dropout", "learning_rate", "clipnorm",
+            "forget_bias")
+# Cells with a forget gate: every LSTM variant but nfg and cifg.
+FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
+
+
+class AppHyperModel(keras_tuner.HyperModel):
+    """The search space shared by the apps (see the module docstring);
+    subclasses build and compile their app's model from the chosen values.
+
+    Args:
+        archs: The architectures the app's builder takes.
+        objective: The `keras_tuner.Objective` of the app (a validation metric).
+        fixed: Dict of hyperparameter names to pinned values.
+        units: `(min, max)` of the units.
+        max_depth: Largest depth of the deep architectures (>= 2).
+        build_kwargs: More (unsearched) arguments of the app's model builder.
+        name: Name of the hypermodel.
+    """
+
+    def __init__(self, archs, objective, fixed=None, units=(32, 256), max_depth=3,
+                 build_kwargs=None, name=None):
+        super().__init__(name=name)
+        self.archs = tuple(archs)
+        self.objective = objective
+        self.fixed = dict(fixed or {})
+        unknown = sorted(set(self.fixed) - set(HP_NAMES))
+        if unknown:
+            raise ValueError(f"Unknown hyperparameter(s) {unknown} to fix; the space has "
+                             f"{', '.join(HP_NAMES)}.")
+        if "cell" in self.fixed and self.fixed["cell"] not in CELL_NAMES:
+            raise ValueError(f"Unknown cell {self.fixed['cell']!r}; choose one of "
+                             f"{', '.join(CELL_NAMES)}.")
+        if "arch" in self.fixed and self.fixed["arch"] not in self.archs:
+            raise ValueError(f"Unknown arch {self.fixed['arch']!r}; this app takes "
+                             f"{', '.join(self.archs)}.")
+        if (self.fixed.get("cell") not in (None, *DEEP_TRANSITION_CELLS)
+                and self.fixed.get("arch") in DEEP_TRANSITION_KINDS):
+            raise ValueError(f"cell {self.fixed['cell']!r} has no deep-transition form "
+                             f"(arch {self.fixed['arch']!r}).")
+        low, high = (int(u) for u in units)
+        if not 1 <= low <= high:
+            raise ValueError(f"units must be a range (min, max) with 1 <= min <= max, "
+                             f"got {units!r}.")
+        self.units = (low, high)
+        if int(max_depth) < 2:
+            raise ValueError(f"max_depth must be at least 2, got {max_depth}.")
+        self.max_depth = int(max_depth)
+        self.build_kwargs = dict(build_kwargs or {})
+
+    def _choose(self, hp, name, declare):
+        """`hp.Fixed` for a pinned name, else `declare()` (in the open scope)."""
+        if name in self.fixed:
+            return hp.Fixed(name, self.fixed[name])
+        return declare()
+
+    def values(self, hp):
+        """Declares the space on `hp` and returns this trial's values (a
+        dict over `HP_NAMES`, None for inactive ones)."""
+        cells, archs = CELL_NAMES, self.archs
+        if self.fixed.get("cell") not in (None, *DEEP_TRANSITION_CELLS):
+            archs = tuple(a for a in archs if a not in DEEP_TRANSITION_KINDS)
+        if self.fixed.get("arch") in DEEP_TRANSITION_KINDS:
+            cells = DEEP_TRANSITION_CELLS
+        v = {
+            "cell": self._choose(hp, "cell", lambda: hp.Choice("cell", cells)),
+            "arch": self._choose(hp, "arch", lambda: hp.Choice("arch", archs)),
+        }
+        deep = [a for a in archs if a != "rnn"]
+        v["depth"] = None
+        if deep:
+            with hp.conditional_scope("arch", deep):
+                v["depth"] = self._choose(hp, "depth",
+                                          lambda: hp.Int("depth", 2, self.max_depth))
+        v["units"] = self._choose(
+            hp, "units", lambda: hp.Int("units", *self.units, sampling="log"))
+        v["dropout"] = self._choose(hp, "dropout", lambda: hp.Float("dropout", 0.0, 0.5))
+        v["learning_rate"] = self._choose(
+            hp, "learning_rate",
+            lambda: hp.Float("learning_rate", 1e-4, 3e-2, sampling="log"))
+        v["clipnorm"] = self._choose(
+            hp, "clipnorm", lambda: hp.Float("clipnorm", 0.1, 10.0, sampling="log"))
+        with hp.conditional_scope("cell", [c for c in cells if c in FORGET_GATE_CELLS]):
+            v["forget_bias"] = self._choose(
+                hp, "forget_bias", lambda: hp.Float("forget_bias", 0.0, 3.0))
+        return v
+
+    def build(self, hp):
+        v = self.values(hp)
+        if v["arch"] in DEEP_TRANSITION_KINDS and v["cell"] not in DEEP_TRANSITION_CELLS:
+            raise keras_tuner.errors.FailedTrialError(
+                f"cell {v['cell']!r} has no deep-transition form (arch {v['arch']!r}); "
+                "trial skipped.")
+        cell_kwargs = {"forget_bias": v["forget_bias"]} if v["forget_bias"] is not None else None
+        return self.build_model(v, cell_kwargs)
+
+    def build_model(self, values, cell_kwargs):
+        """The compiled app model for `values` (see `values`)."""
+        raise NotImplementedError
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        """`model.fit` with `TerminateOnNaN`; raises `FailedTrialError` when
+        the training loss became NaN or infinite."""
+        callbacks = [*(callbacks or []), keras.callbacks.TerminateOnNaN()]
+        history = model.fit(*args, callbacks=callbacks, **kwargs)
+        losses = history.history.get("loss", [])
+        for epoch, loss in zip(history.epoch, losses):
+            if not math.isfinite(loss):
+                raise keras_tuner.errors.FailedTrialError(
+                    f"the training loss became {loss} in epoch {epoch + 1}; trial marked "
+                    "failed (TerminateOnNaN stopped it).")
+        return history
+
+
+class MusicHyperModel(AppHyperModel):
+    """The music app's next-frame model (`apps.music.model`); objective: the
+    validation frame NLL `val_nll` (min).
+
+    Args:
+        fixed, units, max_depth, name: See `AppHyperModel`.
+        **build_kwargs: More arguments of `apps.music.model.build_model`
+            (e.g. `unit_type`, `keys`, `input_dropout`).
+
+    Example:
+
+    >>> hypermodel = MusicHyperModel(units=(8, 16), fixed={"cell": "gru"})
+    >>> model = hypermodel.build(keras_tuner.HyperParameters())
+    >>> model.output_shape
+    (None, None, 88)
+    """
+
+    def __init__(self, fixed=None, units=(32, 256), max_depth=3, name="music", **build_kwargs):
+        from apps.music.model import ARCHS
+
+        super().__init__(ARCHS, keras_tuner.Objective("val_nll", "min"), fixed, units,
+                         max_depth, build_kwargs, name)
+
+    def build_model(self, v, cell_kwargs):
+        from apps.music.model import build_model, compile_model
+
+        model = build_model(v["cell"], v["arch"], v["units"], layers=v["depth"] or 1,
+                            dropout=v["dropout"], cell_kwargs=cell_kwargs,
+                            **self.build_kwargs)
+        return compile_model(model, v["learning_rate"], v["clipnorm"])
+
+
+class SentimentHyperModel(AppHyperModel):
+    """The sentiment app's classifier (`apps.sentiment.model`) on token ids;
+    objective: the validation accuracy `val_accuracy` (max).
+
+    Args:
+        vocab_size: Ids of the vectorizer, padding and ``[UNK]`` included.
+        num_classes: Number of labels.
+        fixed, units, max_depth, name: See `AppHyperModel`.
+        **build_kwargs: More arguments of
+            `apps.sentiment.model.build_classifier` (e.g. `embedding_dim`,
+            `pooling`).
+    """
+
+    def __init__(self, vocab_size, num_classes=2, fixed=None, units=(16, 128), max_depth=3,
+                 name="sentiment", **build_kwargs):
+        from apps.sentiment.model import ARCHS
+
+        super().__init__(ARCHS, keras_tuner.Objective("val_accuracy", "max"), fixed, units,
+                         max_depth, build_kwargs, name)
+        self.vocab_size = int(vocab_size)
+        self.num_classes = int(num_classes)
+
+    def build_model(self, v, cell_kwargs):
+        from apps.sentiment.model import build_classifier, compile_classifier
+
+        model = build_classifier(self.vocab_size, self.num_classes, cell=v["cell"],
+                                 arch=v["arch"], units=v["units"], depth=v["depth"],
+                                 dropout=v["dropout"], cell_kwargs=cell_kwargs,
+                                 **self.build_kwargs)
+        return compile_classifier(model, v["learning_rate"], v["clipnorm"])
+
+
+class TaggingHyperModel(AppHyperModel):
+    """The tagging app's tagger (`apps.tagging.model`) on raw tokens;
+    objective: the validation token accuracy `val_accuracy` (max).
+
+    Args:
+        vocabulary, characters, tags: As in `apps.tagging.model.build_model`.
+        fixed, units, max_depth, name: See `AppHyperModel`.
+        **build_kwargs: More arguments of `apps.tagging.model.build_model`
+            (e.g. `word_dim`, `char_units`, `word_counts`, `crf`).
+    """
+
+    def __init__(self, vocabulary, characters, tags, fixed=None, units=(32, 256), max_depth=3,
+                 name="tagging", **build_kwargs):
+        from apps.tagging.model import ARCHS
+
+        super().__init__(ARCHS, keras_tuner.Objective("val_accuracy", "max"), fixed, units,
+                         max_depth, build_kwargs, name)
+        self.vocabulary, self.characters, self.tags = list(vocabulary), list(characters), list(tags)
+
+    def build_model(self, v, cell_kwargs):
+        from apps.tagging.model import build_model, compile_model
+
+        model = build_model(self.vocabulary, self.characters, self.tags, cell=v["cell"],
+                            arch=v["arch"], depth=v["depth"], units=v["units"],
+                            dropout=v["dropout"], cell_kwargs=cell_kwargs, **self.build_kwargs)
+        return compile_model(model, v["learning_rate"], v["clipnorm"])

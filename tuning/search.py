@@ -1,0 +1,420 @@
+"""`python -m tuning.search APP --tuner TUNER --max-trials N --directory DIR`.
+
+Hyperparameter search over an app's model (music, sentiment or tagging) with
+KerasTuner: the cell (every cell and LSTM variant), the architecture, units,
+depth, dropout, learning rate, gradient clipping and forget-gate bias (see
+`tuning.hypermodels`), scored by the app's validation metric. Every trial
+logs to DIR/PROJECT/tensorboard (hparams view: `tensorboard --logdir
+DIR/PROJECT/tensorboard`); at the end a table of the best trials is printed
+and written to DIR/PROJECT/summary.md. Re-running the command with the same
+directory resumes the search (finished trials are kept).
+
+`python -m tuning.search tasks ...` runs the evolutionary search of cell
+genomes instead (`tuning.evolution.EvolutionOracle` over the generated tasks
+of `tuning.tasks.TaskSuite`), so that it too runs distributed.
+
+Run under KerasTuner's chief/worker environment (`KERASTUNER_TUNER_ID`,
+`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`) it is a chief or a worker
+of a distributed search; `python -m tuning.distributed` starts a whole one.
+"""
+
+import argparse
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from apps.common import runner
+from tuning.hypermodels import HP_NAMES
+
+APPS = ("music", "sentiment", "tagging")
+TUNERS = ("random", "bayesian", "hyperband")
+DEFAULT_TAGGING = "en_ewt-ud-dev.conllu"
+
+
+def _fixed_value(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _fix(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--fix takes NAME=VALUE, got {text!r}")
+    return name, _fixed_value(value)
+
+
+def _range(text):
+    try:
+        bounds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--units takes MIN,MAX, got {text!r}") from None
+    if len(bounds) != 2:
+        raise argparse.ArgumentTypeError(f"--units takes MIN,MAX, got {text!r}")
+    return tuple(bounds)
+
+
+def _add_search(p):
+    """Options of every search: budget, folder, seed, summary."""
+    p.add_argument("--max-trials", type=int, default=20,
+                   help="trials to run (for hyperband a cap on its own schedule)")
+    p.add_argument("--directory", type=Path, default=Path("runs") / "tuning",
+                   help="folder of the search (default runs/tuning)")
+    p.add_argument("--project-name", default=None, help="subfolder of --directory (default APP)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh instead of resuming the search in the folder")
+    p.add_argument("--max-failed", type=int, default=10,
+                   help="stop after this many consecutive failed trials")
+    p.add_argument("--top", type=int, default=10, help="rows of the summary table")
+    p.add_argument("--seed", type=int, default=0, help="random seed (search and data)")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                   help="Keras fit verbosity of each trial")
+
+
+def _add_common(p):
+    """Options of the app searches: tuner and search space."""
+    p.add_argument("--tuner", default="random", choices=TUNERS,
+                   help="random search, Bayesian optimisation (Gaussian process) or Hyperband")
+    _add_search(p)
+    p.add_argument("--epochs", type=int, default=10,
+                   help="epochs per trial (for hyperband: its max_epochs)")
+    p.add_argument("--factor", type=int, default=3, help="hyperband's reduction factor")
+    p.add_argument("--initial-points", type=int, default=None,
+                   help="random trials before the Gaussian process of bayesian takes over "
+                   "(default: 3 per hyperparameter)")
+    p.add_argument("--fix", type=_fix, action="append", default=[], metavar="NAME=VALUE",
+                   help="pin a hyperparameter (" + ", ".join(HP_NAMES) + "); repeatable")
+    p.add_argument("--units", type=_range, default=None, metavar="MIN,MAX",
+                   help="range of the units (default: the app's)")
+    p.add_argument("--max-depth", type=int, default=3, help="largest depth of deep architectures")
+
+
+def parser(prog="python -m tuning.search", description=None, extra=None):
+    """The command line; `extra(subparser)` adds options to every app."""
+    top = argparse.ArgumentParser(prog=prog,
+                                  description=description or __doc__.split("\n\n")[1])
+    sub = top.add_subparsers(dest="app", required=True, metavar="APP")
+
+    music = sub.add_parser("music", allow_abbrev=False,
+                           help="polyphonic music: next-frame NLL (val_nll, min)")
+    music.add_argument("--data", default="bach",
+                       help="bach (music21's chorales, offline; the default), jsb, nottingham "
+                       "(the .mat files in ../shared/data/music or $DEEPRNN_DATA_DIR), "
+                       "PATH.mat, PATH.pickle, or a folder of MIDI files")
+    music.add_argument("--batch-size", type=int, default=16, help="pieces per batch")
+    music.add_argument("--max-length", type=int, default=None,
+                       help="cut training pieces into windows of at most this many frames")
+
+    sentiment = sub.add_parser("sentiment", allow_abbrev=False,
+                               help="sentence sentiment (val_accuracy, max)")
+    sentiment.add_argument("--data", default="mr",
+                           help="mr (../shared/data/sentiment or $DEEPRNN_DATA_DIR; the "
+                           "default), imdb, sst2, tfds:NAME, a .pos/.neg file, a TSV/CSV "
+                           "file of text,label rows, or a folder per class")
+    sentiment.add_argument("--data-dir", default=None,
+                           help="folder holding the MR files, or TFDS's data folder")
+    sentiment.add_argument("--encoding", default=None, help="encoding of local files")
+    sentiment.add_argument("--valid-fraction", type=float, default=0.1,
+                           help="part of the training texts held out to score the trials")
+    sentiment.add_argument("--max-length", type=int, default=60, help="tokens kept per text")
+    sentiment.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size")
+    sentiment.add_argument("--embedding-dim", type=int, default=64, help="word vector size")
+    sentiment.add_argument("--batch-size", type=int, default=64, help="texts per batch")
+
+    tagging = sub.add_parser("tagging", allow_abbrev=False,
+                             help="part-of-speech tagging (val_accuracy, max)")
+    tagging.add_argument("--train", default=None,
+                         help="comma-separated CoNLL-U/CoNLL files or tfds:NAME:SPLIT (default: "
+                         f"UD English EWT dev, {DEFAULT_TAGGING} in ../shared/data/tagging "
+                         "or $DEEPRNN_DATA_DIR)")
+    tagging.add_argument("--valid", default=None,
+                         help="validation data (default: --valid-fraction of --train)")
+    tagging.add_argument("--valid-fraction", type=float, default=0.1)
+    tagging.add_argument("--tag", default=None, help="upos (default) or xpos; see apps.tagging")
+    tagging.add_argument("--column", type=int, default=None, help="tag column of CoNLL files")
+    tagging.add_argument("--word-dim", type=int, default=100, help="word embedding size")
+    tagging.add_argument("--char-units", type=int, default=50,
+                         help="character RNN units per direction (0: words only)")
+    tagging.add_argument("--char-dim", type=int, default=32, help="character embedding size")
+    tagging.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
+
+    # No abbreviated options: tuning.distributed passes the workers the
+    # options it does not know by their full names.
+    tasks = sub.add_parser(
+        "tasks", allow_abbrev=False, help="evolutionary search of cell genomes on generated tasks "
+        "(tuning.evolution.EvolutionOracle over tuning.tasks.TaskSuite)")
+    tasks.add_argument("--tasks", default="arithmetic",
+                       help="comma-separated: arithmetic, xml, music")
+    size = tasks.add_mutually_exclusive_group()
+    size.add_argument("--units", type=int, default=None, help="units of every cell")
+    size.add_argument("--params", type=int, default=5000,
+                      help="parameter budget of each task model (default 5000)")
+    tasks.add_argument("--steps", type=int, default=300, help="training steps per task")
+    tasks.add_argument("--batch-size", type=int, default=32, help="sequences per step")
+    tasks.add_argument("--population", type=int, default=100, help="genomes kept")
+    _add_search(tasks)
+
+    for p in (music, sentiment, tagging):
+        _add_common(p)
+    for p in (music, sentiment, tagging, tasks):
+        if extra:
+            extra(p)
+    return top
+
+
+# ----------------------------------------------------------------------------
+# Data and hypermodels, built with the apps' own loaders
+# ----------------------------------------------------------------------------
+
+def _space(args):
+    space = {"fixed": dict(args.fix), "max_depth": args.max_depth}
+    if args.units:
+        space["units"] = args.units
+    return space
+
+
+def _music(args):
+    from apps.music.cli import _datasets
+    from tuning.hypermodels import MusicHyperModel
+
+    _, ds = _datasets(args, ("train", "valid"))
+    return MusicHyperModel(**_space(args)), ds["train"], ds["valid"]
+
+
+def _sentiment(args):
+    from apps.sentiment import train as tr
+    from apps.sentiment.cli import _load_data, clip_texts
+    from apps.sentiment.model import make_vectorizer
+    from keras_deeprnn.data import text
+    from tuning.hypermodels import SentimentHyperModel
+
+    if not 0 < args.valid_fraction < 1:
+        raise ValueError(f"--valid-fraction must be in (0, 1), got {args.valid_fraction}.")
+    # The search never sees a test split: trials are scored on a part of the training texts.
+    data = _load_data(args)["train"]
+    rest, held = text.split_indices(data.labels, args.valid_fraction, seed=args.seed)
+    fit_set, valid_set = data.subset(rest), data.subset(held)
+    vectorizer = make_vectorizer(args.max_tokens, args.max_length)
+    vectorizer.adapt(np.array(clip_texts(fit_set.texts, args.max_length), dtype=object))
+
+    def dataset(subset, shuffle):
+        ids = tr.vectorize(vectorizer, clip_texts(subset.texts, args.max_length))
+        return tr.bucketed_dataset(ids, subset.labels, args.batch_size, shuffle=shuffle,
+                                   seed=args.seed)
+
+    hypermodel = SentimentHyperModel(vectorizer.vocabulary_size(), len(data.label_names),
+                                     embedding_dim=args.embedding_dim, **_space(args))
+    return hypermodel, dataset(fit_set, True), dataset(valid_set, False)
+
+
+def _default_tagging_data():
+    folders = [Path(os.environ["DEEPRNN_DATA_DIR"])] if os.environ.get("DEEPRNN_DATA_DIR") else []
+    root = Path(__file__).resolve().parents[1]
+    folders += [Path.cwd().parent / "shared" / "data", root.parent / "shared" / "data"]
+    for folder in folders:
+        for path in (folder / DEFAULT_TAGGING, folder / "tagging" / DEFAULT_TAGGING):
+            if path.is_file():
+                return str(path)
+    raise FileNotFoundError(
+        f"{DEFAULT_TAGGING} is in none of {', '.join(str(f) for f in folders)}; "
+        "give the data with --train.")
+
+
+def _tagging(args):
+    from apps.tagging import cli
+    from keras_deeprnn.data import conll
+    from tuning.hypermodels import TaggingHyperModel
+
+    sentences = cli._load_data(args.train or _default_tagging_data(), args)
+    if args.valid:
+        train_set, valid_set = sentences, cli._load_data(args.valid, args)
+    else:
+        if not 0 < args.valid_fraction < 1:
+            raise ValueError("--valid-fraction must be in (0, 1) without --valid, got "
+                             f"{args.valid_fraction}.")
+        train_set, valid_set = cli._split_valid(sentences, args.valid_fraction, args.seed)
+    tags = conll.tag_set(train_set)
+    vocabulary, counts = cli._word_counts(train_set)
+    hypermodel = TaggingHyperModel(
+        vocabulary, cli._characters(train_set), tags, word_counts=counts,
+        word_dim=args.word_dim, char_units=args.char_units, char_dim=args.char_dim,
+        seed=args.seed, **_space(args))
+
+    def dataset(split, shuffle):
+        return conll.tagging_dataset(split, tags, args.batch_size, shuffle=shuffle,
+                                     seed=args.seed, unknown_tags="ignore")
+
+    return hypermodel, dataset(train_set, True), dataset(valid_set, False)
+
+
+def _tasks(args):
+    from tuning.tasks import TaskSuite
+
+    suite = TaskSuite(args.tasks.split(","), units=args.units,
+                      params=None if args.units else args.params, steps=args.steps,
+                      batch_size=args.batch_size, seed=args.seed)
+    return suite, None, None  # every task brings its own data
+
+
+def load(args):
+    """`(hypermodel, train dataset, validation dataset)` of `args.app`."""
+    for name in ("max_trials", "epochs", "batch_size", "top", "max_failed", "steps",
+                 "population"):
+        if getattr(args, name, 1) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive.")
+    loaders = {"music": _music, "sentiment": _sentiment, "tagging": _tagging, "tasks": _tasks}
+    return loaders[args.app](args)
+
+
+# ----------------------------------------------------------------------------
+# Tuners
+# ----------------------------------------------------------------------------
+
+def project_name(args):
+    return args.project_name or args.app
+
+
+def _evolution_tuner(args, suite, common):
+    """`tuning.evolution.EvolutionOracle` over the task suite, looked up only
+    when asked for."""
+    import keras_tuner
+
+    try:
+        from tuning.evolution import EvolutionOracle
+    except ModuleNotFoundError as error:
+        if error.name != "tuning.evolution":
+            raise
+        raise ValueError("the tasks search needs tuning/evolution.py (EvolutionOracle), "
+                         "which this installation lacks.") from None
+    oracle = EvolutionOracle(suite.objectives, max_trials=args.max_trials,
+                             population_size=args.population, seed=args.seed,
+                             max_consecutive_failed_trials=args.max_failed)
+    return keras_tuner.Tuner(oracle=oracle, **common)
+
+
+def make_tuner(args, hypermodel):
+    """The KerasTuner tuner of `args.tuner` over `hypermodel`, in
+    `args.directory / project_name(args)` (reloaded from there if it exists)."""
+    import keras_tuner
+
+    common = dict(hypermodel=hypermodel, directory=str(args.directory),
+                  project_name=project_name(args), overwrite=args.overwrite)
+    if args.app == "tasks":
+        return _evolution_tuner(args, hypermodel, common)
+    search = dict(objective=hypermodel.objective, seed=args.seed,
+                  max_consecutive_failed_trials=args.max_failed)
+    if args.tuner == "random":
+        return keras_tuner.RandomSearch(max_trials=args.max_trials, **search, **common)
+    if args.tuner == "bayesian":
+        return keras_tuner.BayesianOptimization(
+            max_trials=args.max_trials, num_initial_points=args.initial_points, **search,
+            **common)
+    if args.tuner == "hyperband":
+        if args.factor < 2:
+            raise ValueError(f"--factor must be at least 2, got {args.factor}.")
+        tuner = keras_tuner.Hyperband(max_epochs=args.epochs, factor=args.factor, **search,
+                                      **common)
+        # Hyperband has no trial budget of its own; the base Oracle stops at max_trials.
+        tuner.oracle.max_trials = args.max_trials
+        return tuner
+    raise ValueError(f"Unknown --tuner {args.tuner!r}; choose one of {', '.join(TUNERS)}.")
+
+
+def is_worker():
+    """Whether this process is a worker of a distributed search."""
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
+
+
+def run_search(tuner, args, train_ds, valid_ds):
+    """`tuner.search` for `args.epochs` epochs per trial, every trial logged
+    to TensorBoard (scalars and hparams) under PROJECT/tensorboard."""
+    import keras
+
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(Path(tuner.project_dir) / "tensorboard"))
+    tuner.search(train_ds, validation_data=valid_ds, epochs=getattr(args, "epochs", None),
+                 callbacks=[tensorboard], verbose=args.verbose)
+
+
+# ----------------------------------------------------------------------------
+# Summary
+# ----------------------------------------------------------------------------
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _last_line(message):
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    # KerasTuner's gRPC protocol drops the message of a worker's trial.
+    return lines[-1] if lines else "no message (distributed: see the worker's log)"
+
+
+def summary_table(oracle, top=10):
+    """Markdown: the `top` best completed trials (objective and
+    hyperparameters), then a line per failed or unfinished trial."""
+    objective = oracle.objective
+    trials = list(oracle.trials.values())
+    done = sorted((t for t in trials if t.status == "COMPLETED" and t.score is not None
+                   and math.isfinite(t.score)),
+                  key=lambda t: t.score, reverse=objective.direction == "max")
+    seen = {n for t in trials for n in t.hyperparameters.values}
+    names = [n for n in HP_NAMES if n in seen]
+    names += sorted(n for n in seen - set(HP_NAMES) if not n.startswith("tuner/"))
+    if any("tuner/epochs" in t.hyperparameters.values for t in trials):
+        names.append("tuner/epochs")
+    header = ["rank", "trial", f"{objective.name} ({objective.direction})", *names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, trial in enumerate(done[:top], 1):
+        values = trial.hyperparameters.values
+        row = [str(rank), trial.trial_id, _cell(trial.score),
+               *(_cell(values.get(n)) for n in names)]
+        lines.append("| " + " | ".join(row) + " |")
+    others = [t for t in trials if t not in done]
+    lines.append("")
+    lines.append(f"{len(trials)} trials: {len(done)} completed, {len(others)} not "
+                 f"(showing the best {min(top, len(done))}).")
+    for trial in sorted(others, key=lambda t: t.trial_id):
+        lines.append(f"- trial {trial.trial_id}: {trial.status}: {_last_line(trial.message)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(tuner, args):
+    table = summary_table(tuner.oracle, args.top)
+    path = Path(tuner.project_dir) / "summary.md"
+    path.write_text(f"# {args.app}: {getattr(args, 'tuner', 'evolution')} search\n\n" + table)
+    print(table)
+    print(f"summary: {path}; TensorBoard: tensorboard --logdir "
+          f"{Path(tuner.project_dir) / 'tensorboard'}")
+    return path
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        runner.set_seed(args.seed)
+        hypermodel, train_ds, valid_ds = load(args)
+        tuner = make_tuner(args, hypermodel)
+        run_search(tuner, args, train_ds, valid_ds)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not is_worker():
+        write_summary(tuner, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
