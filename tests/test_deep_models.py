@@ -251,7 +251,7 @@ def test_bidirectional_halves(name):
     assert out.shape == (3, 10, 2 * width)
     randomize(bi)
     out = np.asarray(bi(x))
-    forward = keras.layers.RNN.from_config(rnn.get_config())
+    forward = type(rnn).from_config(rnn.get_config())
     forward(x)
     forward.set_weights(bi.forward_layer.get_weights())
     np.testing.assert_allclose(out[..., :width], np.asarray(forward(x)), atol=1e-6)

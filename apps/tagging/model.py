@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_deeprnn import cells
-from keras_deeprnn.layers import CRF, CRFLoss, viterbi_decode
+from keras_deeprnn.layers import CRF, CRFLoss, RNN, viterbi_decode
 
 PACKAGE = "keras_deeprnn_tagging"
 ARCHS = ("rnn", "dt", "dts", "srnn")
@@ -207,8 +207,7 @@ def _sequence_layer(cell, arch, units, depth, cell_kwargs=None):
     if arch == "rnn":
         if depth not in (None, 1):
             raise ValueError("--depth applies to --arch dt, dts and srnn")
-        return keras.layers.RNN(cells.get(cell, units, **(cell_kwargs or {})),
-                                return_sequences=True)
+        return RNN(cells.get(cell, units, **(cell_kwargs or {})), return_sequences=True)
     if arch not in ARCHS:
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     from keras_deeprnn.models import deep_rnn
@@ -298,7 +297,7 @@ def build_model(
         char_vectors = keras.layers.Embedding(
             len(characters) + 2, char_dim, mask_zero=True, name="char_embedding")(char_ids)
         char_rnn = keras.layers.Bidirectional(
-            keras.layers.RNN(cells.get(char_cell or cell, char_units)), name="char_rnn")
+            RNN(cells.get(char_cell or cell, char_units)), name="char_rnn")
         features.append(PerWord(char_rnn, name="per_word")(char_vectors))
     x = features[0] if len(features) == 1 else keras.layers.Concatenate(name="features")(features)
     x = keras.layers.Dropout(dropout, seed=seed)(x)

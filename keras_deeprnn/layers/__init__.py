@@ -14,6 +14,10 @@ places; each is a layer or cell here, usable in stock `keras.layers.RNN`:
 `DeepTransitionCell` also has skip connections across time (h_t receives
 h_{t-d}). `keras_deeprnn.models.deep_rnn` builds any of these by name.
 
+`RNN` is `keras.layers.RNN` with the input projection of our cells computed
+for the whole sequence before the loop, and whole-sequence kernels with a
+hand-written gradient for the LSTM, GRU and Elman RNN (the fast path).
+
 For tagging, `CRF` is a linear-chain CRF output layer, trained with
 `CRFLoss` and decoded with `viterbi_decode`.
 
@@ -39,9 +43,11 @@ from keras_deeprnn.layers.deep_output import DeepOutput
 from keras_deeprnn.layers.deep_transition_cell import DeepTransitionCell
 from keras_deeprnn.layers.deep_transition_gru_cell import DeepTransitionGRUCell
 from keras_deeprnn.layers.deep_transition_lstm_cell import DeepTransitionLSTMCell
+from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.layers.stacked_cells import StackedCells
 
 __all__ = [
+    "RNN",
     "UNIT_TYPES",
     "DeepTransitionCell",
     "DeepTransitionLSTMCell",

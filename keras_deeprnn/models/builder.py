@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.models.architecture import resolve
 
 
@@ -126,7 +127,7 @@ def deep_rnn(
             "apply a DeepOutput to the first output."
         )
     layers = [
-        keras.layers.RNN(
+        RNN(
             arch.rnn_cell(),
             return_sequences=return_sequences,
             return_state=return_state,

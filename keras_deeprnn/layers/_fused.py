@@ -1,0 +1,367 @@
+"""Whole-sequence recurrences with a hand-written gradient (TensorFlow only).
+
+`keras_deeprnn.layers.RNN` calls `run(kind, ...)` for the cells listed in
+`KINDS`. The input projection P = x W + b of every step is computed outside
+(one matrix product, differentiated by TensorFlow); here the forward loop
+runs the recurrence on P and keeps the gate activations, and the backward
+loop computes only the pre-activation gradients dP_t and the state
+gradients. The weight gradients then are single matrix products over all
+steps:
+
+    dR = sum_t h~_{t-1}^T dA_t = H~_prev^T dA        (one (T*B, U) product)
+
+instead of one small product per step, and no per-step autodiff bookkeeping
+is kept. Both loops are compiled with XLA, which fuses the gate arithmetic
+of a step into a few kernels.
+
+Notation: A_t = h~_{t-1} R (+ b_rec) is the recurrent product, with
+h~ = h * (recurrent-dropout mask); a `mask` (B, T) holds the state and
+repeats (or zeroes, with `zero_output`) the output at masked steps, exactly
+as `keras.layers.RNN` does.
+"""
+
+import tensorflow as tf
+from tensorflow.python.eager import record
+
+KINDS = ("lstm", "gru", "rnn")
+
+
+def _sig_grad(s):
+    return s * (1.0 - s)
+
+
+def _tanh_grad(t):
+    return 1.0 - t * t
+
+
+# -- per-step forward / backward of each kind ---------------------------------
+# forward(p, a, states, extra, leak) -> (new states, saved activations)
+# backward(saved, prev states, d new states, extra, leak)
+#     -> (dP_t, dA_t or None where it equals dP_t, d prev states except the
+#         path through A_t, which the loop adds)
+# `extra` holds the LSTM's peepholes (p_i, p_f, p_o) or is empty; `leak` is
+# the SimpleRNN's fixed leak rate.
+
+
+def _lstm_forward(p, a, states, extra, leak):
+    c_prev = states[1]
+    z_i, z_f, z_g, z_o = tf.split(p + a, 4, axis=-1)
+    if extra:
+        p_i, p_f, p_o = extra
+        z_i = z_i + p_i * c_prev
+        z_f = z_f + p_f * c_prev
+    i = tf.sigmoid(z_i)
+    f = tf.sigmoid(z_f)
+    g = tf.tanh(z_g)
+    c = i * g + f * c_prev
+    if extra:
+        z_o = z_o + p_o * c
+    o = tf.sigmoid(z_o)
+    h = o * tf.tanh(c)
+    return [h, c], tf.concat([i, f, g, o], axis=-1)
+
+
+def _lstm_backward(saved, prev, d_new, extra, leak):
+    i, f, g, o = tf.split(saved, 4, axis=-1)
+    c_prev = prev[1]
+    dh, dc = d_new
+    c = i * g + f * c_prev
+    tc = tf.tanh(c)
+    dz_o = dh * tc * _sig_grad(o)
+    dc = dc + dh * o * _tanh_grad(tc)
+    if extra:
+        p_i, p_f, p_o = extra
+        dc = dc + dz_o * p_o
+    dz_i = dc * g * _sig_grad(i)
+    dz_f = dc * c_prev * _sig_grad(f)
+    dz_g = dc * i * _tanh_grad(g)
+    dc_prev = dc * f
+    if extra:
+        dc_prev = dc_prev + dz_i * p_i + dz_f * p_f
+    dz = tf.concat([dz_i, dz_f, dz_g, dz_o], axis=-1)
+    return dz, None, [tf.zeros_like(dh), dc_prev]
+
+
+def _gru_forward(p, a, states, extra, leak):
+    h_prev = states[0]
+    x_z, x_r, x_h = tf.split(p, 3, axis=-1)
+    a_z, a_r, a_h = tf.split(a, 3, axis=-1)
+    z = tf.sigmoid(x_z + a_z)
+    r = tf.sigmoid(x_r + a_r)
+    n = tf.tanh(x_h + r * a_h)
+    h = z * h_prev + (1.0 - z) * n
+    return [h], tf.concat([z, r, n, a_h], axis=-1)
+
+
+def _gru_backward(saved, prev, d_new, extra, leak):
+    z, r, n, a_h = tf.split(saved, 4, axis=-1)
+    dh = d_new[0]
+    dz = dh * (prev[0] - n) * _sig_grad(z)
+    dn = dh * (1.0 - z) * _tanh_grad(n)
+    dr = dn * a_h * _sig_grad(r)
+    dp = tf.concat([dz, dr, dn], axis=-1)
+    da = tf.concat([dz, dr, dn * r], axis=-1)
+    return dp, da, [dh * z]
+
+
+def _rnn_forward(p, a, states, extra, leak):
+    s = tf.tanh(p + a)
+    h = leak * states[0] + (1.0 - leak) * s if leak else s
+    return [h], s
+
+
+def _rnn_backward(saved, prev, d_new, extra, leak):
+    dh = d_new[0]
+    ds = (1.0 - leak) * dh if leak else dh
+    dp = ds * _tanh_grad(saved)
+    return dp, None, [leak * dh if leak else tf.zeros_like(dh)]
+
+
+_SAVED_WIDTH = {"lstm": 4, "gru": 4, "rnn": 1}  # in units
+_STEPS = {
+    "lstm": (_lstm_forward, _lstm_backward),
+    "gru": (_gru_forward, _gru_backward),
+    "rnn": (_rnn_forward, _rnn_backward),
+}
+
+
+# -- the two loops (time-major: P is (T, B, G), mask (T, B, 1) bool) ----------
+def _forward(
+    kind, leak, zero_output, keep, jit, P, states, R, b_rec, extra, rmask, mask
+):
+    """The forward loop; with `keep`, also the previous states and the saved
+    activations of every step, for `_backward`. Without a mask h_{t-1} is
+    the previous output, so only the other states are kept. Outside XLA the
+    kept sequences stay TensorArrays: stacking them would copy them."""
+    step = _STEPS[kind][0]
+    steps = tf.shape(P)[0]
+    kept = range(0 if mask is not None else 1, len(states)) if keep else ()
+
+    def body(t, states, y_prev, arrays):
+        h_rec = states[0] if rmask is None else states[0] * rmask
+        a = tf.matmul(h_rec, R)
+        if b_rec is not None:
+            a = a + b_rec
+        new, saved = step(P[t], a, states, extra, leak)
+        y = new[0]
+        if mask is not None:
+            m = mask[t]
+            y = tf.where(m, y, tf.zeros_like(y) if zero_output else y_prev)
+            new = [tf.where(m, n, s) for n, s in zip(new, states)]
+        written = [y] + ([saved] if keep else []) + [states[k] for k in kept]
+        arrays = [ta.write(t, v) for ta, v in zip(arrays, written)]
+        return t + 1, new, y, arrays
+
+    arrays = [
+        tf.TensorArray(P.dtype, size=steps)
+        for _ in range(1 + bool(keep) + len(kept))
+    ]
+    _, final, _, arrays = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (0, list(states), tf.zeros_like(states[0]), arrays),
+        maximum_iterations=steps,
+    )
+    return final, [arrays[0].stack()] + [
+        ta.stack() if jit else ta for ta in arrays[1:]
+    ]
+
+
+def _read(sequence, t, dtype, shape):
+    """Step t of a stacked tensor or of a TensorArray (returned by a
+    tf.function as its TensorList handle)."""
+    if isinstance(sequence, tf.TensorArray):
+        sequence = sequence.flow
+    if sequence.dtype != tf.variant:
+        return sequence[t]
+    item = tf.raw_ops.TensorListGetItem(
+        input_handle=sequence, index=t, element_shape=-1, element_dtype=dtype
+    )
+    item.set_shape(shape)
+    return item
+
+
+def _stack(sequence, dtype):
+    if isinstance(sequence, tf.TensorArray):
+        sequence = sequence.flow
+    if sequence.dtype != tf.variant:
+        return sequence
+    return tf.raw_ops.TensorListStack(
+        input_handle=sequence, element_shape=-1, element_dtype=dtype
+    )
+
+
+def _backward(
+    kind, leak, zero_output, dY, d_final, R, has_bias, extra, rmask, mask,
+    prev_seqs, saved_seq, h0,
+):
+    """The backward loop and the weight gradients. Without a mask,
+    `prev_seqs[0]` is the outputs Y, so h_{t-1} is Y[t-1] (h0 at t = 0)."""
+    step = _STEPS[kind][1]
+    steps = tf.shape(dY)[0]
+    r_t = tf.transpose(R)
+    separate_da = kind == "gru"
+    # Under `reduce_retracing` the traced shapes may be unknown.
+    units = h0.shape[1]
+    saved_shape = (h0.shape[0], None if units is None else _SAVED_WIDTH[kind] * units)
+
+    def body(k, d_states, dy_carry, dp_ta, da_ta):
+        t = steps - 1 - k
+        gy = dY[t] + dy_carry
+        d_new = list(d_states)
+        if mask is None:
+            d_new[0] = d_new[0] + gy
+        else:
+            m = mask[t]
+            zeros = tf.zeros_like(gy)
+            d_new = [tf.where(m, d, zeros) for d in d_states]
+            d_new[0] = d_new[0] + tf.where(m, gy, zeros)
+            # A masked step passes the state and (unless zeroed) the output on.
+            direct = [tf.where(m, zeros, d) for d in d_states]
+            dy_carry = zeros if zero_output else tf.where(m, zeros, gy)
+        prev = [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs]
+        if mask is None:
+            prev[0] = tf.where(t > 0, prev_seqs[0][tf.maximum(t - 1, 0)], h0)
+        dp, da, d_prev = step(_read(saved_seq, t, dY.dtype, saved_shape), prev, d_new, extra, leak)
+        da = dp if da is None else da
+        dh_rec = tf.matmul(da, r_t)
+        d_prev[0] = d_prev[0] + (dh_rec if rmask is None else dh_rec * rmask)
+        if mask is not None:
+            d_prev = [a + b for a, b in zip(d_prev, direct)]
+        dp_ta = dp_ta.write(t, dp)
+        if separate_da:
+            da_ta = da_ta.write(t, da)
+        return k + 1, d_prev, dy_carry, dp_ta, da_ta
+
+    dp_ta = tf.TensorArray(dY.dtype, size=steps)
+    da_ta = tf.TensorArray(dY.dtype, size=steps if separate_da else 0)
+    _, d_states0, _, dp_ta, da_ta = tf.while_loop(
+        lambda k, *_: k < steps,
+        body,
+        (0, list(d_final), tf.zeros_like(d_final[0]), dp_ta, da_ta),
+        maximum_iterations=steps,
+    )
+    dP = dp_ta.stack()
+    dA = da_ta.stack() if separate_da else dP
+    h_rec = _stack(prev_seqs[0], dY.dtype)
+    h_rec = h_rec if rmask is None else h_rec * rmask
+
+    def flat(x):
+        return tf.reshape(x, (-1, tf.shape(x)[-1]))
+
+    if mask is None:  # h_rec holds h_0..h_{T-1}: shift by one step
+        h0_rec = h0 if rmask is None else h0 * rmask
+        dR = tf.matmul(flat(h_rec[:-1]), flat(dA[1:]), transpose_a=True)
+        dR = dR + tf.matmul(h0_rec, dA[0], transpose_a=True)
+    else:
+        dR = tf.matmul(flat(h_rec), flat(dA), transpose_a=True)
+    grads = [dP, dR] + list(d_states0)
+    if has_bias:
+        grads.append(tf.reduce_sum(dA, axis=(0, 1)))
+    if extra:
+        i, f, g, _ = tf.split(_stack(saved_seq, dY.dtype), 4, axis=-1)
+        dz_i, dz_f, _, dz_o = tf.split(dP, 4, axis=-1)
+        c_prev = _stack(prev_seqs[1], dY.dtype)
+        c = i * g + f * c_prev
+        grads += [
+            tf.reduce_sum(dz_i * c_prev, axis=(0, 1)),
+            tf.reduce_sum(dz_f * c_prev, axis=(0, 1)),
+            tf.reduce_sum(dz_o * c, axis=(0, 1)),
+        ]
+    return grads
+
+
+# XLA fuses a step's gate arithmetic and removes the per-op overhead, which
+# dominates when the per-step tensors are small (streaming, batch 1: 3-6x
+# faster here); with larger ones it saved no CPU time on this 2-core CPU and
+# each compiled loop kept 70-90 MiB more resident memory, so it is used only
+# below this many elements per step (batch x gate width, known at trace).
+XLA_MAX_STEP_SIZE = 2**14
+_COMPILED = {
+    jit: (
+        tf.function(
+            _forward, jit_compile=jit, reduce_retracing=True, autograph=False
+        ),
+        tf.function(
+            _backward, jit_compile=jit, reduce_retracing=True, autograph=False
+        ),
+    )
+    for jit in (True, False)
+}
+
+
+def run(
+    kind, P, states, R, b_rec=None, extra=(), rmask=None, mask=None,
+    zero_output=False, leak=0.0,
+):
+    """Runs recurrence `kind` over the time-major projected inputs `P`.
+
+    Args:
+        kind: One of `KINDS`.
+        P: (T, B, G) input projections, bias included.
+        states: List of initial states (B, U) (h first).
+        R: (U, G) recurrent kernel.
+        b_rec: Optional (G,) bias of the recurrent product (the GRU's).
+        extra: The LSTM's peepholes (p_i, p_f, p_o), or ().
+        rmask: Optional (B, U) recurrent-dropout mask applied to h_{t-1}
+            in the recurrent product.
+        mask: Optional (T, B, 1) boolean mask.
+        zero_output: Output zeros (instead of the previous output) at masked
+            steps.
+        leak: The SimpleRNN's fixed leak rate.
+
+    Returns:
+        (outputs (T, B, U), list of final states); differentiable with
+        respect to P, states, R, b_rec and extra.
+    """
+    batch, width = P.shape[1], P.shape[2]
+    jit = batch is not None and batch * width <= XLA_MAX_STEP_SIZE
+    forward, backward = _COMPILED[jit]
+    if not record.could_possibly_record():
+        # No tape can ask for a gradient (inference): keep nothing.
+        final, (Y,) = forward(
+            kind, leak, zero_output, False, jit, P, states, R, b_rec, list(extra),
+            rmask, mask,
+        )
+        return _with_shapes(Y, final, P, states)
+    n_states, has_bias = len(states), b_rec is not None
+
+    @tf.custom_gradient
+    def sequence(P, R, *rest):
+        # Cut the tape inside: an active tape would make TensorFlow export
+        # the loops' TensorLists for its own gradient, which XLA refuses.
+        P, R, rest = tf.stop_gradient(P), tf.stop_gradient(R), [
+            tf.stop_gradient(r) for r in rest
+        ]
+        states = rest[:n_states]
+        b = rest[n_states] if has_bias else None
+        ex = rest[n_states + has_bias :]
+        final, (Y, saved, *prev_seqs) = forward(
+            kind, leak, zero_output, True, jit, P, states, R, b, ex, rmask,
+            mask,
+        )
+        if mask is None:
+            prev_seqs.insert(0, Y)
+
+        def grad(dY, *d_final):
+            d_final = [
+                tf.zeros_like(s) if d is None else d for s, d in zip(final, d_final)
+            ]
+            return backward(
+                kind, leak, zero_output, dY, d_final, R, has_bias, ex, rmask,
+                mask, prev_seqs, saved, states[0],
+            )
+
+        return (Y, *final), grad
+
+    inputs = [P, R, *states] + ([b_rec] if has_bias else []) + list(extra)
+    Y, *final = sequence(*inputs)
+    return _with_shapes(Y, final, P, states)
+
+
+def _with_shapes(Y, final, P, states):
+    """The static shapes that the compiled loops (traced with
+    `reduce_retracing`) may have lost, so that the layers after this one
+    see their input widths."""
+    Y = tf.ensure_shape(Y, (P.shape[0], P.shape[1], states[0].shape[-1]))
+    return Y, [tf.ensure_shape(f, s.shape) for f, s in zip(final, states)]

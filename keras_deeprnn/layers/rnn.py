@@ -1,0 +1,162 @@
+"""`keras.layers.RNN` with the input projection hoisted out of the loop."""
+
+import keras
+from keras import activations
+from keras import backend
+from keras import ops
+from keras.src.backend import rnn as backend_rnn
+
+from keras_deeprnn.cells.base import RecurrentCell
+from keras_deeprnn.cells.gru import GRUCell
+from keras_deeprnn.cells.lstm import LSTMCell
+from keras_deeprnn.cells.lstm import PeepholeLSTMCell
+from keras_deeprnn.cells.simple_rnn import SimpleRNNCell
+from keras_deeprnn.layers._units import check_bool
+
+
+@keras.saving.register_keras_serializable(package="keras_deeprnn")
+class RNN(keras.layers.RNN):
+    """Drop-in `keras.layers.RNN` that computes input products in one go.
+
+    For a cell of `keras_deeprnn.cells` (a `RecurrentCell`) the layer splits
+    every step into the input part and the recurrent part
+    (`cell.project_inputs` and `cell.step`) and computes the input part of
+    the whole sequence at once, before the loop:
+
+        P = x W + b                    (B, T, G): one matrix product
+        y_t, s_t = step(P_t, s_{t-1})  the loop: h_{t-1} R and the gates
+
+    With `fused=True` (default) and the TensorFlow backend, the cells below
+    run as one whole-sequence operation with a hand-written gradient: the
+    forward loop keeps the gate activations, the backward loop computes
+    only dP_t and the state gradients, and the recurrent weights'
+    gradients are one matrix product over all steps (dR = H_prev^T dA);
+    both loops are compiled with XLA. This covers
+
+    - `LSTMCell` variants `"np"` and `"vanilla"` (`PeepholeLSTMCell`),
+    - `GRUCell` with `reset_after=True`,
+    - `SimpleRNNCell` without `trainable_leak`,
+
+    each with the default activations (tanh, sigmoid), with dropout and
+    recurrent dropout. Every other `RecurrentCell` (the other LSTM variants,
+    MUT1-3, non-default activations, `reset_after=False`, trainable leak,
+    the deep-transition cells) takes the hoisted loop above, differentiated
+    by TensorFlow; any other cell (`StackedCells`, Keras's own cells) and
+    `unroll=True` take `keras.layers.RNN`'s own loop unchanged. Masking,
+    `zero_output_for_mask`, `go_backwards`, `stateful`, `return_state`,
+    `Bidirectional` and `jit_compile` behave as in `keras.layers.RNN`, and
+    the weights are the cell's own, so a model saved with either layer
+    loads into the other.
+
+    Args:
+        cell: An RNN cell, as for `keras.layers.RNN`.
+        fused: Use the whole-sequence kernels listed above where they apply
+            (default True); False keeps the hoisted loop for every
+            `RecurrentCell`.
+        return_sequences, return_state, go_backwards, stateful, unroll,
+        zero_output_for_mask: As in `keras.layers.RNN`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, time, features)`.
+        initial_state: Optional list of initial state tensors.
+        mask: Optional boolean tensor `(batch, time)`.
+        training: Whether dropout is active.
+
+    Example:
+
+    >>> from keras_deeprnn.cells import LSTMCell
+    >>> layer = RNN(LSTMCell(16), return_sequences=True)
+    >>> tuple(layer(np.zeros((2, 5, 3), "float32")).shape)
+    (2, 5, 16)
+    """
+
+    def __init__(self, cell, fused=True, **kwargs):
+        super().__init__(cell, **kwargs)
+        self.fused = check_bool("fused", fused)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        if self.unroll or not isinstance(cell, RecurrentCell):
+            return super().inner_loop(sequences, initial_state, mask, training)
+        if not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        x = ops.cast(sequences, cell.compute_dtype)
+        if training and cell.dropout > 0:
+            # One mask per sequence, the one the cell applies at every step.
+            x = x * ops.expand_dims(cell.get_dropout_mask(x[:, 0, :]), 1)
+        kind = self._fused_kind() if self.fused else None
+        if kind is not None:
+            return self._fused_loop(kind, x, initial_state, mask, training)
+        projected = cell.project_inputs(x)
+
+        def step(p_t, states):
+            return cell.step(p_t, list(states), training)
+
+        return backend_rnn(
+            step,
+            projected,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+    def _fused_kind(self):
+        """The `_fused` kernel that computes this cell, or None."""
+        cell = self.cell
+        if backend.backend() != "tensorflow" or cell.activation is not (
+            activations.tanh
+        ):
+            return None
+        sigmoid = cell.recurrent_activation is activations.sigmoid
+        if type(cell) in (LSTMCell, PeepholeLSTMCell):
+            return "lstm" if sigmoid and cell.variant in ("np", "vanilla") else None
+        if type(cell) is GRUCell:
+            return "gru" if sigmoid and cell.reset_after else None
+        if type(cell) is SimpleRNNCell:
+            return None if cell.trainable_leak else "rnn"
+        return None
+
+    def _fused_loop(self, kind, x, initial_state, mask, training):
+        from keras_deeprnn.layers import _fused
+
+        cell = self.cell
+        # Time-major before the projection: the transpose moves the narrower
+        # tensor.
+        P = cell.project_inputs(ops.transpose(x, (1, 0, 2)))
+        dtype = P.dtype
+        if mask is not None:
+            mask = ops.expand_dims(ops.transpose(ops.cast(mask, "bool")), -1)
+        if self.go_backwards:
+            P = ops.flip(P, 0)
+            mask = None if mask is None else ops.flip(mask, 0)
+        states = [ops.cast(s, dtype) for s in initial_state]
+        rmask = None
+        if training and cell.recurrent_dropout > 0:
+            rmask = cell.get_recurrent_dropout_mask(states[0])
+        b_rec = None
+        if kind == "gru" and cell.use_bias:
+            b_rec = ops.cast(cell.bias[1], dtype)
+        extra = ()
+        if kind == "lstm" and cell.peepholes:
+            extra = tuple(
+                ops.cast(cell.peepholes[g], dtype) for g in ("i", "f", "o")
+            )
+        outputs, final = _fused.run(
+            kind,
+            P,
+            states,
+            ops.cast(cell.recurrent_kernel, dtype),
+            b_rec=b_rec,
+            extra=extra,
+            rmask=rmask,
+            mask=mask,
+            zero_output=self.zero_output_for_mask,
+            leak=cell.leak if kind == "rnn" else 0.0,
+        )
+        return outputs[-1], ops.transpose(outputs, (1, 0, 2)), final
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}

@@ -1,0 +1,170 @@
+"""keras_deeprnn.layers.RNN (hoisted projection, fused kernels) against stock
+keras.layers.RNN driving the same cell, and against Keras's built-in layers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+from keras_deeprnn import cells
+from keras_deeprnn.layers import RNN
+from keras_deeprnn.layers import _fused
+
+B, T, D, U = 3, 6, 4, 5
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(B, T, D)).astype("float32")
+# Padding at the end, at the start and in the middle.
+MASK = np.ones((B, T), bool)
+MASK[0, 4:] = False
+MASK[1, :2] = False
+MASK[2, 3] = False
+
+FUSED = {
+    "lstm": lambda **kw: cells.LSTMCell(U, **kw),
+    "lstm-vanilla": lambda **kw: cells.LSTMCell(U, variant="vanilla", **kw),
+    "gru": lambda **kw: cells.GRUCell(U, **kw),
+    "rnn-leak": lambda **kw: cells.SimpleRNNCell(U, leak=0.3, **kw),
+}
+GENERIC = {
+    "gru-reset-before": lambda **kw: cells.GRUCell(U, reset_after=False, **kw),
+    "rnn-trainable-leak": lambda **kw: cells.SimpleRNNCell(
+        U, leak=0.3, trainable_leak=True, **kw),
+    "lstm-cifg": lambda **kw: cells.LSTMCell(U, variant="cifg", **kw),
+    "lstm-fgr": lambda **kw: cells.LSTMCell(U, variant="fgr", **kw),
+    "mut1": lambda **kw: cells.MUT1Cell(U, **kw),
+}
+CONFIGS = {
+    "backwards-state": dict(return_sequences=True, return_state=True,
+                            go_backwards=True),
+    "zero-output-last": dict(zero_output_for_mask=True),
+}
+
+
+@pytest.fixture(params=["xla", "plain"])
+def loops(request, monkeypatch):
+    """Runs a test with the XLA-compiled loops and with the plain ones."""
+    if request.param == "plain":
+        monkeypatch.setattr(_fused, "XLA_MAX_STEP_SIZE", 0)
+    return request.param
+
+
+def pair(make, **kwargs):
+    """A stock and a new layer over equal cells with equal random weights."""
+    stock = keras.layers.RNN(make(), **kwargs)
+    ours = RNN(make(), **kwargs)
+    stock(X), ours(X)
+    weights = [RNG.normal(size=w.shape).astype("float32") * 0.5
+               for w in stock.get_weights()]
+    stock.set_weights(weights)
+    ours.set_weights(weights)
+    return stock, ours
+
+
+def run(layer, mask=None, training=False, x=X):
+    """Outputs without a tape (inference) and with one, and the gradients of
+    a fixed random projection of every output w.r.t. the inputs and every
+    weight."""
+    plain = tf.nest.flatten(layer(x, mask=mask, training=training))
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = tf.nest.flatten(layer(x, mask=mask, training=training))
+        loss = sum(
+            tf.reduce_sum(o * np.cos(np.arange(np.prod(o.shape))).reshape(o.shape))
+            for o in outputs)
+    grads = tape.gradient(loss, [x] + layer.trainable_weights)
+    return [np.asarray(o) for o in plain + outputs + grads]
+
+
+def assert_agree(stock, ours, **kwargs):
+    for expected, got in zip(run(stock, **kwargs), run(ours, **kwargs), strict=True):
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name, config", [
+    ("lstm", "backwards-state"), ("lstm", "zero-output-last"),
+    ("lstm-vanilla", "zero-output-last"), ("gru", "backwards-state"),
+    ("rnn-leak", "zero-output-last")])
+def test_fused_kernels_match_stock_rnn(name, config, loops):
+    assert_agree(*pair(FUSED[name], **CONFIGS[config]), mask=MASK)
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_hoisted_loop_matches_stock_rnn(name):
+    assert_agree(*pair(GENERIC[name], **CONFIGS["backwards-state"]), mask=MASK)
+
+
+def test_unfused_lstm_matches_stock_rnn():
+    stock = keras.layers.RNN(cells.LSTMCell(U), return_sequences=True)
+    ours = RNN(cells.LSTMCell(U), return_sequences=True, fused=False)
+    stock(X), ours(X)
+    ours.set_weights(stock.get_weights())
+    assert_agree(stock, ours, mask=MASK)
+
+
+@pytest.mark.parametrize("name, builtin", [
+    ("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU),
+    ("rnn", keras.layers.SimpleRNN)])
+def test_fused_kernels_match_keras_builtin_layers(name, builtin):
+    reference = builtin(U, return_sequences=True)
+    ours = RNN(cells.get(name, U), return_sequences=True)
+    reference(X), ours(X)
+    ours.set_weights(reference.get_weights())
+    assert_agree(reference, ours, mask=MASK)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "mut1"])
+def test_dropout_uses_the_stock_masks(name):
+    make = {**FUSED, **GENERIC}[name]
+    stock, ours = pair(
+        lambda: make(dropout=0.3, recurrent_dropout=0.4, seed=7),
+        return_sequences=True)
+    # Equal seeds draw equal masks, call after call.
+    assert_agree(stock, ours, training=True)
+
+
+def test_stateful_carries_state_between_calls():
+    stock, ours = pair(FUSED["gru"], stateful=True, return_sequences=True)
+    stock.reset_state(), ours.reset_state()
+    for _ in range(2):
+        np.testing.assert_allclose(ours(X), stock(X), atol=1e-5)
+
+
+def test_bidirectional_jit_training_step_matches_stock(monkeypatch):
+    """One SGD step of an XLA-compiled model equals the stock model's."""
+    monkeypatch.setattr(_fused, "XLA_MAX_STEP_SIZE", 0)  # plain loops in XLA
+    x = np.where(MASK[..., None], X, 0.0)
+    y = RNG.normal(size=(B, T, 2 * U)).astype("float32")
+    models = []
+    for layer_class, jit in ((keras.layers.RNN, False), (RNN, True)):
+        model = keras.Sequential([
+            keras.Input((T, D)), keras.layers.Masking(0.0),
+            keras.layers.Bidirectional(layer_class(
+                cells.LSTMCell(U, variant="vanilla"), return_sequences=True))])
+        model.compile(keras.optimizers.SGD(0.5), "mse", jit_compile=jit)
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    losses = [m.train_on_batch(x, y) for m in models]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for expected, got in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_config_round_trip_and_keras_file(tmp_path):
+    layer = RNN(cells.LSTMCell(U, variant="vanilla"), return_sequences=True,
+                go_backwards=True, fused=False)
+    clone = RNN.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    model = keras.Sequential([keras.Input((T, D)),
+                              RNN(cells.GRUCell(U), return_sequences=True)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.layers[0]) is RNN
+    np.testing.assert_allclose(loaded.predict(X, verbose=0),
+                               model.predict(X, verbose=0), atol=1e-6)
+
+
+def test_fused_must_be_a_bool():
+    with pytest.raises(ValueError, match="fused"):
+        RNN(cells.GRUCell(U), fused="yes")
