@@ -2,6 +2,7 @@
 `StackedRNNCells`."""
 
 from keras_deeprnn.cells.base import RecurrentCell
+from keras_deeprnn.cells.graph import GraphCell
 from keras_deeprnn.cells.gru import GRUCell
 from keras_deeprnn.cells.lstm import VARIANTS as LSTM_VARIANTS
 from keras_deeprnn.cells.lstm import LSTMCell
@@ -23,6 +24,7 @@ __all__ = [
     "MUT1Cell",
     "MUT2Cell",
     "MUT3Cell",
+    "GraphCell",
     "CELL_NAMES",
     "get",
 ]
