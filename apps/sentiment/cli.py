@@ -78,6 +78,17 @@ def parser():
     train.add_argument("--init-embeddings", default="random", choices=("random", "svd"),
                        help="svd: start the word vectors from the SVD of the word "
                        "co-occurrence PPMI matrix of the training texts")
+    train.add_argument("--wide", action="store_true",
+                       help="add a wide branch: a logistic regression on the Naive-Bayes-"
+                       "weighted, binarised unigrams and (hashed) bigrams (NBSVM features), "
+                       "trained first; then the RNN on its own loss; the model outputs the "
+                       "geometric mean of the two branches' probabilities")
+    train.add_argument("--wide-l2", type=float, default=1e-4,
+                       help="L2 penalty of the wide branch's weights")
+    train.add_argument("--wide-dropout", type=float, default=0.0,
+                       help="fraction of the wide branch's features dropped in training")
+    train.add_argument("--wide-buckets", type=int, default=2**18,
+                       help="hash buckets of the wide branch's bigrams")
     train.add_argument("--pretrain-lm", type=int, default=0, metavar="EPOCHS",
                        help="epochs of language-model pre-training of the embedding and "
                        "the RNN on the training texts (Dai & Le 2015); 0: none")
@@ -150,11 +161,14 @@ def _load_data(args, label_names=None):
 
 
 def _check_train_args(args):
-    for name in ("units", "embedding_dim", "batch_size", "epochs", "max_length", "lm_vocab"):
+    for name in ("units", "embedding_dim", "batch_size", "epochs", "max_length", "lm_vocab",
+                 "wide_buckets"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive.")
-    if args.patience < 0 or args.pretrain_lm < 0:
-        raise ValueError("--patience and --pretrain-lm must be >= 0.")
+    if args.patience < 0 or args.pretrain_lm < 0 or args.wide_l2 < 0:
+        raise ValueError("--patience, --pretrain-lm and --wide-l2 must be >= 0.")
+    if not 0 <= args.wide_dropout < 1:
+        raise ValueError("--wide-dropout must be in [0, 1).")
     if not 0 < args.valid_fraction < 1 or not 0 < args.test_fraction < 1:
         raise ValueError("--valid-fraction and --test-fraction must be in (0, 1).")
     if args.cv and args.cv < 2:
@@ -184,10 +198,13 @@ def _model_name(args):
     return args.name or f"{stem}-{args.cell}-{args.arch}-{args.pooling}-{args.units}"
 
 
-def _build(args, vectorizer, num_classes, train_ids, valid_ids):
-    """A compiled classifier, its embedding initialised / pre-trained as asked."""
+def _build(args, vectorizer, num_classes, train_ids, train_labels, valid_ids):
+    """The classifier, its embedding initialised / pre-trained and its wide
+    branch's Naive-Bayes ratios counted as asked; compiled unless --wide
+    (whose branches `_train_once` compiles)."""
     from apps.sentiment import train as tr
     from apps.sentiment.model import build_classifier, compile_classifier
+    from apps.sentiment.wide import nb_ratios
 
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
@@ -196,7 +213,11 @@ def _build(args, vectorizer, num_classes, train_ids, valid_ids):
             units=args.units, depth=args.depth, embedding_dim=args.embedding_dim,
             pooling=args.pooling, bidirectional=not args.unidirectional,
             dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
-            word_dropout=args.word_dropout)
+            word_dropout=args.word_dropout, wide=args.wide, wide_buckets=args.wide_buckets,
+            wide_l2=args.wide_l2, wide_dropout=args.wide_dropout)
+        if args.wide:
+            wide = classifier.get_layer("wide")
+            wide.ratio.assign(nb_ratios(wide, train_ids, train_labels))
         if args.init_embeddings == "svd":
             classifier.get_layer("embedding").set_weights([tr.svd_embeddings(
                 train_ids, vectorizer.vocabulary_size(), args.embedding_dim)])
@@ -204,15 +225,18 @@ def _build(args, vectorizer, num_classes, train_ids, valid_ids):
             tr.pretrain_lm(classifier, train_ids, epochs=args.pretrain_lm,
                            batch_size=args.batch_size, lr=args.lm_lr, lm_vocab=args.lm_vocab,
                            clipnorm=args.clipnorm, seed=args.seed, valid_ids=valid_ids)
-        compile_classifier(classifier, args.lr, args.clipnorm)
+        if not args.wide:
+            compile_classifier(classifier, args.lr, args.clipnorm)
     return classifier
 
 
 def _train_once(args, train_set, run_dir, verbose):
     """Vectorizer + classifier trained on `train_set` (a validation part held
-    out); returns (vectorizer, classifier, history, valid accuracy)."""
+    out); returns (vectorizer, classifier, history). With --wide, the wide
+    branch trains first (in run_dir/wide), then, frozen, the recurrent one
+    (its history is returned)."""
     from apps.sentiment import train as tr
-    from apps.sentiment.model import make_vectorizer
+    from apps.sentiment.model import branch_model, make_vectorizer
     from keras_deeprnn.data import text
 
     rest, held = text.split_indices(train_set.labels, args.valid_fraction, seed=args.seed)
@@ -221,11 +245,26 @@ def _train_once(args, train_set, run_dir, verbose):
     vectorizer.adapt(np.array(clip_texts(fit_set.texts, args.max_length), dtype=object))
     train_ids = tr.vectorize(vectorizer, clip_texts(fit_set.texts, args.max_length))
     valid_ids = tr.vectorize(vectorizer, clip_texts(valid_set.texts, args.max_length))
-    classifier = _build(args, vectorizer, len(train_set.label_names), train_ids, valid_ids)
-    history = tr.fit_classifier(
-        classifier, train_ids, fit_set.labels, valid_ids, valid_set.labels, run_dir,
-        epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-        seed=args.seed, verbose=verbose)
+    classifier = _build(args, vectorizer, len(train_set.label_names), train_ids,
+                        fit_set.labels, valid_ids)
+    fit = dict(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
+               seed=args.seed, verbose=verbose)
+    if not args.wide:
+        history = tr.fit_classifier(classifier, train_ids, fit_set.labels, valid_ids,
+                                    valid_set.labels, run_dir, **fit)
+        return vectorizer, classifier, history
+    strategy = runner.get_strategy(args.strategy)
+    with strategy.scope():
+        wide = branch_model(classifier, "wide", args.lr, args.clipnorm)
+    wide_history = tr.fit_classifier(wide, train_ids, fit_set.labels, valid_ids,
+                                     valid_set.labels, Path(run_dir) / "wide", **fit)
+    print(f"wide branch: {len(wide_history.history['loss'])} epochs, validation accuracy "
+          f"{max(wide_history.history['val_accuracy']):.4f}", flush=True)
+    classifier.get_layer("wide").trainable = False
+    with strategy.scope():
+        deep = branch_model(classifier, "deep", args.lr, args.clipnorm)
+    history = tr.fit_classifier(deep, train_ids, fit_set.labels, valid_ids, valid_set.labels,
+                                run_dir, monitor="val_combined_loss", **fit)
     return vectorizer, classifier, history
 
 

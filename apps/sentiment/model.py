@@ -10,8 +10,8 @@ Two models share the weights:
   `keras.layers.TextVectorization` holding the vocabulary, so it maps raw
   strings ``(batch,)`` to probabilities. It is what `saved_models/` holds:
   a self-contained ``.keras`` file that loads with ``safe_mode=True`` once
-  this module is imported (it registers `standardize`, `MaskedMaxPooling`
-  and `AttentionPooling`).
+  this module is imported (it registers `standardize`, `MaskedMaxPooling`,
+  `AttentionPooling` and the wide branch's `NgramLogits`).
 
 Tokenisation (`standardize`, then a split at whitespace): lower-case
 (Unicode), ``<br />`` tags and control characters become spaces, curly
@@ -25,9 +25,10 @@ import keras
 from keras import ops
 import tensorflow as tf
 
+from apps.sentiment import wide as wide_branch
 from keras_deeprnn import models
 
-PACKAGE = "deeprnn_sentiment"
+PACKAGE = wide_branch.PACKAGE
 POOLINGS = ("last", "max", "attention")
 ARCHS = models.KINDS
 DEEP_OUTPUT_ARCHS = ("dot", "dots")
@@ -158,12 +159,25 @@ def build_classifier(
     dropout=0.5,
     recurrent_dropout=0.0,
     word_dropout=0.0,
+    wide=False,
+    wide_buckets=2**18,
+    wide_l2=1e-4,
+    wide_dropout=0.0,
+    cell_kwargs=None,
 ):
     """Token ids ``(batch, time)`` -> class probabilities ``(batch, classes)``.
 
     Embedding (id 0 masked) -> dropout -> RNN (``keras_deeprnn.models.deep_rnn``
     of kind `arch` with `cell`, wrapped in `Bidirectional` if asked) ->
-    pooling -> dropout -> softmax.
+    pooling -> dropout -> softmax. With `wide`, a second branch, a
+    Naive-Bayes-weighted linear model of the unigrams and bigrams
+    (`apps.sentiment.wide.NgramLogits`; set its ratios with
+    `apps.sentiment.wide.nb_ratios` from the training texts), reads the same
+    ids, and the output is the normalised geometric mean of the two
+    branches' probabilities, softmax((log p_deep + log p_wide) / 2). Train
+    each branch on its own loss (`branch_model`): trained on the
+    combination, the linear branch fits the training texts within an epoch
+    and leaves the recurrent one nothing to learn.
 
     Args:
         vocab_size: Number of ids, padding and ``[UNK]`` included.
@@ -182,6 +196,12 @@ def build_classifier(
         recurrent_dropout: Dropout on the recurrent state (in the cells).
         word_dropout: Fraction of the words whose whole vector is dropped
             (zeroed) in training.
+        wide: Add the wide branch (layer ``"wide"``).
+        wide_buckets: Hash buckets of its bigrams.
+        wide_l2: L2 penalty of its weights.
+        wide_dropout: Fraction of its features dropped in training.
+        cell_kwargs: More arguments for every recurrent cell (e.g.
+            `{"forget_bias": 2.0}` for an LSTM).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"Unknown --pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
@@ -191,7 +211,9 @@ def build_classifier(
         raise ValueError("--units, --embedding-dim and the vocabulary size must be positive.")
     if not all(0 <= r < 1 for r in (dropout, recurrent_dropout, word_dropout)):
         raise ValueError("--dropout, --recurrent-dropout and --word-dropout must be in [0, 1).")
-    cell_kwargs = {"recurrent_dropout": recurrent_dropout} if recurrent_dropout else None
+    cell_kwargs = dict(cell_kwargs or {})
+    if recurrent_dropout:
+        cell_kwargs["recurrent_dropout"] = recurrent_dropout
     rnn_layers = models.deep_rnn(
         arch,
         units=units,
@@ -199,7 +221,7 @@ def build_classifier(
         depth=depth,
         output_units=units if arch in DEEP_OUTPUT_ARCHS else None,
         output_activation="tanh" if arch in DEEP_OUTPUT_ARCHS else None,
-        cell_kwargs=cell_kwargs,
+        cell_kwargs=cell_kwargs or None,
         return_sequences=pooling != "last",
         name="recurrent",
     )
@@ -220,9 +242,51 @@ def build_classifier(
     elif pooling == "attention":
         x = AttentionPooling(name="pooling")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    probs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
-    name = f"sentiment_{cell}_{arch}_{pooling}".replace("-", "_")
+    if wide:
+        deep = keras.layers.Dense(num_classes, activation="log_softmax", name="classifier")(x)
+        wide_log_probs = wide_branch.NgramLogits(
+            vocab_size, num_classes, buckets=wide_buckets, l2=wide_l2, dropout=wide_dropout,
+            log_probs=True, name="wide")(ids)
+        mean = keras.layers.Average(name="mean_log_probs")([deep, wide_log_probs])
+        probs = keras.layers.Activation("softmax", name="probabilities")(mean)
+    else:
+        probs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    name = f"sentiment_{cell}_{arch}_{pooling}{'_wide' if wide else ''}".replace("-", "_")
     return keras.Model(ids, probs, name=name)
+
+
+def branch_model(classifier, branch, lr=2e-3, clipnorm=1.0):
+    """A compiled model that trains one branch of a classifier built with
+    ``wide=True``, on the classifier's layers (so on its weights):
+
+    - ``"wide"``: token ids -> the wide branch's log-probabilities, loss the
+      cross-entropy; a convex problem, trained first, to convergence;
+    - ``"deep"``: token ids -> ``{"deep": the recurrent branch's
+      log-probabilities, "combined": the classifier's probabilities}``, loss
+      the recurrent branch's own cross-entropy (freeze the wide branch
+      before); ``val_combined_loss`` is the combination's, to stop on.
+    """
+    if branch not in ("wide", "deep"):
+        raise ValueError(f"branch must be 'wide' or 'deep', got {branch!r}.")
+    try:
+        deep = classifier.get_layer("classifier").output
+        wide = classifier.get_layer("wide").output
+    except ValueError:
+        raise ValueError(f"{classifier.name} has no wide branch (build it with wide=True).")
+    # log-probabilities are logits of the same softmax
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None)
+    if branch == "wide":
+        model = keras.Model(classifier.input, wide, name=classifier.name + "_wide")
+        model.compile(optimizer=optimizer, loss=cross_entropy, metrics=["accuracy"])
+        return model
+    model = keras.Model(classifier.input, {"deep": deep, "combined": classifier.output},
+                        name=classifier.name + "_deep")
+    model.compile(optimizer=optimizer,
+                  loss={"deep": cross_entropy, "combined": "sparse_categorical_crossentropy"},
+                  loss_weights={"deep": 1.0, "combined": 0.0},
+                  metrics={"combined": ["accuracy"]})
+    return model
 
 
 def recurrent_layer(classifier):

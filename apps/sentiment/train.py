@@ -217,9 +217,13 @@ def fit_classifier(classifier, train_ids, train_labels, valid_ids, valid_labels,
                    epochs=10, patience=2, batch_size=64, seed=0, verbose="auto",
                    monitor="val_loss"):
     """`runner.fit` on length-bucketed batches; returns the History (the
-    weights of the best epoch on `monitor` are restored)."""
+    weights of the best epoch on `monitor` are restored). A model with
+    several outputs (`branch_model(..., "deep")`) gets the labels for each."""
     train = bucketed_dataset(train_ids, train_labels, batch_size, shuffle=True, seed=seed)
     valid = bucketed_dataset(valid_ids, valid_labels, batch_size)
+    if isinstance(classifier.output, dict):
+        names = list(classifier.output)
+        train, valid = (d.map(lambda x, y: (x, {n: y for n in names})) for d in (train, valid))
     grad_batch = next(iter(train))
     return runner.fit(
         classifier, train, valid, run_dir, epochs,
