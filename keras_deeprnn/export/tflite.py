@@ -321,8 +321,19 @@ def export_tflite(
 
     Example:
 
-    >>> report = export_tflite(model, "model.tflite", mode="streaming",
+    >>> import os, tempfile
+    >>> from keras_deeprnn.cells import LSTMCell
+    >>> model = keras.Sequential([
+    ...     keras.Input((None, 3)),
+    ...     keras.layers.RNN(LSTMCell(4), return_sequences=True)])
+    >>> x = np.random.default_rng(0).normal(size=(16, 10, 3)).astype("float32")
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.tflite")
+    >>> report = export_tflite(model, path, mode="streaming",
     ...                        quantize="int8", representative_data=x)
+    >>> [i["name"] for i in report["inputs"]]
+    [...]
+    >>> report["max_abs_diff"] <= report["tolerance"]
+    True
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode={mode!r}; choose one of {MODES}.")
