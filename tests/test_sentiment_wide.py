@@ -16,6 +16,7 @@ from apps.sentiment.model import branch_model
 from apps.sentiment.model import build_classifier
 from apps.sentiment.wide import NgramLogits
 from apps.sentiment.wide import nb_ratios
+from test_sentiment_cli import _toy_rows
 
 IDS = np.array([[2, 3, 2, 3, 5, 0, 0],     # the bigram (2, 3) and the unigrams 2, 3 repeat
                 [4, 1, 4, 1, 0, 0, 0],     # [UNK] (id 1) is a feature like any other
@@ -119,25 +120,11 @@ def test_wide_classifier_config_round_trip():
     np.testing.assert_allclose(np.asarray(copy(IDS)), np.asarray(model(IDS)), atol=1e-6)
 
 
-def _toy(n, seed):
-    """A learnable toy: the one sentiment word among neutral fillers decides."""
-    rng = np.random.default_rng(seed)
-    good, bad = "good great excellent superb".split(), "bad awful terrible dull".split()
-    filler = "the movie film plot actors was is a story".split()
-    rows = []
-    for i in range(n):
-        label = i % 2
-        words = list(rng.choice(filler, 3)) + [str(rng.choice(good if label else bad))]
-        rng.shuffle(words)
-        rows.append(f"{' '.join(words)}\t{'positive' if label else 'negative'}")
-    return rows
-
-
 @pytest.fixture(scope="module")
 def wide_trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wide")
     data = folder / "toy.tsv"
-    data.write_text("text\tlabel\n" + "\n".join(_toy(160, 0)) + "\n")
+    data.write_text("text\tlabel\n" + "\n".join(_toy_rows(160, 0)) + "\n")
     out = folder / "saved"
     code = main(["train", "--data", str(data), "--wide", "--wide-buckets", "64",
                  "--epochs", "3", "--units", "4", "--embedding-dim", "4",
