@@ -1,4 +1,5 @@
-"""Training options of the music app: `--input-dropout` and `--max-length`."""
+"""Training options of the music app: `--input-dropout`, `--recurrent-dropout`
+and `--max-length`."""
 
 import numpy as np
 import pytest
@@ -27,7 +28,17 @@ def test_input_dropout_hides_input_notes_only_while_training():
                                rtol=1e-6, atol=1e-6)
     assert not np.allclose(model(x, training=True), plain(x), atol=1e-3)
 
-@pytest.mark.parametrize("option", ["dropout", "input_dropout"])
+def test_recurrent_dropout_reaches_the_cells_and_acts_only_while_training():
+    model = build_model("lstm", units=5, keys=6, recurrent_dropout=0.5)
+    plain = build_model("lstm", units=5, keys=6)
+    assert model.layers[0].cell.recurrent_dropout == 0.5
+    plain.set_weights(model.get_weights())
+    x = np.random.default_rng(1).integers(0, 2, (3, 7, 6)).astype("float32")
+    np.testing.assert_allclose(model(x, training=False), plain(x), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(model(x, training=True), plain(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("option", ["dropout", "input_dropout", "recurrent_dropout"])
 def test_dropout_rates_outside_0_1_are_refused(option):
     with pytest.raises(ValueError, match="dropout must be in"):
         build_model("gru", units=4, keys=6, **{option: 1.0})

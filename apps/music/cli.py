@@ -66,6 +66,9 @@ def parser():
                        help="dropout on the recurrent layers' outputs")
     train.add_argument("--input-dropout", type=float, default=0.0,
                        help="dropout on the input frames")
+    train.add_argument("--recurrent-dropout", type=float, default=0.0,
+                       help="dropout on the recurrent state inside the cells, one mask "
+                       "per sequence")
     train.add_argument("--weight-noise", type=float, default=0.0, metavar="STD",
                        help="Gaussian noise of this std on the weight matrices, one sample per "
                        "training batch (Graves 2011; Pascanu et al. used 0.075); 0: off")
@@ -150,7 +153,8 @@ def train(args):
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(args.cell, args.arch, args.units, args.layers, args.dropout,
-                            args.unit_type, input_dropout=args.input_dropout)
+                            args.unit_type, input_dropout=args.input_dropout,
+                            recurrent_dropout=args.recurrent_dropout)
         compile_model(model, args.lr, args.clipnorm, gradient_noise=args.gradient_noise,
                       seed=args.seed)
     model.summary()

@@ -13,7 +13,8 @@ ARCHS = KINDS
 
 
 def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
-                unit_type="tanh", keys=KEYS, input_dropout=0.0, cell_kwargs=None):
+                unit_type="tanh", keys=KEYS, input_dropout=0.0, recurrent_dropout=0.0,
+                cell_kwargs=None):
     """x_1..x_{T-1} (batch, T-1, keys) -> logits of x_2..x_T.
 
     Args:
@@ -31,6 +32,8 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
         input_dropout: Dropout on the input frames (notes of the past
             frames are hidden at random while training, so the model cannot
             lean on any single one).
+        recurrent_dropout: Dropout on the recurrent state inside the cells,
+            one mask per sequence (Gal & Ghahramani 2016).
         cell_kwargs: More arguments for every recurrent cell (e.g.
             `{"forget_bias": 2.0}` for an LSTM).
     """
@@ -38,9 +41,12 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     if units < 1 or layers < 1:
         raise ValueError("--units and --layers must be positive.")
-    for option, rate in (("--dropout", dropout), ("--input-dropout", input_dropout)):
+    for option, rate in (("--dropout", dropout), ("--input-dropout", input_dropout),
+                         ("--recurrent-dropout", recurrent_dropout)):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{option} must be in [0, 1), got {rate}.")
+    if recurrent_dropout:
+        cell_kwargs = {**(cell_kwargs or {}), "recurrent_dropout": recurrent_dropout}
     deep_output = arch in ("dot", "dots")
     rnn, *output = deep_rnn(
         arch,
