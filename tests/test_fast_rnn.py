@@ -24,12 +24,13 @@ FUSED = {
     "lstm-vanilla": lambda **kw: cells.LSTMCell(U, variant="vanilla", **kw),
     "gru": lambda **kw: cells.GRUCell(U, **kw),
     "rnn-leak": lambda **kw: cells.SimpleRNNCell(U, leak=0.3, **kw),
+    **{f"lstm-{v}": (lambda v: lambda **kw: cells.LSTMCell(U, variant=v, **kw))(v)
+       for v in ("nig", "nfg", "nog", "niaf", "noaf", "cifg")},
 }
 GENERIC = {
     "gru-reset-before": lambda **kw: cells.GRUCell(U, reset_after=False, **kw),
     "rnn-trainable-leak": lambda **kw: cells.SimpleRNNCell(
         U, leak=0.3, trainable_leak=True, **kw),
-    "lstm-cifg": lambda **kw: cells.LSTMCell(U, variant="cifg", **kw),
     "lstm-fgr": lambda **kw: cells.LSTMCell(U, variant="fgr", **kw),
     "mut1": lambda **kw: cells.MUT1Cell(U, **kw),
 }
@@ -87,6 +88,14 @@ def assert_agree(stock, ours, **kwargs):
     ("rnn-leak", "zero-output-last")])
 def test_fused_kernels_match_stock_rnn(name, config, loops):
     assert_agree(*pair(FUSED[name], **CONFIGS[config]), mask=MASK)
+
+
+@pytest.mark.parametrize("variant", ["nig", "nfg", "nog", "niaf", "noaf", "cifg"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_lstm_variants_match_stock_rnn(variant, masked, loops):
+    stock, ours = pair(FUSED[f"lstm-{variant}"], **CONFIGS["backwards-state"])
+    assert ours._fused_kind() == f"lstm-{variant}"
+    assert_agree(stock, ours, mask=MASK if masked else None)
 
 
 @pytest.mark.parametrize("name", GENERIC)

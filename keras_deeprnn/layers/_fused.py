@@ -23,9 +23,6 @@ as `keras.layers.RNN` does.
 import tensorflow as tf
 from tensorflow.python.eager import record
 
-KINDS = ("lstm", "gru", "rnn")
-
-
 def _sig_grad(s):
     return s * (1.0 - s)
 
@@ -39,47 +36,105 @@ def _tanh_grad(t):
 # backward(saved, prev states, d new states, extra, leak)
 #     -> (dP_t, dA_t or None where it equals dP_t, d prev states except the
 #         path through A_t, which the loop adds)
-# `extra` holds the LSTM's peepholes (p_i, p_f, p_o) or is empty; `leak` is
-# the SimpleRNN's fixed leak rate.
+# `extra` holds the LSTM's peepholes (those of its gates, in the order i, f,
+# o) or is empty; `leak` is the SimpleRNN's fixed leak rate.
 
 
-def _lstm_forward(p, a, states, extra, leak):
-    c_prev = states[1]
-    z_i, z_f, z_g, z_o = tf.split(p + a, 4, axis=-1)
-    if extra:
-        p_i, p_f, p_o = extra
-        z_i = z_i + p_i * c_prev
-        z_f = z_f + p_f * c_prev
-    i = tf.sigmoid(z_i)
-    f = tf.sigmoid(z_f)
-    g = tf.tanh(z_g)
-    c = i * g + f * c_prev
-    if extra:
-        z_o = z_o + p_o * c
-    o = tf.sigmoid(z_o)
-    h = o * tf.tanh(c)
-    return [h, c], tf.concat([i, f, g, o], axis=-1)
+class _LSTMVariant:
+    """What an `LSTMCell` variant changes (see its docstring): the gate
+    blocks present (in the order i, f, c, o), the peephole gates, and the
+    identity in place of the input or output activation."""
+
+    def __init__(self, variant):
+        self.gates = tuple(
+            g for g, present in (
+                ("i", variant != "nig"), ("f", variant not in ("nfg", "cifg")),
+                ("c", True), ("o", variant != "nog"))
+            if present
+        )
+        self.peepholes = () if variant == "np" else tuple(
+            g for g in ("i", "f", "o") if g in self.gates)
+        self.cifg = variant == "cifg"
+        self.input_activation = variant != "niaf"
+        self.output_activation = variant != "noaf"
+
+    def cell(self, gates, c_prev):
+        """(i, f, g) with the absent gates as constants, and c_t."""
+        i = gates.get("i", 1.0)
+        f = 1.0 - i if self.cifg else gates.get("f", 1.0)
+        return i, f, gates["c"], i * gates["c"] + f * c_prev
 
 
-def _lstm_backward(saved, prev, d_new, extra, leak):
-    i, f, g, o = tf.split(saved, 4, axis=-1)
-    c_prev = prev[1]
-    dh, dc = d_new
-    c = i * g + f * c_prev
-    tc = tf.tanh(c)
-    dz_o = dh * tc * _sig_grad(o)
-    dc = dc + dh * o * _tanh_grad(tc)
-    if extra:
-        p_i, p_f, p_o = extra
-        dc = dc + dz_o * p_o
-    dz_i = dc * g * _sig_grad(i)
-    dz_f = dc * c_prev * _sig_grad(f)
-    dz_g = dc * i * _tanh_grad(g)
-    dc_prev = dc * f
-    if extra:
-        dc_prev = dc_prev + dz_i * p_i + dz_f * p_f
-    dz = tf.concat([dz_i, dz_f, dz_g, dz_o], axis=-1)
-    return dz, None, [tf.zeros_like(dh), dc_prev]
+def _lstm_steps(variant):
+    spec = _LSTMVariant(variant)
+
+    def forward(p, a, states, extra, leak):
+        c_prev = states[1]
+        z = dict(zip(spec.gates, tf.split(p + a, len(spec.gates), axis=-1)))
+        peep = dict(zip(spec.peepholes, extra))
+        gates = {}
+        for g in ("i", "f"):
+            if g in z:
+                gates[g] = tf.sigmoid(z[g] + peep[g] * c_prev if g in peep else z[g])
+        gates["c"] = tf.tanh(z["c"]) if spec.input_activation else z["c"]
+        _, _, _, c = spec.cell(gates, c_prev)
+        out = tf.tanh(c) if spec.output_activation else c
+        if "o" in z:
+            gates["o"] = tf.sigmoid(z["o"] + peep["o"] * c if "o" in peep else z["o"])
+            h = gates["o"] * out
+        else:
+            h = out
+        return [h, c], tf.concat([gates[g] for g in spec.gates], axis=-1)
+
+    def backward(saved, prev, d_new, extra, leak):
+        gates = dict(zip(spec.gates, tf.split(saved, len(spec.gates), axis=-1)))
+        peep = dict(zip(spec.peepholes, extra))
+        c_prev = prev[1]
+        dh, dc = d_new
+        i, f, g, c = spec.cell(gates, c_prev)
+        out = tf.tanh(c) if spec.output_activation else c
+        dz = {}
+        if "o" in gates:
+            o = gates["o"]
+            dz["o"] = dh * out * _sig_grad(o)
+            d_out = dh * o
+        else:
+            d_out = dh
+        dc = dc + (d_out * _tanh_grad(out) if spec.output_activation else d_out)
+        if "o" in peep:
+            dc = dc + dz["o"] * peep["o"]
+        di = dc * g
+        df = dc * c_prev
+        if spec.cifg:
+            di = di - df  # f = 1 - i
+        if "i" in gates:
+            dz["i"] = di * _sig_grad(i)
+        if "f" in gates:
+            dz["f"] = df * _sig_grad(f)
+        dz["c"] = dc * i * _tanh_grad(g) if spec.input_activation else dc * i
+        dc_prev = dc * f
+        for name in ("i", "f"):
+            if name in peep:
+                dc_prev = dc_prev + dz[name] * peep[name]
+        dp = tf.concat([dz[name] for name in spec.gates], axis=-1)
+        return dp, None, [tf.zeros_like(dh), dc_prev]
+
+    return forward, backward
+
+
+def _lstm_peephole_grads(kind, saved_seq, dP, c_prev, dtype):
+    """Gradients of the peepholes (in `extra`'s order), summed over time and
+    batch: d p_i = sum dz_i c_{t-1}, d p_f = sum dz_f c_{t-1}, d p_o =
+    sum dz_o c_t."""
+    spec = _VARIANTS[kind]
+    saved = _stack(saved_seq, dtype)
+    gates = dict(zip(spec.gates, tf.split(saved, len(spec.gates), axis=-1)))
+    dz = dict(zip(spec.gates, tf.split(dP, len(spec.gates), axis=-1)))
+    c = spec.cell(gates, c_prev)[3]
+    return [
+        tf.reduce_sum(dz[g] * (c if g == "o" else c_prev), axis=(0, 1))
+        for g in spec.peepholes
+    ]
 
 
 def _gru_forward(p, a, states, extra, leak):
@@ -117,12 +172,19 @@ def _rnn_backward(saved, prev, d_new, extra, leak):
     return dp, None, [leak * dh if leak else tf.zeros_like(dh)]
 
 
-_SAVED_WIDTH = {"lstm": 4, "gru": 4, "rnn": 1}  # in units
+# The LSTM variants with a kernel here: every one of `LSTMCell` but "fgr".
+LSTM_VARIANTS = ("np", "vanilla", "nig", "nfg", "nog", "niaf", "noaf", "cifg")
+_VARIANTS = {
+    "lstm" if v == "np" else f"lstm-{v}": _LSTMVariant(v) for v in LSTM_VARIANTS
+}
 _STEPS = {
-    "lstm": (_lstm_forward, _lstm_backward),
     "gru": (_gru_forward, _gru_backward),
     "rnn": (_rnn_forward, _rnn_backward),
+    **{k: _lstm_steps(v) for k, v in zip(_VARIANTS, LSTM_VARIANTS)},
 }
+KINDS = tuple(_STEPS)
+# Width of the activations kept per step, in units.
+_SAVED_WIDTH = {"gru": 4, "rnn": 1, **{k: len(v.gates) for k, v in _VARIANTS.items()}}
 
 
 # -- the two loops (time-major: P is (T, B, G), mask (T, B, 1) bool) ----------
@@ -259,15 +321,9 @@ def _backward(
     if has_bias:
         grads.append(tf.reduce_sum(dA, axis=(0, 1)))
     if extra:
-        i, f, g, _ = tf.split(_stack(saved_seq, dY.dtype), 4, axis=-1)
-        dz_i, dz_f, _, dz_o = tf.split(dP, 4, axis=-1)
-        c_prev = _stack(prev_seqs[1], dY.dtype)
-        c = i * g + f * c_prev
-        grads += [
-            tf.reduce_sum(dz_i * c_prev, axis=(0, 1)),
-            tf.reduce_sum(dz_f * c_prev, axis=(0, 1)),
-            tf.reduce_sum(dz_o * c, axis=(0, 1)),
-        ]
+        grads += _lstm_peephole_grads(
+            kind, saved_seq, dP, _stack(prev_seqs[1], dY.dtype), dY.dtype
+        )
     return grads
 
 
@@ -302,7 +358,8 @@ def run(
         states: List of initial states (B, U) (h first).
         R: (U, G) recurrent kernel.
         b_rec: Optional (G,) bias of the recurrent product (the GRU's).
-        extra: The LSTM's peepholes (p_i, p_f, p_o), or ().
+        extra: The LSTM's peepholes (of its gates, in the order i, f, o),
+            or ().
         rmask: Optional (B, U) recurrent-dropout mask applied to h_{t-1}
             in the recurrent product.
         mask: Optional (T, B, 1) boolean mask.

@@ -33,12 +33,12 @@ class RNN(keras.layers.RNN):
     gradients are one matrix product over all steps (dR = H_prev^T dA);
     both loops are compiled with XLA. This covers
 
-    - `LSTMCell` variants `"np"` and `"vanilla"` (`PeepholeLSTMCell`),
+    - `LSTMCell`, every variant but `"fgr"` (`PeepholeLSTMCell` too),
     - `GRUCell` with `reset_after=True`,
     - `SimpleRNNCell` without `trainable_leak`,
 
     each with the default activations (tanh, sigmoid), with dropout and
-    recurrent dropout. Every other `RecurrentCell` (the other LSTM variants,
+    recurrent dropout. Every other `RecurrentCell` (the `"fgr"` LSTM,
     MUT1-3, non-default activations, `reset_after=False`, trainable leak,
     the deep-transition cells) takes the hoisted loop above, differentiated
     by TensorFlow; any other cell (`StackedCells`, Keras's own cells) and
@@ -112,7 +112,11 @@ class RNN(keras.layers.RNN):
             return None
         sigmoid = cell.recurrent_activation is activations.sigmoid
         if type(cell) in (LSTMCell, PeepholeLSTMCell):
-            return "lstm" if sigmoid and cell.variant in ("np", "vanilla") else None
+            from keras_deeprnn.layers._fused import LSTM_VARIANTS
+
+            if not sigmoid or cell.variant not in LSTM_VARIANTS:
+                return None
+            return "lstm" if cell.variant == "np" else f"lstm-{cell.variant}"
         if type(cell) is GRUCell:
             return "gru" if sigmoid and cell.reset_after else None
         if type(cell) is SimpleRNNCell:
@@ -140,9 +144,11 @@ class RNN(keras.layers.RNN):
         if kind == "gru" and cell.use_bias:
             b_rec = ops.cast(cell.bias[1], dtype)
         extra = ()
-        if kind == "lstm" and cell.peepholes:
+        if kind.startswith("lstm"):
             extra = tuple(
-                ops.cast(cell.peepholes[g], dtype) for g in ("i", "f", "o")
+                ops.cast(cell.peepholes[g], dtype)
+                for g in ("i", "f", "o")
+                if g in cell.peepholes
             )
         outputs, final = _fused.run(
             kind,
