@@ -11,6 +11,12 @@ from keras_deeprnn.cells.base import slices
 VARIANTS = ("vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")
 
 
+def variant_gates(variant):
+    """The gate blocks of `variant`, in the weight order i, f, c, o."""
+    absent = {"nig": "i", "nfg": "f", "cifg": "f", "nog": "o"}.get(variant)
+    return tuple(g for g in ("i", "f", "c", "o") if g != absent)
+
+
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
 class LSTMCell(RecurrentCell):
     """LSTM cell with the variants of Greff et al. 2015.
@@ -92,16 +98,7 @@ class LSTMCell(RecurrentCell):
         self.has_i = variant != "nig"
         self.has_f = variant not in ("nfg", "cifg")
         self.has_o = variant != "nog"
-        self.gates = tuple(
-            name
-            for name, present in (
-                ("i", self.has_i),
-                ("f", self.has_f),
-                ("c", True),
-                ("o", self.has_o),
-            )
-            if present
-        )
+        self.gates = variant_gates(variant)
         self.input_activation = (
             keras.activations.linear if variant == "niaf" else self.activation
         )

@@ -23,6 +23,8 @@ as `keras.layers.RNN` does.
 import tensorflow as tf
 from tensorflow.python.eager import record
 
+from keras_deeprnn.cells.lstm import variant_gates
+
 def _sig_grad(s):
     return s * (1.0 - s)
 
@@ -46,12 +48,7 @@ class _LSTMVariant:
     identity in place of the input or output activation."""
 
     def __init__(self, variant):
-        self.gates = tuple(
-            g for g, present in (
-                ("i", variant != "nig"), ("f", variant not in ("nfg", "cifg")),
-                ("c", True), ("o", variant != "nog"))
-            if present
-        )
+        self.gates = variant_gates(variant)
         self.peepholes = () if variant == "np" else tuple(
             g for g in ("i", "f", "o") if g in self.gates)
         self.cifg = variant == "cifg"
