@@ -121,32 +121,102 @@ def test_dynamic_range_quantization_within_documented_tolerance(tmp_path, mode):
     assert (tmp_path / "d.tflite").stat().st_size < 0.6 * (tmp_path / "f.tflite").stat().st_size
 
 
-def test_lengths_mask_padding_like_keras_on_the_unpadded_sequences(tmp_path):
+@pytest.mark.parametrize("unroll,batch", [(False, 1), (False, 2), (True, 1)])
+def test_lengths_mask_padding_like_keras_on_the_unpadded_sequences(tmp_path, unroll, batch):
     """The sequence export with `lengths` against Keras run on each
-    sequence cut to its length (no padding at all)."""
+    sequence cut to its length (no padding at all): forward and backward
+    layers, sequences and last outputs, a layer on top of another (the
+    `lengths` mask carried between them), WHILE and unrolled loops, one
+    sequence or a batch of different lengths per invoke."""
     keras.utils.set_random_seed(3)
     x = keras.Input((None, D), name="frames")
+    gru = keras.layers.RNN(cells.get("gru", UNITS), return_sequences=True)(x)
     outputs = [
-        keras.layers.RNN(cells.get("gru", UNITS), return_sequences=True)(x),
+        gru,
         keras.layers.RNN(cells.get("lstm-cifg", UNITS))(x),
         keras.layers.RNN(cells.get("rnn", UNITS), go_backwards=True)(x),
+        keras.layers.RNN(cells.get("lstm", UNITS), go_backwards=True, return_sequences=True)(x),
+        keras.layers.RNN(cells.get("rnn", UNITS))(keras.layers.Dense(UNITS)(gru)),
     ]
     model = keras.Model(x, outputs)
+    # Non-zero biases: with zero biases a cell fed zeros stays at zero, and
+    # reading the padding would go unseen.
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
     path = tmp_path / "m.tflite"
-    export_tflite(model, path, mode="sequence", max_length=8, check_inputs=_data(steps=8))
+    export_tflite(model, path, mode="sequence", max_length=8, batch_size=batch, unroll=unroll,
+                  check_inputs=_data(samples=batch, steps=8))
     runner = load_tflite(path).get_signature_runner()
-    data = _data(samples=3, steps=8, seed=4)
-    for length, sequence in zip((3, 8, 1), data):
-        padded = np.zeros((1, 8, D), "float32")
-        padded[0, :length] = sequence[:length]
-        got = runner(frames=padded, lengths=np.array([length], np.int32))
-        want = model(sequence[None, :length])
-        np.testing.assert_allclose(got["output_0"][0, :length], want[0][0], atol=FLOAT_PARITY)
-        # Padded steps repeat the last output, as Keras does under a mask.
-        np.testing.assert_allclose(got["output_0"][0, length:],
-                                   np.repeat(want[0][0, -1:], 8 - length, 0), atol=FLOAT_PARITY)
-        np.testing.assert_allclose(got["output_1"][0], want[1][0], atol=FLOAT_PARITY)
-        np.testing.assert_allclose(got["output_2"][0], want[2][0], atol=FLOAT_PARITY)
+    data = _data(samples=4, steps=8, seed=4)
+    cases = list(zip((3, 8, 1, 0), data))
+    for group in range(0, len(cases), batch):
+        rows = cases[group: group + batch]
+        padded = np.zeros((batch, 8, D), "float32")
+        for k, (length, sequence) in enumerate(rows):
+            padded[k, :length] = sequence[:length]
+        got = runner(frames=padded, lengths=np.array([n for n, _ in rows], np.int32))
+        for k, (length, sequence) in enumerate(rows):
+            if length == 0:
+                # Nothing read: every output is zero, as under a full mask.
+                for value in got.values():
+                    np.testing.assert_array_equal(value[k], 0)
+                continue
+            want = [np.asarray(w)[0] for w in model(sequence[None, :length])]
+            got_k = [got[f"output_{i}"][k] for i in range(len(outputs))]
+            np.testing.assert_allclose(got_k[0][:length], want[0], atol=FLOAT_PARITY)
+            # Padded steps repeat the last output, as Keras does under a mask.
+            np.testing.assert_allclose(got_k[0][length:],
+                                       np.repeat(want[0][-1:], 8 - length, 0),
+                                       atol=FLOAT_PARITY)
+            for i in (1, 2, 4):
+                np.testing.assert_allclose(got_k[i], want[i], atol=FLOAT_PARITY)
+            # A backward layer reads the padding first (outputs still zero),
+            # and returns its outputs in the order it read them.
+            np.testing.assert_allclose(got_k[3][8 - length:], want[3], atol=FLOAT_PARITY)
+            np.testing.assert_array_equal(got_k[3][: 8 - length], 0)
+
+
+@pytest.mark.parametrize("quantize", [None, "dynamic"])
+def test_fuse_lstm_emits_the_fused_op_for_plain_lstms_only(tmp_path, quantize):
+    """`fuse_lstm=True`: our plain LSTM (forward, backward, in a
+    Bidirectional, stacked) and Keras's `LSTM` become one
+    UNIDIRECTIONAL_SEQUENCE_LSTM each, no loop left for them; the CIFG
+    LSTM and the GRU stay loops, with the reason in the report; the
+    results match Keras."""
+    keras.utils.set_random_seed(11)
+    x = keras.Input((None, D), name="frames")
+    plain = keras.layers.RNN(cells.get("lstm", UNITS), return_sequences=True, name="plain")(x)
+    outputs = [
+        keras.layers.RNN(cells.get("lstm", UNITS), name="stacked")(plain),
+        keras.layers.RNN(cells.get("lstm", UNITS), go_backwards=True, return_sequences=True,
+                         name="backward")(x),
+        keras.layers.Bidirectional(keras.layers.RNN(cells.get("lstm", UNITS),
+                                                    return_sequences=True), name="bi")(x),
+        keras.layers.LSTM(UNITS, name="keras_lstm")(x),
+        keras.layers.RNN(cells.get("lstm-cifg", UNITS), name="cifg")(x),
+        keras.layers.RNN(cells.get("gru", UNITS), name="gru")(x),
+    ]
+    model = keras.Model(x, outputs)
+    rng = np.random.default_rng(12)
+    model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
+    report = export_tflite(model, tmp_path / "m.tflite", max_length=6, lengths=False,
+                           fuse_lstm=True, quantize=quantize, check_inputs=_data(samples=3, steps=6),
+                           tolerance=FLOAT_PARITY if quantize is None else None)
+    assert sorted(report["fused_lstm"]) == sorted(
+        ["plain", "stacked", "backward", "forward_rnn", "backward_rnn", "keras_lstm"])
+    assert report["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 6
+    assert report["ops"].count("WHILE") == 2  # the CIFG LSTM and the GRU
+    assert "variant 'cifg'" in report["unfused_lstm"]["cifg"]
+    assert "GRUCell" in report["unfused_lstm"]["gru"]
+
+
+def test_fuse_lstm_leaves_masked_lstms_as_loops(tmp_path):
+    model = keras.Sequential([keras.Input((None, D)), keras.layers.RNN(cells.get("lstm", UNITS))])
+    report = export_tflite(model, tmp_path / "m.tflite", max_length=6, fuse_lstm=True)
+    assert report["fused_lstm"] == [] and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in report["ops"]
+    assert "masked" in next(iter(report["unfused_lstm"].values()))
+    with pytest.raises(ValueError, match="sequence"):
+        export_tflite(model, tmp_path / "s.tflite", mode="streaming", fuse_lstm=True)
 
 
 def test_embedding_mask_bidirectional_pooling_sequence(tmp_path):

@@ -253,5 +253,10 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
 
 def slices(tensor, count, units):
-    """Split the last axis of `tensor` into `count` slices of `units`."""
+    """Split the last axis of `tensor` into `count` slices of `units` (the
+    first `count * units` columns)."""
+    if tensor.shape[-1] == count * units:
+        # One split op instead of `count` strided slices (fewer ops per step
+        # in the loop, and in exported TFLite graphs).
+        return ops.split(tensor, count, axis=-1)
     return [tensor[..., k * units : (k + 1) * units] for k in range(count)]

@@ -24,6 +24,8 @@ import keras
 import tensorflow as tf
 from keras import tree
 
+from keras_deeprnn.export._tflite_lstm import fusable_weights
+from keras_deeprnn.export._tflite_lstm import fused_lstm
 from keras_deeprnn.layers.deep_output import DeepOutput
 
 
@@ -130,13 +132,20 @@ class Program:
         model: A built Keras model.
         mode: "sequence" or "streaming".
         unroll: Sequence mode: unroll the time loop instead of `WHILE`.
+        fuse_lstm: Sequence mode: run the LSTM layers that TFLite's fused
+            LSTM op computes as that op (`_tflite_lstm`); `fused` lists
+            them, `unfused` says why the others are not.
     """
 
-    def __init__(self, model, mode, unroll=False):
+    def __init__(self, model, mode, unroll=False, fuse_lstm=False):
         check_model(model)
         self.model = model
         self.mode = mode
         self.unroll = unroll
+        self.fuse_lstm = fuse_lstm
+        self.fused, self.unfused = [], {}
+        self.lengths = None
+        self.base_mask = None
         # Streaming: the recurrent layers in the order the graph runs them,
         # with their state sizes (found by a first run, see `state_specs`).
         self.recurrent = []
@@ -156,6 +165,7 @@ class Program:
         every recurrent layer's states; returns (outputs, new states).
         """
         self.base_mask = None
+        self.lengths = lengths
         if lengths is not None:
             steps = inputs[0].shape[1]
             self.base_mask = tf.sequence_mask(lengths, steps)
@@ -163,6 +173,7 @@ class Program:
         self._states_out = []
         self._recording = states is None and self.mode == "streaming"
         self.visited = []
+        self.fused, self.unfused = [], {}
         if self._recording:
             self.recurrent = []
         masks = [self.base_mask] * len(inputs)
@@ -246,6 +257,7 @@ class Program:
         if (
             out_mask is not None
             and self.base_mask is not None
+            and out_mask is not self.base_mask
             and not isinstance(out_mask, (list, tuple))
             and out_mask.shape.rank == 2
         ):
@@ -325,6 +337,16 @@ class Program:
         project, step = self._cell_functions(layer)
         sizes = state_sizes(layer.cell)
         x = tf.cast(x, layer.compute_dtype)
+        if self.mode == "sequence" and self.fuse_lstm:
+            weights = fusable_weights(layer)
+            if mask is not None or self.lengths is not None:
+                weights = ("its input is masked, and the fused op has no mask (export "
+                           "with lengths=False, without masking layers)")
+            if isinstance(weights, str):
+                self.unfused[layer.name] = weights
+            else:
+                self.fused.append(layer.name)
+                return fused_lstm(layer, x, weights), None
         if self.mode == "streaming":
             if self._recording:
                 self.recurrent.append((layer, sizes))
@@ -341,23 +363,39 @@ class Program:
         return self._rnn_sequence(layer, project(x), mask, sizes, step)
 
     def _rnn_sequence(self, layer, projected, mask, sizes, step):
-        if self.base_mask is not None:
-            mask = self.base_mask if mask is None else tf.logical_and(
-                tf.cast(mask, "bool"), self.base_mask
-            )
-        elif mask is not None:
-            mask = tf.cast(mask, "bool")
-        out_mask = mask if layer.return_sequences else None
-        if layer.go_backwards:
-            # Keras returns the outputs in the order it read them.
-            projected = tf.reverse(projected, [1])
-            mask = None if mask is None else tf.reverse(mask, [1])
         steps = projected.shape[1]
         if steps is None:
             raise ExportError(
                 f"{describe(layer)}: the sequence export needs a static "
                 "number of time steps (pass max_length)."
             )
+        # Padding that only comes from `lengths` sits after the last real
+        # step, so the loop can stop there instead of selecting at every
+        # step (with batch 1 no select is left; with a larger batch the
+        # shorter rows still select). A model's own mask can be anywhere.
+        lengths_only = self.lengths is not None and (mask is None or mask is self.base_mask)
+        if lengths_only:
+            mask = self.base_mask
+        elif self.base_mask is not None:
+            mask = tf.logical_and(tf.cast(mask, "bool"), self.base_mask)
+        elif mask is not None:
+            mask = tf.cast(mask, "bool")
+        out_mask = mask if layer.return_sequences else None
+        start, stop = tf.constant(0), tf.constant(steps)
+        if lengths_only:
+            longest = tf.minimum(tf.reduce_max(self.lengths), steps)
+            # Keras reads a backward layer's padding first: its real steps
+            # are the last `longest` of the reversed sequence.
+            if layer.go_backwards:
+                start = steps - longest
+            else:
+                stop = longest
+            if projected.shape[0] == 1:
+                mask = None
+        if layer.go_backwards:
+            # Keras returns the outputs in the order it read them.
+            projected = tf.reverse(projected, [1])
+            mask = None if mask is None else tf.reverse(mask, [1])
         batch = tf.shape(projected)[0]
         dtype = projected.dtype
         states = [tf.zeros((batch, s), dtype) for s in sizes]
@@ -379,7 +417,14 @@ class Program:
         if self.unroll:
             outputs = []
             for t in range(steps):
-                previous, states = one_step(t, states, previous)
+                output, new_states = one_step(t, states, previous)
+                if lengths_only:
+                    # Steps outside [start, stop) keep the states and the
+                    # output (a select per step: unrolled loops cannot stop).
+                    run = tf.logical_and(t >= start, t < stop)
+                    new_states = [tf.where(run, n, s) for n, s in zip(new_states, states)]
+                    output = tf.where(run, output, previous)
+                previous, states = output, new_states
                 outputs.append(previous)
             sequence = tf.stack(outputs, axis=1) if layer.return_sequences else None
         else:
@@ -394,16 +439,27 @@ class Program:
                 return t + 1, states, output, array
 
             _, states, previous, array = tf.while_loop(
-                lambda t, *_: t < steps,
+                lambda t, *_: t < stop,
                 body,
-                (tf.constant(0), states, previous, array),
-                maximum_iterations=steps,
+                (start, states, previous, array),
             )
             sequence = (
                 tf.transpose(array.stack(), [1, 0, 2])
                 if layer.return_sequences
                 else None
             )
+            if sequence is not None and lengths_only:
+                # The steps the loop skipped were never written: they are
+                # the last output (or zeros) after the end, and zeros before
+                # a backward layer's start (its states were still zero).
+                time = tf.range(steps)[None, :, None]
+                fill = (
+                    tf.zeros_like(previous)
+                    if layer.zero_output_for_mask
+                    else previous
+                )[:, None, :]
+                sequence = tf.where(time < start, tf.zeros_like(sequence), sequence)
+                sequence = tf.where(time >= stop, fill, sequence)
         output = sequence if layer.return_sequences else previous
         if layer.return_state:
             return [output, *states], [out_mask] + [None] * len(states)
