@@ -13,6 +13,7 @@ from keras import tree
 from keras_deeprnn.export._graph import ExportError
 from keras_deeprnn.export._graph import Program
 from keras_deeprnn.export._graph import check_model
+from keras_deeprnn.export._tflite_lstm import unshare_states
 
 MODES = ("sequence", "streaming")
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -44,8 +45,9 @@ def _input_name(tensor, index):
 class _Exporter:
     """The tf.function of one export of `model` and its input names."""
 
-    def __init__(self, model, mode, max_length, batch_size, unroll, lengths=True):
-        self.program = Program(model, mode, unroll=unroll)
+    def __init__(self, model, mode, max_length, batch_size, unroll, lengths=True,
+                 fuse_lstm=False):
+        self.program = Program(model, mode, unroll=unroll, fuse_lstm=fuse_lstm)
         self.model = model
         self.mode = mode
         self.names = [_input_name(t, i) for i, t in enumerate(model.inputs)]
@@ -261,6 +263,7 @@ def export_tflite(
     tolerance=None,
     check_inputs=None,
     lengths=True,
+    fuse_lstm=False,
 ):
     """Writes a TFLite model of `model` that uses builtin ops only, checked.
 
@@ -309,10 +312,20 @@ def export_tflite(
         check_inputs: Model inputs for the check.
         lengths: Sequence mode: add the `lengths` input (leave it out for
             models that mask padding themselves, e.g. token id 0).
+        fuse_lstm: Sequence mode: export each plain LSTM layer (an
+            `LSTMCell` of variant "np" or Keras's `LSTMCell`, tanh/sigmoid,
+            not returning its states, on unmasked input: pass
+            `lengths=False`) as TFLite's fused `UNIDIRECTIONAL_SEQUENCE_LSTM`
+            op instead of a `WHILE` loop, for runtimes and delegates that
+            run that op but no control flow. On LiteRT's CPU kernels the
+            loop is faster (docs/export.md). The other recurrent layers
+            export as loops; the report says why.
 
     Returns:
         A dict: `path`, `mode`, `quantize`, `ops` (the op names), `inputs`
-        and `outputs` (name, shape, dtype), `max_abs_diff`, `tolerance`.
+        and `outputs` (name, shape, dtype), `max_abs_diff`, `tolerance`;
+        with `fuse_lstm`, `fused_lstm` (the layers fused) and `unfused_lstm`
+        (layer name: why not).
 
     Raises:
         ExportError: For a layer that cannot be exported (the message names
@@ -349,7 +362,10 @@ def export_tflite(
     check_model(model)
     if unroll is None:
         unroll = quantize == "int8"
-    exporter = _Exporter(model, mode, max_length, batch_size, unroll, lengths=lengths)
+    if fuse_lstm and mode != "sequence":
+        raise ValueError("fuse_lstm applies to mode='sequence' only (streaming runs one step).")
+    exporter = _Exporter(model, mode, max_length, batch_size, unroll, lengths=lengths,
+                         fuse_lstm=fuse_lstm)
     representative = None
     if quantize == "int8":
         representative = lambda: exporter.feeds(representative_data)  # noqa: E731
@@ -367,6 +383,8 @@ def export_tflite(
             f"Model '{model.name}' could not be converted to TFLite "
             f"(mode={mode!r}, quantize={quantize!r}): {error}"
         ) from error
+    if exporter.program.fused:
+        flatbuffer = unshare_states(flatbuffer)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -382,6 +400,16 @@ def export_tflite(
     except ExportError:
         temporary.unlink()
         raise
+    if fuse_lstm:
+        fused = exporter.program.fused
+        found = report["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM")
+        if found != len(fused):
+            temporary.unlink()
+            raise ExportError(
+                f"Model '{model.name}': {len(fused)} LSTM layer(s) {fused} should have "
+                f"become UNIDIRECTIONAL_SEQUENCE_LSTM ops, but the converter made {found}."
+            )
+        report.update(fused_lstm=list(fused), unfused_lstm=dict(exporter.program.unfused))
     os.replace(temporary, path)
     report.update(path=str(path), mode=mode, quantize=quantize, unroll=bool(unroll))
     return report
@@ -481,7 +509,13 @@ def verify_tflite(model, tflite_path, inputs, tolerance=None):
             for n in outputs
         ]
     else:
-        results = [runner(**feed) for feed in exporter.feeds(arrays)]
+        stateful = "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
+        results = []
+        for feed in exporter.feeds(arrays):
+            if stateful:
+                # The fused LSTM starts from the states the last invoke left.
+                interpreter.reset_all_variables()
+            results.append(runner(**feed))
         got = [np.concatenate([r[n] for r in results]) for n in outputs]
     steps = arrays[0].shape[1]
     diffs = []
