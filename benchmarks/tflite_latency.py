@@ -7,9 +7,10 @@ Compares, at T steps, input D and U units (default 100, 64, 128):
 - the old fused tf.keras LSTM (`tf_keras`, if installed:
   `UNIDIRECTIONAL_SEQUENCE_LSTM`), float, dynamic-range and int8;
 - `keras_deeprnn.export.export_tflite` of `RNN(LSTMCell)` with the same
-  weights: sequence mode (`WHILE` loop and unrolled) in float, dynamic-range
-  and int8, and streaming mode (one step per invoke; the table gives T
-  invokes).
+  weights: sequence mode (`WHILE` loop and unrolled, with the `lengths`
+  input) in float, dynamic-range and int8; sequence mode with
+  `fuse_lstm=True` (`UNIDIRECTIONAL_SEQUENCE_LSTM`, no `lengths`); and
+  streaming mode (one step per invoke; the table gives T invokes).
 
 Run: `python -m benchmarks.tflite_latency [--steps 100 --features 64
 --units 128 --repeats 200] [--table docs/export-latency.md]`.
@@ -30,18 +31,28 @@ from keras_deeprnn.export import load_tflite
 from keras_deeprnn.export.tflite import tflite_ops
 
 
-def _latency(path, feeds, repeats):
-    """Median ms of `len(feeds)` invokes in a row (a sequence), over repeats."""
-    runner = load_tflite(path).get_signature_runner()
-    for feed in feeds[:3]:
-        runner(**feed)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _latencies(files, repeats, block=10):
+    """Median ms of each file's `len(feeds)` invokes in a row (a sequence),
+    for `files` [(path, feeds)], over `repeats` timed runs. The files take
+    turns, `block` timed runs each after two untimed ones (warm caches, as
+    an app that runs one model over and over has them), so that a change in
+    the machine's load falls on all of them alike."""
+    runners = [(load_tflite(path).get_signature_runner(), feeds) for path, feeds in files]
+    times = [[] for _ in runners]
+
+    def sequence(runner, feeds):
         for feed in feeds:
             runner(**feed)
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+
+    for _ in range(max(1, repeats // block)):
+        for (runner, feeds), kept in zip(runners, times):
+            for _ in range(2):
+                sequence(runner, feeds)
+            for _ in range(block):
+                start = time.perf_counter()
+                sequence(runner, feeds)
+                kept.append(time.perf_counter() - start)
+    return [1e3 * float(np.median(t)) for t in times]
 
 
 def _stock(model, path, quantize=None, representative=None):
@@ -80,13 +91,14 @@ def main(argv=None):
     rows = []
     folder = Path(tempfile.mkdtemp())
 
+    files = []
+
     def add(name, path, feeds, note=""):
         ops = sorted(set(tflite_ops(load_tflite(path, delegates=False))))
         loop = next((o for o in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "WHILE") if o in ops),
                     "one step" if "streaming" in name else "unrolled")
-        ms = _latency(path, feeds, args.repeats)
-        rows.append((name, loop, ms, Path(path).stat().st_size / 1024, note))
-        print(f"{name:55s} {loop:30s} {ms:8.3f} ms {rows[-1][3]:8.1f} KiB", flush=True)
+        files.append((path, feeds))
+        rows.append([name, loop, None, Path(path).stat().st_size / 1024, note])
 
     path = folder / "stock.tflite"
     _stock(stock, path)
@@ -122,6 +134,14 @@ def main(argv=None):
             add(f"keras_deeprnn sequence, {quantize or 'float'}", path, [feed],
                 f"max diff {report['max_abs_diff']:.2g}")
 
+    for quantize in (None, "dynamic"):
+        path = folder / f"ours-fused-{quantize}.tflite"
+        report = export_tflite(ours, path, mode="sequence", quantize=quantize,
+                               max_length=steps, lengths=False, fuse_lstm=True,
+                               check_inputs=x)
+        add(f"keras_deeprnn sequence, fuse_lstm=True, {quantize or 'float'}", path,
+            [{report["inputs"][0]["name"]: x}], f"max diff {report['max_abs_diff']:.2g}")
+
     for quantize in (None, "dynamic", "int8"):
         path = folder / f"ours-stream-{quantize}.tflite"
         report = export_tflite(ours, path, mode="streaming", quantize=quantize,
@@ -135,12 +155,17 @@ def main(argv=None):
         add(f"keras_deeprnn streaming, {quantize or 'float'} ({steps} invokes)", path,
             feeds, f"max diff {report['max_abs_diff']:.2g}")
 
+    for row, ms in zip(rows, _latencies(files, args.repeats)):
+        row[2] = ms
+    # Ratios to the old fused tf.keras LSTM in float, measured in this run.
+    reference = next((ms for n, _, ms, _, _ in rows if n == "tf.keras LSTM (fused), float"), None)
     lines = [
         f"| export (T={steps}, input {features}, {units} units, batch 1, 1 thread) "
-        "| loop | latency ms (median) | size KiB | note |",
-        "|---|---|---|---|---|",
+        "| loop | latency ms (median) | vs tf.keras fused float | size KiB | note |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {loop} | {ms:.3f} | {kib:.0f} | {note} |"
+    lines += [f"| {n} | {loop} | {ms:.3f} | {'' if reference is None else f'{ms / reference:.2f}x'} "
+              f"| {kib:.0f} | {note} |"
               for n, loop, ms, kib, note in rows]
     table = "\n".join(lines)
     print(table)
