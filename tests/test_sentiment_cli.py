@@ -147,12 +147,15 @@ def test_cross_validation_with_baseline_and_resume(toy, tmp_path, capsys):
     run_dir = tmp_path / "cv"
     args = ["train", "--data", str(toy), "--cv", "2", "--epochs", "1", "--units", "4",
             "--embedding-dim", "4", "--batch-size", "32", "--cell", "rnn",
-            "--baseline", "--run-dir", str(run_dir)]
+            "--baseline", "--wide", "--wide-buckets", "64", "--run-dir", str(run_dir)]
     assert main(args) == 0
     summary = json.loads((run_dir / "cv.json").read_text())
     assert [r["fold"] for r in summary["results"]] == [0, 1]
     assert sum(r["test_texts"] for r in summary["results"]) == 160
     assert summary["baseline_mean_accuracy"] >= 0.9  # the toy is linear in the words
+    # Each branch alone on the test folds, beside the combination.
+    assert summary["wide_mean_accuracy"] >= 0.9
+    assert 0 <= summary["rnn_mean_accuracy"] <= 1
     capsys.readouterr()
     assert main(args) == 0  # a re-run skips the finished folds
     assert capsys.readouterr().out.count("done before") == 2

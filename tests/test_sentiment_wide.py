@@ -14,7 +14,10 @@ from apps.common import runner
 from apps.sentiment.cli import main
 from apps.sentiment.model import branch_model
 from apps.sentiment.model import build_classifier
+from apps.sentiment.wide import MIX_GRID
+from apps.sentiment.wide import MixLogProbs
 from apps.sentiment.wide import NgramLogits
+from apps.sentiment.wide import fit_mix_weights
 from apps.sentiment.wide import nb_ratios
 from test_sentiment_cli import _toy_rows
 
@@ -120,6 +123,65 @@ def test_wide_classifier_config_round_trip():
     np.testing.assert_allclose(np.asarray(copy(IDS)), np.asarray(model(IDS)), atol=1e-6)
 
 
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_mix_is_the_weighted_sum_of_log_probs():
+    rng = np.random.default_rng(0)
+    deep, wide = _log_softmax(rng.normal(size=(5, 3))), _log_softmax(rng.normal(size=(5, 3)))
+    mix = MixLogProbs()
+    np.testing.assert_allclose(np.asarray(mix([deep, wide])), (deep + wide) / 2, atol=1e-6)
+    mix.weights_ab.assign([0.3, 1.7])
+    np.testing.assert_allclose(np.asarray(mix([deep, wide])), 0.3 * deep + 1.7 * wide, atol=1e-6)
+
+
+def test_fit_mix_weights_minimises_the_held_out_cross_entropy():
+    """Against a brute-force search written from the definition: the chosen
+    pair has the smallest mean -log softmax(a d + b w)[label] of the grid; an
+    expert that knows the labels gets the weight, one that is noise none."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, size=400)
+    signal = np.where(labels[:, None] == np.arange(2), 1.0, -1.0)
+    wide = _log_softmax(0.6 * signal + rng.normal(size=(400, 2)))
+    deep = _log_softmax(rng.normal(size=(400, 2)))  # knows nothing
+    a, b, loss = fit_mix_weights(deep, wide, labels)
+    losses = {(x, y): -_log_softmax(x * deep + y * wide)[np.arange(400), labels].mean()
+              for x in MIX_GRID for y in MIX_GRID}
+    assert loss == pytest.approx(min(losses.values()), abs=1e-9)
+    assert losses[(a, b)] == pytest.approx(loss, abs=1e-9)
+    assert a <= 0.15 and b >= 0.5
+    a2, b2, _ = fit_mix_weights(wide, deep, labels)  # the roles swapped
+    assert (a2, b2) == (b, a)
+    with pytest.raises(ValueError, match="non-finite"):
+        fit_mix_weights(np.full((2, 2), np.nan), wide[:2], labels[:2])
+    with pytest.raises(ValueError, match="at least one"):
+        fit_mix_weights(deep[:0], wide[:0], labels[:0])
+
+
+def test_refit_wide_trains_only_the_wide_branch_on_the_given_texts():
+    from apps.sentiment.train import refit_wide
+
+    keras.utils.set_random_seed(2)
+    model = build_classifier(12, 2, units=4, embedding_dim=4, wide=True, wide_buckets=32)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, size=64)
+    # Class 1 texts hold word 5, class 0 texts word 6, among noise words 2-4.
+    ids = rng.integers(2, 5, size=(64, 6)).astype("int32")
+    ids[np.arange(64), rng.integers(0, 6, size=64)] = np.where(labels == 1, 5, 6)
+    layer = model.get_layer("wide")
+    others = {w.path: w.numpy() for w in model.weights if not w.path.startswith("wide")}
+    refit_wide(model, ids, labels, epochs=20, lr=0.05)
+    np.testing.assert_allclose(layer.ratio.numpy(), nb_ratios(layer, ids, labels))
+    assert not layer.trainable
+    for w in model.weights:
+        if w.path in others:
+            np.testing.assert_array_equal(w.numpy(), others[w.path])
+    predicted = np.asarray(layer(ids)).argmax(axis=1)
+    assert (predicted == labels).mean() == 1.0  # the words 5/6 decide
+
+
 @pytest.fixture(scope="module")
 def wide_trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wide")
@@ -139,6 +201,8 @@ def test_wide_model_trains_and_reloads_identically(wide_trained):
     assert meta["metrics"]["test_accuracy"] >= 0.8  # chance is 0.5
     model = runner.load(wide_trained)  # safe_mode=True
     assert model.layers[-1].get_layer("wide").ratio.numpy().any()  # the NB ratios were saved
+    # The mix weights were fitted on the held-out texts (not left at 1/2, 1/2) and saved.
+    assert model.layers[-1].get_layer("mix").weights_ab.numpy().tolist() != [0.5, 0.5]
     texts = tf.constant(["a great film", "the plot was dull", "", "unseen words"])
     first = model.predict(texts, verbose=0)
     second = runner.load(wide_trained / "model.keras").predict(texts, verbose=0)

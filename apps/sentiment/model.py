@@ -173,11 +173,12 @@ def build_classifier(
     Naive-Bayes-weighted linear model of the unigrams and bigrams
     (`apps.sentiment.wide.NgramLogits`; set its ratios with
     `apps.sentiment.wide.nb_ratios` from the training texts), reads the same
-    ids, and the output is the normalised geometric mean of the two
-    branches' probabilities, softmax((log p_deep + log p_wide) / 2). Train
-    each branch on its own loss (`branch_model`): trained on the
-    combination, the linear branch fits the training texts within an epoch
-    and leaves the recurrent one nothing to learn.
+    ids, and the output is a weighted product of the two branches'
+    probabilities, softmax(a log p_deep + b log p_wide) (layer ``"mix"``,
+    `apps.sentiment.wide.MixLogProbs`, a = b = 1/2 until `fit_mix` sets them
+    on held-out texts). Train each branch on its own loss (`branch_model`):
+    trained on the combination, the linear branch fits the training texts
+    within an epoch and leaves the recurrent one nothing to learn.
 
     Args:
         vocab_size: Number of ids, padding and ``[UNK]`` included.
@@ -247,8 +248,8 @@ def build_classifier(
         wide_log_probs = wide_branch.NgramLogits(
             vocab_size, num_classes, buckets=wide_buckets, l2=wide_l2, dropout=wide_dropout,
             log_probs=True, name="wide")(ids)
-        mean = keras.layers.Average(name="mean_log_probs")([deep, wide_log_probs])
-        probs = keras.layers.Activation("softmax", name="probabilities")(mean)
+        mixed = wide_branch.MixLogProbs(name="mix")([deep, wide_log_probs])
+        probs = keras.layers.Activation("softmax", name="probabilities")(mixed)
     else:
         probs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
     name = f"sentiment_{cell}_{arch}_{pooling}{'_wide' if wide else ''}".replace("-", "_")

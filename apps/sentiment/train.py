@@ -18,6 +18,7 @@ from apps.common import runner
 from apps.sentiment.model import OOV
 from apps.sentiment.model import PAD
 from apps.sentiment.model import recurrent_layer
+from apps.sentiment.wide import fit_mix_weights
 
 
 
@@ -286,3 +287,41 @@ def svd_embeddings(ids, vocab_size, dim, window=5, smoothing=0.75):
     if std > 0:
         vectors *= 0.05 / std
     return vectors
+
+
+def branch_log_probs(classifier, ids, batch_size=256):
+    """The log-probabilities ``(n, classes)`` of each branch of a classifier
+    built with ``wide=True`` on its own: ``(recurrent, wide)``."""
+    return tuple(
+        predict_ids(keras.Model(classifier.input, classifier.get_layer(name).output), ids,
+                    batch_size)
+        for name in ("classifier", "wide"))
+
+
+def fit_mix(classifier, ids, labels, batch_size=256):
+    """Fits the weights of the ``"mix"`` layer of a classifier built with
+    ``wide=True`` on held-out token ids and labels
+    (`apps.sentiment.wide.fit_mix_weights`); returns ``(a, b, loss)``."""
+    deep, wide = branch_log_probs(classifier, ids, batch_size)
+    a, b, loss = fit_mix_weights(deep, wide, labels)
+    classifier.get_layer("mix").weights_ab.assign(np.array([a, b], "float32"))
+    return a, b, loss
+
+
+def refit_wide(classifier, ids, labels, epochs, lr=2e-3, clipnorm=1.0, batch_size=64, seed=0):
+    """Trains the wide branch of `classifier` again from zero weights on
+    `ids`/`labels` (its Naive-Bayes ratios counted on them) for `epochs`
+    epochs, the number early stopping chose on held-out texts; the rest of
+    the classifier is left as it is."""
+    from apps.sentiment.model import branch_model
+    from apps.sentiment.wide import nb_ratios
+
+    layer = classifier.get_layer("wide")
+    layer.trainable = True
+    layer.ratio.assign(nb_ratios(layer, ids, labels))
+    layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+    layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+    model = branch_model(classifier, "wide", lr, clipnorm)
+    model.fit(bucketed_dataset(ids, labels, batch_size, shuffle=True, seed=seed),
+              epochs=epochs, verbose=0, shuffle=False)  # the dataset shuffles
+    layer.trainable = False

@@ -22,6 +22,16 @@ a logistic regression on the NB-scaled features (NBLR, the logistic-loss
 form of NBSVM). In training, each feature of a text is dropped with
 probability `dropout` (and the rest scaled by 1 / (1 - dropout)), a
 regulariser (off by default).
+
+The classifier's output mixes the two branches' log-probabilities
+(`MixLogProbs`),
+
+    p(k | text) = softmax_k(a log p_deep(k) + b log p_wide(k)),
+
+a product of experts whose two weights a, b >= 0 are fitted after both
+branches have trained, on the held-out validation texts (`fit_mix_weights`), as
+Mesnil et al. (2014) weight their ensemble of an RNN language model,
+paragraph vectors and NBSVM on held-out data.
 """
 
 import keras
@@ -152,3 +162,65 @@ def nb_ratios(layer, ids, labels, alpha=1.0, batch_size=1024):
     ratios = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
     ratios[counts.sum(axis=1) == 0] = 0.0
     return ratios.astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MixLogProbs(keras.layers.Layer):
+    """Weighted sum of two branches' log-probabilities, the logits of their
+    product of experts: ``a * log_p_deep + b * log_p_wide``. The weights
+    (non-trainable, 1/2 each at the start: the normalised geometric mean)
+    are set by `fit_mix_weights` and saved with the model.
+
+    Call arguments:
+        inputs: A list ``[log_p_deep, log_p_wide]``, each
+            ``(batch, classes)``.
+
+    Example:
+
+    >>> mix = MixLogProbs()
+    >>> [float(v) for v in mix([np.log([[0.2, 0.8]]), np.log([[0.6, 0.4]])])[0]]
+    ... # doctest: +ELLIPSIS
+    [-0.6..., -0.5...]
+    """
+
+    def build(self, input_shape):
+        self.weights_ab = self.add_weight(name="weights_ab", shape=(2,),
+                                          initializer=keras.initializers.Constant(0.5),
+                                          trainable=False)
+
+    def call(self, inputs):
+        deep, wide = inputs
+        return self.weights_ab[0] * deep + self.weights_ab[1] * wide
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+#: The grid of `fit_mix`: each weight from 0 to 2 in steps of 0.05.
+MIX_GRID = np.round(np.arange(0.0, 2.0001, 0.05), 2)
+
+
+def fit_mix_weights(deep_log_probs, wide_log_probs, labels):
+    """The weights (a, b) of `MIX_GRID` x `MIX_GRID` with the smallest mean
+    cross-entropy of softmax(a log p_deep + b log p_wide) on the given
+    (held-out) texts; ties go to the pair nearest (1/2, 1/2). Returns
+    ``(a, b, loss)``."""
+    deep = np.asarray(deep_log_probs, np.float64)
+    wide = np.asarray(wide_log_probs, np.float64)
+    labels = np.asarray(labels)
+    if not len(labels):
+        raise ValueError("fit_mix needs at least one held-out text.")
+    if not (np.isfinite(deep).all() and np.isfinite(wide).all()):
+        raise ValueError("fit_mix got non-finite log-probabilities.")
+    best = None
+    for a in MIX_GRID:
+        for b in MIX_GRID:
+            logits = a * deep + b * wide
+            logits -= logits.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(logits).sum(axis=1))
+            loss = float(np.mean(log_norm - logits[np.arange(len(labels)), labels]))
+            key = (round(loss, 9), abs(a - 0.5) + abs(b - 0.5))
+            if best is None or key < best[0]:
+                best = (key, a, b, loss)
+    _, a, b, loss = best
+    return float(a), float(b), loss
