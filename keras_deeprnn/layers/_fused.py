@@ -34,12 +34,14 @@ def _tanh_grad(t):
 
 
 # -- per-step forward / backward of each kind ---------------------------------
-# forward(p, a, states, extra, leak) -> (new states, saved activations)
-# backward(saved, prev states, d new states, extra, leak)
+# forward(p, a, states, extra, leak, rmask) -> (new states, saved activations)
+# backward(saved, prev states, d new states, extra, leak, rmask)
 #     -> (dP_t, dA_t or None where it equals dP_t, d prev states except the
 #         path through A_t, which the loop adds)
 # `extra` holds the LSTM's peepholes (those of its gates, in the order i, f,
-# o) or is empty; `leak` is the SimpleRNN's fixed leak rate.
+# o), the MUT cells' recurrent matrices other than R, or is empty; `leak` is
+# the SimpleRNN's fixed leak rate; `rmask` the recurrent-dropout mask (or
+# None), which only the kinds with products other than A_t read.
 
 
 class _LSTMVariant:
@@ -65,7 +67,7 @@ class _LSTMVariant:
 def _lstm_steps(variant):
     spec = _LSTMVariant(variant)
 
-    def forward(p, a, states, extra, leak):
+    def forward(p, a, states, extra, leak, rmask):
         c_prev = states[1]
         z = dict(zip(spec.gates, tf.split(p + a, len(spec.gates), axis=-1)))
         peep = dict(zip(spec.peepholes, extra))
@@ -83,7 +85,7 @@ def _lstm_steps(variant):
             h = out
         return [h, c], tf.concat([gates[g] for g in spec.gates], axis=-1)
 
-    def backward(saved, prev, d_new, extra, leak):
+    def backward(saved, prev, d_new, extra, leak, rmask):
         gates = dict(zip(spec.gates, tf.split(saved, len(spec.gates), axis=-1)))
         peep = dict(zip(spec.peepholes, extra))
         c_prev = prev[1]
@@ -134,7 +136,7 @@ def _lstm_peephole_grads(kind, saved_seq, dP, c_prev, dtype):
     ]
 
 
-def _gru_forward(p, a, states, extra, leak):
+def _gru_forward(p, a, states, extra, leak, rmask):
     h_prev = states[0]
     x_z, x_r, x_h = tf.split(p, 3, axis=-1)
     a_z, a_r, a_h = tf.split(a, 3, axis=-1)
@@ -145,7 +147,7 @@ def _gru_forward(p, a, states, extra, leak):
     return [h], tf.concat([z, r, n, a_h], axis=-1)
 
 
-def _gru_backward(saved, prev, d_new, extra, leak):
+def _gru_backward(saved, prev, d_new, extra, leak, rmask):
     z, r, n, a_h = tf.split(saved, 4, axis=-1)
     dh = d_new[0]
     dz = dh * (prev[0] - n) * _sig_grad(z)
@@ -156,17 +158,85 @@ def _gru_backward(saved, prev, d_new, extra, leak):
     return dp, da, [dh * z]
 
 
-def _rnn_forward(p, a, states, extra, leak):
+def _rnn_forward(p, a, states, extra, leak, rmask):
     s = tf.tanh(p + a)
     h = leak * states[0] + (1.0 - leak) * s if leak else s
     return [h], s
 
 
-def _rnn_backward(saved, prev, d_new, extra, leak):
+def _rnn_backward(saved, prev, d_new, extra, leak, rmask):
     dh = d_new[0]
     ds = (1.0 - leak) * dh if leak else dh
     dp = ds * _tanh_grad(saved)
     return dp, None, [leak * dh if leak else tf.zeros_like(dh)]
+
+
+def _mut_steps(kind):
+    """The MUT cells (`keras_deeprnn.cells.mut`). P holds [x_z, x_r, x_h]
+    (bias and MUT1's tanh(x) included); with q = r * h~ (h~ = h_{t-1} times
+    the recurrent-dropout mask),
+
+        MUT1: A = h~ W_hr,          z = s(x_z),            r = s(x_r + A)
+        MUT2: A = h~ [W_hz, W_hr],  z = s(x_z + A_z),      r = s(x_r + A_r)
+        MUT3: A = h~ W_hr,          z = s(x_z + tanh(h~) W_hz), r = s(x_r + A)
+        n = tanh(q W_hh + x_h),     h_t = n z + h_{t-1} (1 - z);
+
+    `extra` is (W_hh,), for MUT3 (W_hz, W_hh). Kept per step: z, r, n."""
+
+    def split_extra(extra):
+        return (extra[0], extra[1]) if kind == "mut3" else (None, extra[0])
+
+    def forward(p, a, states, extra, leak, rmask):
+        w_hz, w_hh = split_extra(extra)
+        h_prev = states[0]
+        h_rec = h_prev if rmask is None else h_prev * rmask
+        x_z, x_r, x_h = tf.split(p, 3, axis=-1)
+        if kind == "mut2":
+            a_z, a_r = tf.split(a, 2, axis=-1)
+            z = tf.sigmoid(x_z + a_z)
+        else:
+            a_r = a
+            z = tf.sigmoid(x_z if kind == "mut1" else x_z + tf.matmul(tf.tanh(h_rec), w_hz))
+        r = tf.sigmoid(x_r + a_r)
+        n = tf.tanh(tf.matmul(r * h_rec, w_hh) + x_h)
+        h = n * z + h_prev * (1.0 - z)
+        return [h], tf.concat([z, r, n], axis=-1)
+
+    def backward(saved, prev, d_new, extra, leak, rmask):
+        w_hz, w_hh = split_extra(extra)
+        z, r, n = tf.split(saved, 3, axis=-1)
+        h_prev = prev[0]
+        h_rec = h_prev if rmask is None else h_prev * rmask
+        dh = d_new[0]
+        dz = dh * (n - h_prev) * _sig_grad(z)
+        dn = dh * z * _tanh_grad(n)
+        dq = tf.matmul(dn, w_hh, transpose_b=True)
+        dr = dq * h_rec * _sig_grad(r)
+        dh_rec = dq * r
+        if kind == "mut3":
+            t = tf.tanh(h_rec)
+            dh_rec += tf.matmul(dz, w_hz, transpose_b=True) * _tanh_grad(t)
+        dh_prev = dh * (1.0 - z) + (dh_rec if rmask is None else dh_rec * rmask)
+        dp = tf.concat([dz, dr, dn], axis=-1)
+        da = tf.concat([dz, dr], axis=-1) if kind == "mut2" else dr
+        return dp, da, [dh_prev]
+
+    return forward, backward
+
+
+def _mut_extra_grads(kind, saved_seq, dP, h_prev_rec, dtype):
+    """Gradients of `extra` summed over time and batch: dW_hh = sum (r *
+    h~)^T dx_h, and for MUT3 dW_hz = sum tanh(h~)^T dx_z."""
+    _, r, _ = tf.split(_stack(saved_seq, dtype), 3, axis=-1)
+    dz, _, dn = tf.split(dP, 3, axis=-1)
+
+    def flat(x):
+        return tf.reshape(x, (-1, tf.shape(x)[-1]))
+
+    d_w_hh = tf.matmul(flat(r * h_prev_rec), flat(dn), transpose_a=True)
+    if kind != "mut3":
+        return [d_w_hh]
+    return [tf.matmul(flat(tf.tanh(h_prev_rec)), flat(dz), transpose_a=True), d_w_hh]
 
 
 # The LSTM variants with a kernel here: every one of `LSTMCell` but "fgr".
@@ -178,10 +248,12 @@ _STEPS = {
     "gru": (_gru_forward, _gru_backward),
     "rnn": (_rnn_forward, _rnn_backward),
     **{k: _lstm_steps(v) for k, v in zip(_VARIANTS, LSTM_VARIANTS)},
+    **{k: _mut_steps(k) for k in ("mut1", "mut2", "mut3")},
 }
 KINDS = tuple(_STEPS)
 # Width of the activations kept per step, in units.
-_SAVED_WIDTH = {"gru": 4, "rnn": 1, **{k: len(v.gates) for k, v in _VARIANTS.items()}}
+_SAVED_WIDTH = {"gru": 4, "rnn": 1, "mut1": 3, "mut2": 3, "mut3": 3,
+                **{k: len(v.gates) for k, v in _VARIANTS.items()}}
 
 
 # -- the two loops (time-major: P is (T, B, G), mask (T, B, 1) bool) ----------
@@ -201,7 +273,7 @@ def _forward(
         a = tf.matmul(h_rec, R)
         if b_rec is not None:
             a = a + b_rec
-        new, saved = step(P[t], a, states, extra, leak)
+        new, saved = step(P[t], a, states, extra, leak, rmask)
         y = new[0]
         if mask is not None:
             m = mask[t]
@@ -259,7 +331,7 @@ def _backward(
     step = _STEPS[kind][1]
     steps = tf.shape(dY)[0]
     r_t = tf.transpose(R)
-    separate_da = kind == "gru"
+    separate_da = kind in ("gru", "mut1", "mut2", "mut3")
     # Under `reduce_retracing` the traced shapes may be unknown.
     units = h0.shape[1]
     saved_shape = (h0.shape[0], None if units is None else _SAVED_WIDTH[kind] * units)
@@ -281,7 +353,8 @@ def _backward(
         prev = [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs]
         if mask is None:
             prev[0] = tf.where(t > 0, prev_seqs[0][tf.maximum(t - 1, 0)], h0)
-        dp, da, d_prev = step(_read(saved_seq, t, dY.dtype, saved_shape), prev, d_new, extra, leak)
+        dp, da, d_prev = step(_read(saved_seq, t, dY.dtype, saved_shape), prev, d_new, extra,
+                              leak, rmask)
         da = dp if da is None else da
         dh_rec = tf.matmul(da, r_t)
         d_prev[0] = d_prev[0] + (dh_rec if rmask is None else dh_rec * rmask)
@@ -317,7 +390,13 @@ def _backward(
     grads = [dP, dR] + list(d_states0)
     if has_bias:
         grads.append(tf.reduce_sum(dA, axis=(0, 1)))
-    if extra:
+    if kind.startswith("mut"):
+        h_prev = _stack(prev_seqs[0], dY.dtype)
+        if mask is None:  # the outputs Y: h_{t-1} is one step back
+            h_prev = tf.concat([h0[None], h_prev[:-1]], axis=0)
+        h_prev = h_prev if rmask is None else h_prev * rmask
+        grads += _mut_extra_grads(kind, saved_seq, dP, h_prev, dY.dtype)
+    elif extra:
         grads += _lstm_peephole_grads(
             kind, saved_seq, dP, _stack(prev_seqs[1], dY.dtype), dY.dtype
         )

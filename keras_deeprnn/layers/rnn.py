@@ -10,6 +10,9 @@ from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.gru import GRUCell
 from keras_deeprnn.cells.lstm import LSTMCell
 from keras_deeprnn.cells.lstm import PeepholeLSTMCell
+from keras_deeprnn.cells.mut import MUT1Cell
+from keras_deeprnn.cells.mut import MUT2Cell
+from keras_deeprnn.cells.mut import MUT3Cell
 from keras_deeprnn.cells.simple_rnn import SimpleRNNCell
 from keras_deeprnn.layers._units import check_bool
 
@@ -36,10 +39,11 @@ class RNN(keras.layers.RNN):
     - `LSTMCell`, every variant but `"fgr"` (`PeepholeLSTMCell` too),
     - `GRUCell` with `reset_after=True`,
     - `SimpleRNNCell` without `trainable_leak`,
+    - `MUT1Cell`, `MUT2Cell`, `MUT3Cell`,
 
     each with the default activations (tanh, sigmoid), with dropout and
     recurrent dropout. Every other `RecurrentCell` (the `"fgr"` LSTM,
-    MUT1-3, non-default activations, `reset_after=False`, trainable leak,
+    non-default activations, `reset_after=False`, trainable leak,
     the deep-transition cells) takes the hoisted loop above, differentiated
     by TensorFlow; any other cell (`StackedCells`, Keras's own cells) and
     `unroll=True` take `keras.layers.RNN`'s own loop unchanged. Masking,
@@ -121,7 +125,8 @@ class RNN(keras.layers.RNN):
             return "gru" if sigmoid and cell.reset_after else None
         if type(cell) is SimpleRNNCell:
             return None if cell.trainable_leak else "rnn"
-        return None
+        mut = {MUT1Cell: "mut1", MUT2Cell: "mut2", MUT3Cell: "mut3"}.get(type(cell))
+        return mut if sigmoid else None
 
     def _fused_loop(self, kind, x, initial_state, mask, training):
         from keras_deeprnn.layers import _fused
@@ -143,8 +148,20 @@ class RNN(keras.layers.RNN):
         b_rec = None
         if kind == "gru" and cell.use_bias:
             b_rec = ops.cast(cell.bias[1], dtype)
+        R = ops.cast(cell.recurrent_kernel, dtype)
         extra = ()
-        if kind.startswith("lstm"):
+        if kind.startswith("mut"):
+            # R is the product the loop takes of h~; the others go in
+            # `extra` (see `_fused._mut_steps`): blocks [W_hr, W_hh] (MUT1),
+            # [W_hz, W_hr, W_hh] (MUT2, MUT3).
+            u = cell.units
+            if kind == "mut1":
+                R, extra = R[:, :u], (R[:, u:],)
+            elif kind == "mut2":
+                R, extra = R[:, : 2 * u], (R[:, 2 * u :],)
+            else:
+                R, extra = R[:, u : 2 * u], (R[:, :u], R[:, 2 * u :])
+        elif kind.startswith("lstm"):
             extra = tuple(
                 ops.cast(cell.peepholes[g], dtype)
                 for g in ("i", "f", "o")
@@ -154,7 +171,7 @@ class RNN(keras.layers.RNN):
             kind,
             P,
             states,
-            ops.cast(cell.recurrent_kernel, dtype),
+            R,
             b_rec=b_rec,
             extra=extra,
             rmask=rmask,
