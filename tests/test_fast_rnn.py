@@ -25,7 +25,7 @@ FUSED = {
     "gru": lambda **kw: cells.GRUCell(U, **kw),
     "rnn-leak": lambda **kw: cells.SimpleRNNCell(U, leak=0.3, **kw),
     **{f"lstm-{v}": (lambda v: lambda **kw: cells.LSTMCell(U, variant=v, **kw))(v)
-       for v in ("nig", "nfg", "nog", "niaf", "noaf", "cifg")},
+       for v in ("nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr")},
     "mut1": lambda **kw: cells.MUT1Cell(U, **kw),
     "mut1-raw": lambda **kw: cells.MUT1Cell(D, **kw),  # tanh(x) itself: units == input
     "mut2": lambda **kw: cells.MUT2Cell(U, **kw),
@@ -36,7 +36,6 @@ GENERIC = {
     "gru-reset-before": lambda **kw: cells.GRUCell(U, reset_after=False, **kw),
     "rnn-trainable-leak": lambda **kw: cells.SimpleRNNCell(
         U, leak=0.3, trainable_leak=True, **kw),
-    "lstm-fgr": lambda **kw: cells.LSTMCell(U, variant="fgr", **kw),
 }
 CONFIGS = {
     "backwards-state": dict(return_sequences=True, return_state=True,
@@ -102,7 +101,7 @@ def test_fused_mut_kernels_match_stock_rnn(name, masked, loops):
     assert_agree(stock, ours, mask=MASK if masked else None)
 
 
-@pytest.mark.parametrize("variant", ["nig", "nfg", "nog", "niaf", "noaf", "cifg"])
+@pytest.mark.parametrize("variant", ["nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_fused_lstm_variants_match_stock_rnn(variant, masked, loops):
     stock, ours = pair(FUSED[f"lstm-{variant}"], **CONFIGS["backwards-state"])
@@ -134,7 +133,7 @@ def test_fused_kernels_match_keras_builtin_layers(name, builtin):
     assert_agree(reference, ours, mask=MASK)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "mut1", "mut2", "mut3"])
+@pytest.mark.parametrize("name", ["lstm", "lstm-fgr", "gru", "mut1", "mut2", "mut3"])
 def test_dropout_uses_the_stock_masks(name):
     make = {**FUSED, **GENERIC}[name]
     stock, ours = pair(

@@ -46,10 +46,13 @@ def _tanh_grad(t):
 
 class _LSTMVariant:
     """What an `LSTMCell` variant changes (see its docstring): the gate
-    blocks present (in the order i, f, c, o), the peephole gates, and the
-    identity in place of the input or output activation."""
+    blocks present (in the order i, f, c, o), the peephole gates, the
+    identity in place of the input or output activation, and (fgr) the
+    gates' recurrence: a third state g = [i, f, o] of the step before,
+    whose product g W_g (the last of `extra`) adds to the three gates."""
 
     def __init__(self, variant):
+        self.fgr = variant == "fgr"
         self.gates = variant_gates(variant)
         self.peepholes = () if variant == "np" else tuple(
             g for g in ("i", "f", "o") if g in self.gates)
@@ -70,6 +73,9 @@ def _lstm_steps(variant):
     def forward(p, a, states, extra, leak, rmask):
         c_prev = states[1]
         z = dict(zip(spec.gates, tf.split(p + a, len(spec.gates), axis=-1)))
+        if spec.fgr:
+            for g, r in zip("ifo", tf.split(tf.matmul(states[2], extra[-1]), 3, axis=-1)):
+                z[g] = z[g] + r
         peep = dict(zip(spec.peepholes, extra))
         gates = {}
         for g in ("i", "f"):
@@ -83,19 +89,24 @@ def _lstm_steps(variant):
             h = gates["o"] * out
         else:
             h = out
-        return [h, c], tf.concat([gates[g] for g in spec.gates], axis=-1)
+        new = [h, c]
+        if spec.fgr:
+            new.append(tf.concat([gates[g] for g in "ifo"], axis=-1))
+        return new, tf.concat([gates[g] for g in spec.gates], axis=-1)
 
     def backward(saved, prev, d_new, extra, leak, rmask):
         gates = dict(zip(spec.gates, tf.split(saved, len(spec.gates), axis=-1)))
         peep = dict(zip(spec.peepholes, extra))
         c_prev = prev[1]
-        dh, dc = d_new
+        dh, dc = d_new[:2]
+        # fgr: the gradient of the emitted gates [i, f, o] (the third state).
+        dg = dict(zip("ifo", tf.split(d_new[2], 3, axis=-1))) if spec.fgr else {}
         i, f, g, c = spec.cell(gates, c_prev)
         out = tf.tanh(c) if spec.output_activation else c
         dz = {}
         if "o" in gates:
             o = gates["o"]
-            dz["o"] = dh * out * _sig_grad(o)
+            dz["o"] = (dh * out + dg["o"] if spec.fgr else dh * out) * _sig_grad(o)
             d_out = dh * o
         else:
             d_out = dh
@@ -104,6 +115,8 @@ def _lstm_steps(variant):
             dc = dc + dz["o"] * peep["o"]
         di = dc * g
         df = dc * c_prev
+        if spec.fgr:
+            di, df = di + dg["i"], df + dg["f"]
         if spec.cifg:
             di = di - df  # f = 1 - i
         if "i" in gates:
@@ -116,24 +129,35 @@ def _lstm_steps(variant):
             if name in peep:
                 dc_prev = dc_prev + dz[name] * peep[name]
         dp = tf.concat([dz[name] for name in spec.gates], axis=-1)
-        return dp, None, [tf.zeros_like(dh), dc_prev]
+        d_prev = [tf.zeros_like(dh), dc_prev]
+        if spec.fgr:
+            d_prev.append(tf.matmul(tf.concat([dz[name] for name in "ifo"], axis=-1),
+                                    extra[-1], transpose_b=True))
+        return dp, None, d_prev
 
     return forward, backward
 
 
-def _lstm_peephole_grads(kind, saved_seq, dP, c_prev, dtype):
-    """Gradients of the peepholes (in `extra`'s order), summed over time and
-    batch: d p_i = sum dz_i c_{t-1}, d p_f = sum dz_f c_{t-1}, d p_o =
-    sum dz_o c_t."""
+def _lstm_extra_grads(kind, saved_seq, dP, c_prev, g_prev, dtype):
+    """Gradients of `extra`, summed over time and batch: the peepholes,
+    d p_i = sum dz_i c_{t-1}, d p_f = sum dz_f c_{t-1}, d p_o = sum dz_o c_t;
+    then (fgr) d W_g = sum g_{t-1}^T [dz_i, dz_f, dz_o]."""
     spec = _VARIANTS[kind]
     saved = _stack(saved_seq, dtype)
     gates = dict(zip(spec.gates, tf.split(saved, len(spec.gates), axis=-1)))
     dz = dict(zip(spec.gates, tf.split(dP, len(spec.gates), axis=-1)))
     c = spec.cell(gates, c_prev)[3]
-    return [
+    grads = [
         tf.reduce_sum(dz[g] * (c if g == "o" else c_prev), axis=(0, 1))
         for g in spec.peepholes
     ]
+    if spec.fgr:
+        width = 3 * tf.shape(c_prev)[-1]  # the traced shape may be unknown
+        grads.append(tf.matmul(
+            tf.reshape(g_prev, (-1, width)),
+            tf.reshape(tf.concat([dz[name] for name in "ifo"], axis=-1), (-1, width)),
+            transpose_a=True))
+    return grads
 
 
 def _gru_forward(p, a, states, extra, leak, rmask):
@@ -239,8 +263,8 @@ def _mut_extra_grads(kind, saved_seq, dP, h_prev_rec, dtype):
     return [tf.matmul(flat(tf.tanh(h_prev_rec)), flat(dz), transpose_a=True), d_w_hh]
 
 
-# The LSTM variants with a kernel here: every one of `LSTMCell` but "fgr".
-LSTM_VARIANTS = ("np", "vanilla", "nig", "nfg", "nog", "niaf", "noaf", "cifg")
+# The LSTM variants with a kernel here: every one of `LSTMCell`.
+LSTM_VARIANTS = ("np", "vanilla", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr")
 _VARIANTS = {
     "lstm" if v == "np" else f"lstm-{v}": _LSTMVariant(v) for v in LSTM_VARIANTS
 }
@@ -251,6 +275,8 @@ _STEPS = {
     **{k: _mut_steps(k) for k in ("mut1", "mut2", "mut3")},
 }
 KINDS = tuple(_STEPS)
+# The kinds whose backward step reads h_{t-1}.
+_READ_H_PREV = ("gru", "mut1", "mut2", "mut3")
 # Width of the activations kept per step, in units.
 _SAVED_WIDTH = {"gru": 4, "rnn": 1, "mut1": 3, "mut2": 3, "mut3": 3,
                 **{k: len(v.gates) for k, v in _VARIANTS.items()}}
@@ -345,14 +371,20 @@ def _backward(
         else:
             m = mask[t]
             zeros = tf.zeros_like(gy)
-            d_new = [tf.where(m, d, zeros) for d in d_states]
+            d_new = [tf.where(m, d, tf.zeros_like(d)) for d in d_states]
             d_new[0] = d_new[0] + tf.where(m, gy, zeros)
             # A masked step passes the state and (unless zeroed) the output on.
-            direct = [tf.where(m, zeros, d) for d in d_states]
+            direct = [tf.where(m, tf.zeros_like(d), d) for d in d_states]
             dy_carry = zeros if zero_output else tf.where(m, zeros, gy)
-        prev = [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs]
         if mask is None:
-            prev[0] = tf.where(t > 0, prev_seqs[0][tf.maximum(t - 1, 0)], h0)
+            # h_{t-1} is the output one step back (h0 at t = 0); only some
+            # kinds read it.
+            h_prev = None
+            if kind in _READ_H_PREV:
+                h_prev = tf.where(t > 0, prev_seqs[0][tf.maximum(t - 1, 0)], h0)
+            prev = [h_prev] + [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs[1:]]
+        else:
+            prev = [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs]
         dp, da, d_prev = step(_read(saved_seq, t, dY.dtype, saved_shape), prev, d_new, extra,
                               leak, rmask)
         da = dp if da is None else da
@@ -397,8 +429,9 @@ def _backward(
         h_prev = h_prev if rmask is None else h_prev * rmask
         grads += _mut_extra_grads(kind, saved_seq, dP, h_prev, dY.dtype)
     elif extra:
-        grads += _lstm_peephole_grads(
-            kind, saved_seq, dP, _stack(prev_seqs[1], dY.dtype), dY.dtype
+        g_prev = _stack(prev_seqs[2], dY.dtype) if len(prev_seqs) > 2 else None
+        grads += _lstm_extra_grads(
+            kind, saved_seq, dP, _stack(prev_seqs[1], dY.dtype), g_prev, dY.dtype
         )
     return grads
 

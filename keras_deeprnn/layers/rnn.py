@@ -36,14 +36,14 @@ class RNN(keras.layers.RNN):
     gradients are one matrix product over all steps (dR = H_prev^T dA);
     both loops are compiled with XLA. This covers
 
-    - `LSTMCell`, every variant but `"fgr"` (`PeepholeLSTMCell` too),
+    - `LSTMCell`, every variant (`PeepholeLSTMCell` too),
     - `GRUCell` with `reset_after=True`,
     - `SimpleRNNCell` without `trainable_leak`,
     - `MUT1Cell`, `MUT2Cell`, `MUT3Cell`,
 
     each with the default activations (tanh, sigmoid), with dropout and
-    recurrent dropout. Every other `RecurrentCell` (the `"fgr"` LSTM,
-    non-default activations, `reset_after=False`, trainable leak,
+    recurrent dropout. Every other `RecurrentCell` (non-default
+    activations, `reset_after=False`, trainable leak,
     the deep-transition cells) takes the hoisted loop above, differentiated
     by TensorFlow; any other cell (`StackedCells`, Keras's own cells) and
     `unroll=True` take `keras.layers.RNN`'s own loop unchanged. Masking,
@@ -167,6 +167,8 @@ class RNN(keras.layers.RNN):
                 for g in ("i", "f", "o")
                 if g in cell.peepholes
             )
+            if kind == "lstm-fgr":
+                extra += (ops.cast(cell.gate_recurrent_kernel, dtype),)
         outputs, final = _fused.run(
             kind,
             P,
