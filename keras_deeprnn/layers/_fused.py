@@ -37,7 +37,7 @@ def _tanh_grad(t):
 # forward(p, a, states, extra, leak, rmask) -> (new states, saved activations)
 # backward(saved, prev states, d new states, extra, leak, rmask)
 #     -> (dP_t, dA_t or None where it equals dP_t, d prev states except the
-#         path through A_t, which the loop adds)
+#         path through A_t, which the loop adds; None for a zero d h_{t-1})
 # `extra` holds the LSTM's peepholes (those of its gates, in the order i, f,
 # o), the MUT cells' recurrent matrices other than R, or is empty; `leak` is
 # the SimpleRNN's fixed leak rate; `rmask` the recurrent-dropout mask (or
@@ -129,7 +129,7 @@ def _lstm_steps(variant):
             if name in peep:
                 dc_prev = dc_prev + dz[name] * peep[name]
         dp = tf.concat([dz[name] for name in spec.gates], axis=-1)
-        d_prev = [tf.zeros_like(dh), dc_prev]
+        d_prev = [None, dc_prev]
         if spec.fgr:
             d_prev.append(tf.matmul(tf.concat([dz[name] for name in "ifo"], axis=-1),
                                     extra[-1], transpose_b=True))
@@ -192,7 +192,7 @@ def _rnn_backward(saved, prev, d_new, extra, leak, rmask):
     dh = d_new[0]
     ds = (1.0 - leak) * dh if leak else dh
     dp = ds * _tanh_grad(saved)
-    return dp, None, [leak * dh if leak else tf.zeros_like(dh)]
+    return dp, None, [leak * dh if leak else None]
 
 
 def _mut_steps(kind):
@@ -364,7 +364,8 @@ def _backward(
 
     def body(k, d_states, dy_carry, dp_ta, da_ta):
         t = steps - 1 - k
-        gy = dY[t] + dy_carry
+        # Only masked steps carry an output gradient on.
+        gy = dY[t] if mask is None else dY[t] + dy_carry
         d_new = list(d_states)
         if mask is None:
             d_new[0] = d_new[0] + gy
@@ -389,7 +390,8 @@ def _backward(
                               leak, rmask)
         da = dp if da is None else da
         dh_rec = tf.matmul(da, r_t)
-        d_prev[0] = d_prev[0] + (dh_rec if rmask is None else dh_rec * rmask)
+        dh_rec = dh_rec if rmask is None else dh_rec * rmask
+        d_prev[0] = dh_rec if d_prev[0] is None else d_prev[0] + dh_rec
         if mask is not None:
             d_prev = [a + b for a, b in zip(d_prev, direct)]
         dp_ta = dp_ta.write(t, dp)
