@@ -7,8 +7,8 @@ training step (forward + backward + Adam on a mean squared error over all
 outputs, `train_on_batch`) and one inference call (`predict_on_batch`) at
 two shapes: batch 64 (the throughput shape) and batch 1 (streaming), with
 T = 100 steps, 128 input features and 256 units by default. The models run
-in rounds, every model once per round, so that they share the machine's
-noise; the tables give medians of the wall-clock time and of the process
+in rounds, every model once per round (after one untimed call), so that
+they share the machine's noise; the tables give medians of the wall-clock time and of the process
 CPU time (on a shared machine the CPU time is the steadier number).
 
 GFLOP/s counts the matrix products only: 2 B T (d k + u r) per forward pass
@@ -229,6 +229,11 @@ def measure(models, rounds):
     for _ in range(rounds):
         for model in models:
             for phase in ("train", "infer"):
+                # One untimed call first: the model before this one has
+                # pushed this one's weights and buffers out of the caches
+                # (without it the first of a run of similar models measured
+                # up to 1.5x slower than an identical one later in the round).
+                model.timed(phase)
                 times[model.name][phase].append(model.timed(phase))
     return times
 
