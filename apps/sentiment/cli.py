@@ -267,7 +267,8 @@ def _train_once(args, train_set, run_dir, verbose):
         wide = branch_model(classifier, "wide", args.lr, args.clipnorm)
     wide_history = tr.fit_classifier(wide, train_ids, fit_set.labels, valid_ids,
                                      valid_set.labels, Path(run_dir) / "wide", **fit)
-    wide_epochs = int(np.argmin(wide_history.history["val_loss"])) + 1
+    # History.epoch holds the epoch numbers (a resumed run's start after 0).
+    wide_epochs = wide_history.epoch[int(np.argmin(wide_history.history["val_loss"]))] + 1
     print(f"wide branch: best of {len(wide_history.history['loss'])} epochs at epoch "
           f"{wide_epochs}, validation accuracy "
           f"{max(wide_history.history['val_accuracy']):.4f}", flush=True)

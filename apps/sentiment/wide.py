@@ -196,7 +196,7 @@ class MixLogProbs(keras.layers.Layer):
         return input_shape[0]
 
 
-#: The grid of `fit_mix`: each weight from 0 to 2 in steps of 0.05.
+#: The grid of `fit_mix_weights`: each weight from 0 to 2 in steps of 0.05.
 MIX_GRID = np.round(np.arange(0.0, 2.0001, 0.05), 2)
 
 
