@@ -177,12 +177,13 @@ def test_lengths_mask_padding_like_keras_on_the_unpadded_sequences(tmp_path, unr
 
 
 @pytest.mark.parametrize("quantize", [None, "dynamic"])
-def test_fuse_lstm_emits_the_fused_op_for_plain_lstms_only(tmp_path, quantize):
+def test_fuse_lstm_emits_the_fused_op_for_the_lstms_tflite_has(tmp_path, quantize):
     """`fuse_lstm=True`: our plain LSTM (forward, backward, in a
     Bidirectional, stacked) and Keras's `LSTM` become one
-    UNIDIRECTIONAL_SEQUENCE_LSTM each, no loop left for them; the CIFG
-    LSTM and the GRU stay loops, with the reason in the report; the
-    results match Keras."""
+    UNIDIRECTIONAL_SEQUENCE_LSTM each, and with float weights the peephole
+    (vanilla) and CIFG LSTMs too; the nig LSTM and the GRU stay loops, with
+    the reason in the report; the results match Keras on three sequences
+    in a row (peepholes and gates non-zero)."""
     keras.utils.set_random_seed(11)
     x = keras.Input((None, D), name="frames")
     plain = keras.layers.RNN(cells.get("lstm", UNITS), return_sequences=True, name="plain")(x)
@@ -193,7 +194,10 @@ def test_fuse_lstm_emits_the_fused_op_for_plain_lstms_only(tmp_path, quantize):
         keras.layers.Bidirectional(keras.layers.RNN(cells.get("lstm", UNITS),
                                                     return_sequences=True), name="bi")(x),
         keras.layers.LSTM(UNITS, name="keras_lstm")(x),
-        keras.layers.RNN(cells.get("lstm-cifg", UNITS), name="cifg")(x),
+        keras.layers.RNN(cells.get("lstm-vanilla", UNITS), return_sequences=True,
+                         name="vanilla")(x),
+        keras.layers.RNN(cells.get("lstm-cifg", UNITS), go_backwards=True, name="cifg")(x),
+        keras.layers.RNN(cells.get("lstm-nig", UNITS), name="nig")(x),
         keras.layers.RNN(cells.get("gru", UNITS), name="gru")(x),
     ]
     model = keras.Model(x, outputs)
@@ -202,12 +206,15 @@ def test_fuse_lstm_emits_the_fused_op_for_plain_lstms_only(tmp_path, quantize):
     report = export_tflite(model, tmp_path / "m.tflite", max_length=6, lengths=False,
                            fuse_lstm=True, quantize=quantize, check_inputs=_data(samples=3, steps=6),
                            tolerance=FLOAT_PARITY if quantize is None else None)
-    assert sorted(report["fused_lstm"]) == sorted(
-        ["plain", "stacked", "backward", "forward_rnn", "backward_rnn", "keras_lstm"])
-    assert report["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 6
-    assert report["ops"].count("WHILE") == 2  # the CIFG LSTM and the GRU
-    assert "variant 'cifg'" in report["unfused_lstm"]["cifg"]
+    plain_names = ["plain", "stacked", "backward", "forward_rnn", "backward_rnn", "keras_lstm"]
+    variants = ["vanilla", "cifg"] if quantize is None else []
+    assert sorted(report["fused_lstm"]) == sorted(plain_names + variants)
+    assert report["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM") == len(plain_names + variants)
+    assert report["ops"].count("WHILE") == 4 - len(variants)
+    assert "variant 'nig'" in report["unfused_lstm"]["nig"]
     assert "GRUCell" in report["unfused_lstm"]["gru"]
+    if quantize is not None:
+        assert "float32 weights only" in report["unfused_lstm"]["cifg"]
 
 
 def test_fuse_lstm_leaves_masked_lstms_as_loops(tmp_path):

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 from keras import tree
 
-from keras_deeprnn.export._tflite_lstm import fusable_weights
+from keras_deeprnn.export._tflite_lstm import fusable
 from keras_deeprnn.export._tflite_lstm import fused_lstm
 from keras_deeprnn.layers.deep_output import DeepOutput
 
@@ -134,16 +134,19 @@ class Program:
         unroll: Sequence mode: unroll the time loop instead of `WHILE`.
         fuse_lstm: Sequence mode: run the LSTM layers that TFLite's fused
             LSTM op computes as that op (`_tflite_lstm`); `fused` lists
-            them, `unfused` says why the others are not.
+            them ({name: `Fusable`}), `unfused` says why the others are not.
+        float_weights: The file keeps float32 weights (no quantization),
+            which the fused peephole and CIFG LSTMs need.
     """
 
-    def __init__(self, model, mode, unroll=False, fuse_lstm=False):
+    def __init__(self, model, mode, unroll=False, fuse_lstm=False, float_weights=True):
         check_model(model)
         self.model = model
         self.mode = mode
         self.unroll = unroll
         self.fuse_lstm = fuse_lstm
-        self.fused, self.unfused = [], {}
+        self.float_weights = float_weights
+        self.fused, self.unfused = {}, {}
         self.lengths = None
         self.base_mask = None
         # Streaming: the recurrent layers in the order the graph runs them,
@@ -173,7 +176,7 @@ class Program:
         self._states_out = []
         self._recording = states is None and self.mode == "streaming"
         self.visited = []
-        self.fused, self.unfused = [], {}
+        self.fused, self.unfused = {}, {}
         if self._recording:
             self.recurrent = []
         masks = [self.base_mask] * len(inputs)
@@ -338,14 +341,14 @@ class Program:
         sizes = state_sizes(layer.cell)
         x = tf.cast(x, layer.compute_dtype)
         if self.mode == "sequence" and self.fuse_lstm:
-            weights = fusable_weights(layer)
+            weights = fusable(layer, self.float_weights)
             if mask is not None or self.lengths is not None:
                 weights = ("its input is masked, and the fused op has no mask (export "
                            "with lengths=False, without masking layers)")
             if isinstance(weights, str):
                 self.unfused[layer.name] = weights
             else:
-                self.fused.append(layer.name)
+                self.fused[layer.name] = weights
                 return fused_lstm(layer, x, weights), None
         if self.mode == "streaming":
             if self._recording:

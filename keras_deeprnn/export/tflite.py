@@ -13,7 +13,7 @@ from keras import tree
 from keras_deeprnn.export._graph import ExportError
 from keras_deeprnn.export._graph import Program
 from keras_deeprnn.export._graph import check_model
-from keras_deeprnn.export._tflite_lstm import unshare_states
+from keras_deeprnn.export import _tflite_lstm
 
 MODES = ("sequence", "streaming")
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -46,8 +46,9 @@ class _Exporter:
     """The tf.function of one export of `model` and its input names."""
 
     def __init__(self, model, mode, max_length, batch_size, unroll, lengths=True,
-                 fuse_lstm=False):
-        self.program = Program(model, mode, unroll=unroll, fuse_lstm=fuse_lstm)
+                 fuse_lstm=False, float_weights=True):
+        self.program = Program(model, mode, unroll=unroll, fuse_lstm=fuse_lstm,
+                               float_weights=float_weights)
         self.model = model
         self.mode = mode
         self.names = [_input_name(t, i) for i, t in enumerate(model.inputs)]
@@ -312,11 +313,12 @@ def export_tflite(
         check_inputs: Model inputs for the check.
         lengths: Sequence mode: add the `lengths` input (leave it out for
             models that mask padding themselves, e.g. token id 0).
-        fuse_lstm: Sequence mode: export each plain LSTM layer (an
-            `LSTMCell` of variant "np" or Keras's `LSTMCell`, tanh/sigmoid,
-            not returning its states, on unmasked input: pass
-            `lengths=False`) as TFLite's fused `UNIDIRECTIONAL_SEQUENCE_LSTM`
-            op instead of a `WHILE` loop, for runtimes and delegates that
+        fuse_lstm: Sequence mode: export each LSTM layer that TFLite's
+            fused `UNIDIRECTIONAL_SEQUENCE_LSTM` op computes (an `LSTMCell`
+            of variant "np", or "vanilla" and "cifg" without quantization,
+            or Keras's `LSTMCell`; tanh/sigmoid, not returning its states,
+            on unmasked input: pass `lengths=False`) as that op instead of
+            a `WHILE` loop, for runtimes and delegates that
             run that op but no control flow. On LiteRT's CPU kernels the
             loop is faster (docs/export.md). The other recurrent layers
             export as loops; the report says why.
@@ -365,7 +367,7 @@ def export_tflite(
     if fuse_lstm and mode != "sequence":
         raise ValueError("fuse_lstm applies to mode='sequence' only (streaming runs one step).")
     exporter = _Exporter(model, mode, max_length, batch_size, unroll, lengths=lengths,
-                         fuse_lstm=fuse_lstm)
+                         fuse_lstm=fuse_lstm, float_weights=quantize is None)
     representative = None
     if quantize == "int8":
         representative = lambda: exporter.feeds(representative_data)  # noqa: E731
@@ -384,7 +386,7 @@ def export_tflite(
             f"(mode={mode!r}, quantize={quantize!r}): {error}"
         ) from error
     if exporter.program.fused:
-        flatbuffer = unshare_states(flatbuffer)
+        flatbuffer = _tflite_lstm.finish(flatbuffer, list(exporter.program.fused.values()))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -401,7 +403,7 @@ def export_tflite(
         temporary.unlink()
         raise
     if fuse_lstm:
-        fused = exporter.program.fused
+        fused = list(exporter.program.fused)
         found = report["ops"].count("UNIDIRECTIONAL_SEQUENCE_LSTM")
         if found != len(fused):
             temporary.unlink()
