@@ -383,6 +383,12 @@ def test_cli_export_streaming_int8(tmp_path):
     assert entry["file"] == "model-streaming-int8.tflite" and entry["quantize"] == "int8"
     assert manifest["metrics"] == {"test_nll": 2.0}
     assert cli.main(["export", str(folder), "--quantize", "int8"]) == 2
+    assert cli.main(["export", str(folder), "--mode", "streaming", "--fuse-lstm"]) == 2
+    assert cli.main(["export", str(folder), "--max-length", "6", "--fuse-lstm",
+                     "--out", str(tmp_path / "fused")]) == 0
+    (entry,) = check_manifest(tmp_path / "fused")["exports"]
+    assert entry["file"] == "model-sequence-fused.tflite"
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in entry["ops"] and "WHILE" not in entry["ops"]
 
 
 @pytest.mark.slow

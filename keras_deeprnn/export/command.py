@@ -26,6 +26,10 @@ def parser():
                    help="time steps of the sequence mode (needed if the model's is unknown)")
     p.add_argument("--representative", type=Path, default=None,
                    help=".npy file of model inputs (samples, time, ...) for int8 calibration")
+    p.add_argument("--fuse-lstm", action="store_true",
+                   help="sequence mode: the LSTM layers as TFLite's fused "
+                   "UNIDIRECTIONAL_SEQUENCE_LSTM op (for delegates without control flow; "
+                   "no lengths input)")
     p.add_argument("--out", type=Path, default=None,
                    help="export folder (default: the model's folder /export)")
     return p
@@ -49,6 +53,8 @@ def main(argv=None):
         representative = np.load(args.representative, allow_pickle=False)
     if quantize == "int8" and representative is None:
         raise ValueError("--quantize int8 needs --representative FILE.npy (model inputs).")
+    if args.fuse_lstm and args.mode != "sequence":
+        raise ValueError("--fuse-lstm goes with --mode sequence.")
     metrics = {}
     metadata = folder / "metadata.json"
     if metadata.is_file():
@@ -62,6 +68,7 @@ def main(argv=None):
         representative_data=representative,
         max_length=args.max_length,
         metrics=metrics,
+        fuse_lstm=args.fuse_lstm,
     )
     out = args.out or folder / "export"
     for entry in manifest["exports"]:
@@ -70,6 +77,8 @@ def main(argv=None):
             if entry["format"] == "tflite"
             else f"signatures {', '.join(entry['signatures'])}"
         )
+        for layer, reason in entry.get("unfused_lstm", {}).items():
+            detail += f"\n  not fused: layer '{layer}': {reason}"
         print(f"{out / entry['file']}: {detail}")
     print(f"wrote {out / 'manifest.json'}")
     return 0

@@ -32,8 +32,9 @@ MANIFEST = "manifest.json"
 FORMAT = "keras-deeprnn-export/1"
 
 
-def tflite_name(mode, quantize=None):
-    return f"model-{mode}" + (f"-{quantize}" if quantize else "") + ".tflite"
+def tflite_name(mode, quantize=None, fused=False):
+    return (f"model-{mode}" + ("-fused" if fused else "") + (f"-{quantize}" if quantize else "")
+            + ".tflite")
 
 
 def _sha256(path):
@@ -165,6 +166,7 @@ def write_export(
     representative_data=None,
     max_length=None,
     metrics=None,
+    fuse_lstm=False,
 ):
     """Exports `model` into `folder` and writes the manifest.
 
@@ -177,6 +179,9 @@ def write_export(
         saved_model: Also write `saved_model/`.
         representative_data, max_length: For `export_tflite`.
         metrics: The model's metrics, copied into the manifest.
+        fuse_lstm: Sequence-mode files with the LSTM layers as TFLite's
+            fused LSTM op (`export_tflite(fuse_lstm=True, lengths=False)`),
+            named `model-sequence-fused[-QUANTIZE].tflite`.
 
     Returns:
         The manifest (a dict).
@@ -185,7 +190,9 @@ def write_export(
     folder.mkdir(parents=True, exist_ok=True)
     exports = []
     for mode, quantize in tflite:
-        file = tflite_name(mode, quantize)
+        fused = fuse_lstm and mode == "sequence"
+        file = tflite_name(mode, quantize, fused)
+        options = dict(fuse_lstm=True, lengths=False) if fused else {}
         report = export_tflite(
             model,
             folder / file,
@@ -193,6 +200,7 @@ def write_export(
             quantize=quantize,
             representative_data=representative_data,
             max_length=max_length,
+            **options,
         )
         exports.append({
             "file": file,
@@ -204,6 +212,8 @@ def write_export(
             "ops": sorted(set(report["ops"])),
             "max_abs_diff": report["max_abs_diff"],
             "tolerance": report["tolerance"],
+            **({"fused_lstm": report["fused_lstm"], "unfused_lstm": report["unfused_lstm"]}
+               if fused else {}),
         })
     if saved_model:
         report = export_saved_model(model, folder / "saved_model")
