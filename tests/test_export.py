@@ -176,6 +176,23 @@ def test_lengths_mask_padding_like_keras_on_the_unpadded_sequences(tmp_path, unr
             np.testing.assert_array_equal(got_k[3][: 8 - length], 0)
 
 
+def test_lengths_outside_zero_to_max_length_are_clipped(tmp_path):
+    """A length above max_length reads the whole sequence; a negative one
+    reads nothing (zero output), as a length of 0 does."""
+    keras.utils.set_random_seed(13)
+    model = keras.Sequential([keras.Input((None, D), name="frames"),
+                              keras.layers.RNN(cells.get("lstm", UNITS))])
+    rng = np.random.default_rng(14)
+    model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
+    export_tflite(model, tmp_path / "m.tflite", max_length=6, check_inputs=_data(samples=1, steps=6))
+    runner = load_tflite(tmp_path / "m.tflite").get_signature_runner()
+    x = _data(samples=1, steps=6, seed=15)
+    whole = np.asarray(model(x))
+    for length, want in ((100, whole), (6, whole), (-3, np.zeros_like(whole))):
+        got = runner(frames=x, lengths=np.array([length], np.int32))["output_0"]
+        np.testing.assert_allclose(got, want, atol=FLOAT_PARITY)
+
+
 @pytest.mark.parametrize("quantize", [None, "dynamic"])
 def test_fuse_lstm_emits_the_fused_op_for_the_lstms_tflite_has(tmp_path, quantize):
     """`fuse_lstm=True`: our plain LSTM (forward, backward, in a
