@@ -1,6 +1,9 @@
 """keras_deeprnn.layers.RNN (hoisted projection, fused kernels) against stock
 keras.layers.RNN driving the same cell, and against Keras's built-in layers."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +12,7 @@ import keras
 from keras_deeprnn import cells
 from keras_deeprnn.layers import RNN
 from keras_deeprnn.layers import _fused
+from keras_deeprnn.layers import _native
 
 B, T, D, U = 3, 6, 4, 5
 RNG = np.random.default_rng(0)
@@ -44,12 +48,24 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(params=["xla", "plain"])
+@pytest.fixture(params=["native", "xla", "plain"])
 def loops(request, monkeypatch):
-    """Runs a test with the XLA-compiled loops and with the plain ones."""
+    """Runs a test with the C++ kernels, the XLA-compiled TensorFlow loops
+    and the plain ones."""
+    if request.param == "native":
+        require_native()
+    else:
+        monkeypatch.setitem(_native._state, "off", 1)
     if request.param == "plain":
         monkeypatch.setattr(_fused, "XLA_MAX_STEP_SIZE", 0)
     return request.param
+
+
+def require_native():
+    """The kernels must build wherever there is a compiler."""
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        pytest.skip("no C++ compiler: the CPU kernels cannot be built here")
+    assert _native.module() is not None, _native._state["error"]
 
 
 def pair(make, **kwargs):

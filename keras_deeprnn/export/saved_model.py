@@ -4,11 +4,14 @@ import keras
 import tensorflow as tf
 
 from keras_deeprnn.export._graph import ExportError
+from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import check_model
 from keras_deeprnn.export.tflite import _Exporter
 from keras_deeprnn.export.tflite import _input_name
 
 
+# Traced without the CPU kernels: the file must run without this package.
+@_native.off()
 def export_saved_model(model, path):
     """Writes a TensorFlow SavedModel of `model` (`keras.export.ExportArchive`).
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import tree
 
 from keras_deeprnn.export._graph import ExportError
+from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import Program
 from keras_deeprnn.export._graph import check_model
 from keras_deeprnn.export import _tflite_lstm
@@ -252,6 +253,8 @@ def _convert(function, trackable, quantize, representative):
         return converter.convert()
 
 
+# Traced without the CPU kernels: the file must run without this package.
+@_native.off()
 def export_tflite(
     model,
     path,

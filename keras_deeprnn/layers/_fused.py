@@ -24,6 +24,7 @@ import tensorflow as tf
 from tensorflow.python.eager import record
 
 from keras_deeprnn.cells.lstm import variant_gates
+from keras_deeprnn.layers import _native
 
 def _sig_grad(s):
     return s * (1.0 - s)
@@ -352,8 +353,24 @@ def _backward(
     kind, leak, zero_output, dY, d_final, R, has_bias, extra, rmask, mask,
     prev_seqs, saved_seq, h0,
 ):
-    """The backward loop and the weight gradients. Without a mask,
-    `prev_seqs[0]` is the outputs Y, so h_{t-1} is Y[t-1] (h0 at t = 0)."""
+    """The backward loop and the weight gradients (`_gradients`)."""
+    dP, dA, d_states0 = _backward_loop(
+        kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
+        saved_seq, h0,
+    )
+    return _gradients(
+        kind, dP, dA, d_states0, has_bias, extra, rmask, mask, prev_seqs, saved_seq,
+        h0, dY.dtype,
+    )
+
+
+def _backward_loop(
+    kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
+    saved_seq, h0,
+):
+    """dP_t (and dA_t where it differs, else None) of every step and the
+    initial states' gradients. Without a mask, `prev_seqs[0]` is the
+    outputs Y, so h_{t-1} is Y[t-1] (h0 at t = 0)."""
     step = _STEPS[kind][1]
     steps = tf.shape(dY)[0]
     r_t = tf.transpose(R)
@@ -408,8 +425,17 @@ def _backward(
         maximum_iterations=steps,
     )
     dP = dp_ta.stack()
-    dA = da_ta.stack() if separate_da else dP
-    h_rec = _stack(prev_seqs[0], dY.dtype)
+    return dP, (da_ta.stack() if separate_da else None), d_states0
+
+
+def _gradients(
+    kind, dP, dA, d_states0, has_bias, extra, rmask, mask, prev_seqs, saved_seq, h0,
+    dtype,
+):
+    """All of `sequence`'s gradients from the backward loop's: the weight
+    gradients as single products over all steps."""
+    dA = dP if dA is None else dA
+    h_rec = _stack(prev_seqs[0], dtype)
     h_rec = h_rec if rmask is None else h_rec * rmask
 
     def flat(x):
@@ -425,15 +451,15 @@ def _backward(
     if has_bias:
         grads.append(tf.reduce_sum(dA, axis=(0, 1)))
     if kind.startswith("mut"):
-        h_prev = _stack(prev_seqs[0], dY.dtype)
+        h_prev = _stack(prev_seqs[0], dtype)
         if mask is None:  # the outputs Y: h_{t-1} is one step back
             h_prev = tf.concat([h0[None], h_prev[:-1]], axis=0)
         h_prev = h_prev if rmask is None else h_prev * rmask
-        grads += _mut_extra_grads(kind, saved_seq, dP, h_prev, dY.dtype)
+        grads += _mut_extra_grads(kind, saved_seq, dP, h_prev, dtype)
     elif extra:
-        g_prev = _stack(prev_seqs[2], dY.dtype) if len(prev_seqs) > 2 else None
+        g_prev = _stack(prev_seqs[2], dtype) if len(prev_seqs) > 2 else None
         grads += _lstm_extra_grads(
-            kind, saved_seq, dP, _stack(prev_seqs[1], dY.dtype), g_prev, dY.dtype
+            kind, saved_seq, dP, _stack(prev_seqs[1], dtype), g_prev, dtype
         )
     return grads
 
@@ -482,9 +508,27 @@ def run(
         (outputs (T, B, U), list of final states); differentiable with
         respect to P, states, R, b_rec and extra.
     """
-    batch, width = P.shape[1], P.shape[2]
-    jit = batch is not None and batch * width <= XLA_MAX_STEP_SIZE
-    forward, backward = _COMPILED[jit]
+    if _native.usable(P.dtype):
+        spec = _VARIANTS.get(kind)
+        kernel = kind if spec is None else "lstm"
+
+        def forward(kind, leak, zero_output, keep, jit, *args):
+            return _native.forward(spec, kernel, leak, zero_output, keep, *args)
+
+        def backward(kind, leak, zero_output, dY, d_final, R, has_bias, extra, rmask,
+                     mask, prev_seqs, saved_seq, h0):
+            dP, dA, d_states0 = _native.backward(
+                spec, kernel, leak, zero_output, dY, d_final, R, extra, rmask, mask,
+                prev_seqs, saved_seq, h0,
+            )
+            return _gradients(kind, dP, dA, d_states0, has_bias, extra, rmask, mask,
+                              prev_seqs, saved_seq, h0, dY.dtype)
+
+        jit = False
+    else:
+        batch, width = P.shape[1], P.shape[2]
+        jit = batch is not None and batch * width <= XLA_MAX_STEP_SIZE
+        forward, backward = _COMPILED[jit]
     if not record.could_possibly_record():
         # No tape can ask for a gradient (inference): keep nothing.
         final, (Y,) = forward(

@@ -1,0 +1,186 @@
+"""The CPU kernels of `_fused`'s two loops (`kernels/sequence.cc`).
+
+The source is compiled against the installed TensorFlow on first use, once
+per machine, with the C++ compiler TensorFlow's custom ops need (`$CXX`,
+default `g++`), and cached in `$KERAS_DEEPRNN_CACHE` (default
+`~/.cache/keras_deeprnn`). Where that fails (no compiler, other platform)
+a warning says why and `_fused` runs its TensorFlow loops, which compute
+the same functions. `KERAS_DEEPRNN_NATIVE=0` turns the kernels off.
+
+The kernels are used only on the CPU outside XLA, in float32, and not
+while a SavedModel or TFLite file is written (`off()`): a graph with them
+needs this package's library to run.
+"""
+
+import contextlib
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
+from tensorflow.python.saved_model import save_context
+
+SOURCE = Path(__file__).with_name("kernels") / "sequence.cc"
+# Compiler flags, best first: the host's vector units (without AVX512-FP16,
+# which the Eigen bundled with TensorFlow does not compile with under GCC 12).
+_ARCH_FLAGS = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
+
+_lock = threading.Lock()
+_state = {"module": None, "tried": False, "error": None, "off": 0}
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return platform.processor()
+
+
+def _library_path():
+    """The cached library for this source, TensorFlow and CPU."""
+    key = hashlib.sha256(
+        "\0".join([
+            SOURCE.read_text(), tf.__version__, " ".join(tf.sysconfig.get_compile_flags()),
+            platform.machine(), _cpu_flags(),
+        ]).encode()
+    ).hexdigest()[:16]
+    root = Path(os.environ.get("KERAS_DEEPRNN_CACHE") or Path.home() / ".cache" / "keras_deeprnn")
+    return root / f"sequence-{key}.so"
+
+
+def _build(path):
+    """Compiles SOURCE into `path` (written under a temporary name, then
+    renamed, so that a concurrent or interrupted build leaves no half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler = os.environ.get("CXX", "g++")
+    errors = []
+    for arch in _ARCH_FLAGS:
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+        os.close(fd)
+        command = [
+            compiler, "-shared", "-fPIC", "-O3", "-DNDEBUG", "-w", *arch, str(SOURCE),
+            "-o", tmp, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
+        ]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            os.unlink(tmp)
+            raise RuntimeError(f"cannot run {compiler!r}: {e}") from e
+        if result.returncode == 0:
+            os.replace(tmp, path)
+            return
+        os.unlink(tmp)
+        errors.append(result.stderr.strip().splitlines()[-1:] or ["(no message)"])
+    raise RuntimeError(f"{compiler} failed: {errors[-1][0]}")
+
+
+def module():
+    """The loaded op library, or None where it cannot be built (warned once)."""
+    if _state["tried"]:
+        return _state["module"]
+    with _lock:
+        if not _state["tried"]:
+            try:
+                path = _library_path()
+                if not path.exists():
+                    _build(path)
+                _state["module"] = tf.load_op_library(str(path))
+            except Exception as e:  # noqa: BLE001 - any failure means: use the TF loops
+                _state["error"] = str(e)
+                warnings.warn(
+                    "keras_deeprnn: the CPU sequence kernels are not available "
+                    f"({e}); the recurrent layers use TensorFlow loops instead.",
+                    stacklevel=3,
+                )
+            _state["tried"] = True
+    return _state["module"]
+
+
+@contextlib.contextmanager
+def off():
+    """Within this block the layers trace without the kernels (exports)."""
+    with _lock:
+        _state["off"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["off"] -= 1
+
+
+def _has_gpu():
+    if "gpu" not in _state:
+        _state["gpu"] = bool(tf.config.list_logical_devices("GPU"))
+    return _state["gpu"]
+
+
+def usable(dtype):
+    """Whether the kernels run here: enabled, float32, on a CPU-only
+    machine, outside XLA and outside a SavedModel save, and built."""
+    if (
+        _state["off"]
+        or os.environ.get("KERAS_DEEPRNN_NATIVE", "1") == "0"
+        or dtype != tf.float32
+        or _has_gpu()
+        or save_context.in_save_context()
+        or control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    ):
+        return False
+    return module() is not None
+
+
+def _attrs(spec, kind, leak, zero_output):
+    attrs = {"zero_output": zero_output}
+    if spec is None:
+        attrs.update(kind=kind, leak=float(leak))
+    else:
+        attrs.update(
+            kind="lstm", gates="".join(spec.gates), peepholes="".join(spec.peepholes),
+            cifg=spec.cifg, input_activation=spec.input_activation,
+            output_activation=spec.output_activation, fgr=spec.fgr,
+        )
+    return attrs
+
+
+def _optional(x, dtype=tf.float32):
+    return tf.zeros((0,), dtype) if x is None else x
+
+
+def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rmask, mask):
+    """`_fused._forward` as one op: (final states, [Y, saved, *kept
+    previous states]) with the same layout; `spec` is the LSTM variant's
+    `_LSTMVariant` (None for the other kinds)."""
+    y, saved, prev, final = module().deeprnn_sequence_forward(
+        p=P, states=list(states), r=R, b_rec=_optional(b_rec), extra=list(extra),
+        rmask=_optional(rmask), mask=tf.zeros((0, 0), tf.bool) if mask is None else mask[..., 0],
+        keep=keep, **_attrs(spec, kind, leak, zero_output),
+    )
+    if not keep:
+        return final, [y]
+    saved = tf.ensure_shape(saved, (P.shape[0], P.shape[1], None))
+    # Without a mask h_{t-1} is Y one step back: the op leaves prev[0] empty.
+    first = 0 if mask is not None else 1
+    prev = [tf.ensure_shape(p, (P.shape[0], P.shape[1], s.shape[-1]))
+            for p, s in zip(prev[first:], states[first:])]
+    return final, [y, saved] + prev
+
+
+def backward(spec, kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
+             saved, h0):
+    """`_fused`'s backward loop as one op: (dP, dA or None where it equals
+    dP, the initial states' gradients)."""
+    dp, da, d_initial = module().deeprnn_sequence_backward(
+        dy=dY, d_final=list(d_final), saved=saved, prev=list(prev_seqs), h0=h0, r=R,
+        extra=list(extra), rmask=_optional(rmask),
+        mask=tf.zeros((0, 0), tf.bool) if mask is None else mask[..., 0],
+        **_attrs(spec, kind, leak, zero_output),
+    )
+    separate = kind == "gru" or kind.startswith("mut")
+    return dp, (da if separate else None), list(d_initial)
