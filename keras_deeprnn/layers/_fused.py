@@ -11,8 +11,9 @@ steps:
     dR = sum_t h~_{t-1}^T dA_t = H~_prev^T dA        (one (T*B, U) product)
 
 instead of one small product per step, and no per-step autodiff bookkeeping
-is kept. Both loops are compiled with XLA, which fuses the gate arithmetic
-of a step into a few kernels.
+is kept. On the CPU the two loops run as the C++ kernels of `_native`
+(`kernels/sequence.cc`, the same math); the TensorFlow loops below are
+their fallback and reference, XLA-compiled for small steps.
 
 Notation: A_t = h~_{t-1} R (+ b_rec) is the recurrent product, with
 h~ = h * (recurrent-dropout mask); a `mask` (B, T) holds the state and
@@ -521,6 +522,7 @@ def run(
                 spec, kernel, leak, zero_output, dY, d_final, R, extra, rmask, mask,
                 prev_seqs, saved_seq, h0,
             )
+            dP.set_shape(P.shape)
             return _gradients(kind, dP, dA, d_states0, has_bias, extra, rmask, mask,
                               prev_seqs, saved_seq, h0, dY.dtype)
 

@@ -164,12 +164,13 @@ def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rma
     )
     if not keep:
         return final, [y]
-    saved = tf.ensure_shape(saved, (P.shape[0], P.shape[1], None))
+    steps, batch = P.shape[0], P.shape[1]
+    saved.set_shape((steps, batch, None))
     # Without a mask h_{t-1} is Y one step back: the op leaves prev[0] empty.
     first = 0 if mask is not None else 1
-    prev = [tf.ensure_shape(p, (P.shape[0], P.shape[1], s.shape[-1]))
-            for p, s in zip(prev[first:], states[first:])]
-    return final, [y, saved] + prev
+    for p, s in zip(prev[first:], states[first:]):
+        p.set_shape((steps, batch, s.shape[-1]))
+    return final, [y, saved] + list(prev[first:])
 
 
 def backward(spec, kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
@@ -182,5 +183,8 @@ def backward(spec, kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, 
         mask=tf.zeros((0, 0), tf.bool) if mask is None else mask[..., 0],
         **_attrs(spec, kind, leak, zero_output),
     )
-    separate = kind == "gru" or kind.startswith("mut")
-    return dp, (da if separate else None), list(d_initial)
+    dp.set_shape(dY.shape[:2] + (None,))
+    if not (kind == "gru" or kind.startswith("mut")):
+        return dp, None, list(d_initial)
+    da.set_shape(dY.shape[:2] + (R.shape[-1],))
+    return dp, da, list(d_initial)

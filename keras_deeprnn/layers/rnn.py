@@ -33,8 +33,15 @@ class RNN(keras.layers.RNN):
     run as one whole-sequence operation with a hand-written gradient: the
     forward loop keeps the gate activations, the backward loop computes
     only dP_t and the state gradients, and the recurrent weights'
-    gradients are one matrix product over all steps (dR = H_prev^T dA);
-    both loops are compiled with XLA. This covers
+    gradients are one matrix product over all steps (dR = H_prev^T dA).
+    On a CPU-only machine the two loops are C++ kernels
+    (`keras_deeprnn/layers/kernels/sequence.cc`, compiled against the
+    installed TensorFlow on first use, ~30 s, and cached; one block of
+    batch rows per thread runs all steps); under XLA (`jit_compile=True`),
+    with a GPU, in float16/bfloat16, while exporting, or where the
+    kernels cannot be built (a warning says why) they are TensorFlow
+    loops computing the same functions. `KERAS_DEEPRNN_NATIVE=0` turns
+    the kernels off. This covers
 
     - `LSTMCell`, every variant (`PeepholeLSTMCell` too),
     - `GRUCell` with `reset_after=True`,
