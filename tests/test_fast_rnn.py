@@ -166,13 +166,18 @@ def test_stateful_carries_state_between_calls():
         np.testing.assert_allclose(ours(X), stock(X), atol=1e-5)
 
 
-def test_bidirectional_jit_training_step_matches_stock(monkeypatch):
-    """One SGD step of an XLA-compiled model equals the stock model's."""
-    monkeypatch.setattr(_fused, "XLA_MAX_STEP_SIZE", 0)  # plain loops in XLA
+@pytest.mark.parametrize("jit", [True, False])
+def test_bidirectional_training_step_matches_stock(jit, monkeypatch):
+    """One SGD step of a model, XLA-compiled (TensorFlow loops inside XLA)
+    or not (the CPU kernels), equals the stock model's."""
+    if jit:
+        monkeypatch.setattr(_fused, "XLA_MAX_STEP_SIZE", 0)  # plain loops in XLA
+    else:
+        require_native()
     x = np.where(MASK[..., None], X, 0.0)
     y = RNG.normal(size=(B, T, 2 * U)).astype("float32")
     models = []
-    for layer_class, jit in ((keras.layers.RNN, False), (RNN, True)):
+    for layer_class, jit in ((keras.layers.RNN, False), (RNN, jit)):
         model = keras.Sequential([
             keras.Input((T, D)), keras.layers.Masking(0.0),
             keras.layers.Bidirectional(layer_class(
@@ -184,6 +189,27 @@ def test_bidirectional_jit_training_step_matches_stock(monkeypatch):
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     for expected, got in zip(models[0].get_weights(), models[1].get_weights()):
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("KERAS_DEEPRNN_CACHE", str(tmp_path / "cache"))
+    for key, value in {"tried": False, "module": None, "error": None}.items():
+        monkeypatch.setitem(_native._state, key, value)
+    with pytest.warns(UserWarning, match="no-such-compiler"):
+        stock, ours = pair(FUSED["lstm"], return_sequences=True)
+    assert_agree(stock, ours, mask=MASK)
+    assert not _native.usable(tf.float32)
+    assert not list((tmp_path / "cache").glob("*.so"))
+
+
+def test_kernels_are_off_in_exports_and_for_other_dtypes():
+    require_native()
+    assert _native.usable(tf.float32) and not _native.usable(tf.float16)
+    with _native.off():
+        assert not _native.usable(tf.float32)
+    assert _native.usable(tf.float32)
 
 
 def test_config_round_trip_and_keras_file(tmp_path):
