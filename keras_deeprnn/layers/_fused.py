@@ -436,27 +436,22 @@ def _gradients(
     """All of `sequence`'s gradients from the backward loop's: the weight
     gradients as single products over all steps."""
     dA = dP if dA is None else dA
+    # h~_{t-1} of every step; without a mask prev_seqs[0] holds the outputs,
+    # one step ahead. (Shifting H, not dA, copies the narrower tensor.)
     h_rec = _stack(prev_seqs[0], dtype)
+    if mask is None:
+        h_rec = tf.concat([h0[None], h_rec[:-1]], axis=0)
     h_rec = h_rec if rmask is None else h_rec * rmask
 
     def flat(x):
         return tf.reshape(x, (-1, tf.shape(x)[-1]))
 
-    if mask is None:  # h_rec holds h_0..h_{T-1}: shift by one step
-        h0_rec = h0 if rmask is None else h0 * rmask
-        dR = tf.matmul(flat(h_rec[:-1]), flat(dA[1:]), transpose_a=True)
-        dR = dR + tf.matmul(h0_rec, dA[0], transpose_a=True)
-    else:
-        dR = tf.matmul(flat(h_rec), flat(dA), transpose_a=True)
+    dR = tf.matmul(flat(h_rec), flat(dA), transpose_a=True)
     grads = [dP, dR] + list(d_states0)
     if has_bias:
         grads.append(tf.reduce_sum(dA, axis=(0, 1)))
     if kind.startswith("mut"):
-        h_prev = _stack(prev_seqs[0], dtype)
-        if mask is None:  # the outputs Y: h_{t-1} is one step back
-            h_prev = tf.concat([h0[None], h_prev[:-1]], axis=0)
-        h_prev = h_prev if rmask is None else h_prev * rmask
-        grads += _mut_extra_grads(kind, saved_seq, dP, h_prev, dtype)
+        grads += _mut_extra_grads(kind, saved_seq, dP, h_rec, dtype)
     elif extra:
         g_prev = _stack(prev_seqs[2], dtype) if len(prev_seqs) > 2 else None
         grads += _lstm_extra_grads(
