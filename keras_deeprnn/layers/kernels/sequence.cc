@@ -36,12 +36,9 @@ using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
 
 using Arr = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Stride = Eigen::OuterStride<>;
 using AMap = Eigen::Map<Arr, 0, Stride>;
 using CAMap = Eigen::Map<const Arr, 0, Stride>;
-using MMap = Eigen::Map<Mat, 0, Stride>;
-using CMMap = Eigen::Map<const Mat, 0, Stride>;
 
 // `cols` columns, from column `col`, of `rows` rows of a row-major buffer
 // whose rows are `width` floats apart.
@@ -51,10 +48,83 @@ inline AMap Cols(float* p, int rows, int width, int col, int cols) {
 inline CAMap Cols(const float* p, int rows, int width, int col, int cols) {
   return CAMap(p + col, rows, cols, Stride(width));
 }
-inline MMap M(float* p, int rows, int cols) { return MMap(p, rows, cols, Stride(cols)); }
-inline CMMap M(const float* p, int rows, int cols) {
-  return CMMap(p, rows, cols, Stride(cols));
-}
+
+// A weight matrix W (rows x cols, row-major) packed once for Eigen's
+// block-panel kernel, then applied to many blocks of rows:
+//     out (n x cols) += in (n x rows) W       (or, transposed,
+//     out (n x rows) += in (n x cols) W^T).
+// Eigen's own products repack the weight matrix on every call, which took
+// a third of their time here (the recurrent matrix is the large operand).
+// In Eigen's column-major terms out^T += A in^T with A = W^T (or W).
+class Packed {
+ public:
+  Packed() = default;
+  Packed(const float* w, int rows, int cols, bool transposed)
+      : w_(w), rows_(rows), cols_(cols), transposed_(transposed) {
+    m_ = transposed ? rows : cols;
+    k_ = transposed ? cols : rows;
+    data_.resize(size_t(m_) * k_);
+    for (int k0 = 0; k0 < k_; k0 += kKc) {
+      const int kc = std::min(kKc, k_ - k0);
+      float* block = data_.data() + size_t(k0) * m_;
+      if (transposed) {  // A = W: A(i, k) = w[i * cols + k]
+        Pack<Eigen::RowMajor>(block, w, cols, k0, kc);
+      } else {  // A = W^T: A(i, k) = w[k * cols + i]
+        Pack<Eigen::ColMajor>(block, w, cols, k0, kc);
+      }
+    }
+  }
+
+  // out += in op(W); `in` has n rows `ldi` apart, `out` n rows `ldo` apart;
+  // `scratch` holds at least ScratchSize(n) floats.
+  void Apply(const float* in, int ldi, int n, float* out, int ldo, float* scratch) const {
+    namespace ei = Eigen::internal;
+    if (n == 1) {  // one row: Eigen's matrix-vector product reads W as it lies
+      using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      using Row = Eigen::Map<Eigen::Matrix<float, 1, Eigen::Dynamic>>;
+      using CRow = Eigen::Map<const Eigen::Matrix<float, 1, Eigen::Dynamic>>;
+      const Eigen::Map<const Mat> w(w_, rows_, cols_);
+      if (transposed_)
+        Row(out, rows_).noalias() += CRow(in, cols_) * w.transpose();
+      else
+        Row(out, cols_).noalias() += CRow(in, rows_) * w;
+      return;
+    }
+    using RhsMapper = ei::const_blas_data_mapper<float, Eigen::Index, Eigen::ColMajor>;
+    using ResMapper = ei::blas_data_mapper<float, Eigen::Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+    ei::gemm_pack_rhs<float, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+    ei::gebp_kernel<float, float, Eigen::Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+    const RhsMapper rhs(in, ldi);
+    const ResMapper res(out, ldo);
+    for (int k0 = 0; k0 < k_; k0 += kKc) {
+      const int kc = std::min(kKc, k_ - k0);
+      pack_rhs(scratch, rhs.getSubMapper(k0, 0), kc, n);
+      gebp(res, data_.data() + size_t(k0) * m_, scratch, m_, kc, n, 1.0f);
+    }
+  }
+
+  static size_t ScratchSize(int n) { return size_t(kKc) * (n + Traits::nr); }
+
+ private:
+  using Traits = Eigen::internal::gebp_traits<float, float>;
+  static constexpr int kKc = 256;  // depth block: kc x n of `in` stays in L1
+
+  template <int Order>
+  void Pack(float* block, const float* w, int stride, int k0, int kc) {
+    namespace ei = Eigen::internal;
+    using Mapper = ei::const_blas_data_mapper<float, Eigen::Index, Order>;
+    ei::gemm_pack_lhs<float, Eigen::Index, Mapper, Traits::mr, Traits::LhsProgress,
+                      typename Traits::LhsPacket4Packing, Order>
+        pack;
+    pack(block, Mapper(w, stride).getSubMapper(0, k0), kc, m_);
+  }
+
+  const float* w_ = nullptr;
+  int rows_ = 0, cols_ = 0;
+  bool transposed_ = false;
+  int m_ = 0, k_ = 0;
+  std::vector<float, Eigen::aligned_allocator<float>> data_;
+};
 
 // What the attributes say about the recurrence.
 struct Spec {
@@ -99,37 +169,36 @@ Status ReadSpec(OpKernelConstruction* ctx, Spec* s) {
   return Status();
 }
 
-// The weights a step reads besides R: the LSTM's peepholes (k, U) and W_g
-// (fgr), the MUT cells' W_hh and (MUT3) W_hz, all row-major.
+// The weights a step multiplies by, packed (see Packed): R, and the
+// LSTM's W_g (fgr) or the MUT cells' W_hh and (MUT3) W_hz, for the forward
+// (x W) or the backward (x W^T) loop; b_rec, the GRU's recurrent bias.
 struct Weights {
-  const float* R = nullptr;      // (U, Gr)
+  Packed R, w_g, w_hh, w_hz;
   const float* b_rec = nullptr;  // (Gr) or null
-  const float* w_g = nullptr;    // (3U, 3U)
-  const float* w_hh = nullptr;   // (U, U)
-  const float* w_hz = nullptr;   // (U, U)
 };
 
 Weights ReadWeights(const Spec& s, const Tensor& R, const Tensor& b_rec,
-                    const OpInputList& extra) {
+                    const OpInputList& extra, bool transposed) {
   Weights w;
-  w.R = R.flat<float>().data();
+  auto pack = [&](const Tensor& t) {
+    return Packed(t.flat<float>().data(), t.dim_size(0), t.dim_size(1), transposed);
+  };
+  w.R = pack(R);
   w.b_rec = b_rec.NumElements() ? b_rec.flat<float>().data() : nullptr;
   if (s.Mut()) {
-    if (s.kind == "mut3") {
-      w.w_hz = extra[0].flat<float>().data();
-      w.w_hh = extra[1].flat<float>().data();
-    } else {
-      w.w_hh = extra[0].flat<float>().data();
-    }
+    w.w_hh = pack(extra[extra.size() - 1]);
+    if (s.kind == "mut3") w.w_hz = pack(extra[0]);
   }
-  if (s.Lstm() && s.fgr) w.w_g = extra[extra.size() - 1].flat<float>().data();
+  if (s.Lstm() && s.fgr) w.w_g = pack(extra[extra.size() - 1]);
   return w;
 }
 
 // Per-block scratch buffers.
 struct Scratch {
   std::vector<float> a, z, t1, t2, t3;
+  std::vector<float, Eigen::aligned_allocator<float>> pack;
   void Size(int n, int U, int G, int Gr) {
+    pack.resize(Packed::ScratchSize(n));
     a.resize(size_t(n) * std::max(Gr, 1));
     z.resize(size_t(n) * std::max(G, 4 * U));
     t1.resize(size_t(n) * 3 * U);
@@ -185,7 +254,8 @@ struct Forward {
     AMap zz = Cols(sc.z.data(), n, G, 0, G);
     zz = Cols(p, n, G, 0, G) + Cols(a, n, Gr, 0, G);
     if (s.fgr) {  // z_{i,f,o} += g_{t-1} W_g
-      M(sc.t1.data(), n, 3 * U).noalias() = M(prev[2], n, 3 * U) * M(w.w_g, 3 * U, 3 * U);
+      Cols(sc.t1.data(), n, 3 * U, 0, 3 * U).setZero();
+      w.w_g.Apply(prev[2], 3 * U, n, sc.t1.data(), 3 * U, sc.pack.data());
       const char* ifo = "ifo";
       for (int k = 0; k < 3; ++k)
         Cols(sc.z.data(), n, G, s.Block(ifo[k]) * U, U) += Cols(sc.t1.data(), n, 3 * U, k * U, U);
@@ -254,13 +324,15 @@ struct Forward {
         z = (Cols(p, n, G, 0, U)).logistic();
       } else {  // mut3: z = s(x_z + tanh(h~) W_hz)
         Cols(sc.t3.data(), n, U, 0, U) = h_rec.tanh();
-        M(sc.t1.data(), n, U).noalias() = M(sc.t3.data(), n, U) * M(w.w_hz, U, U);
+        Cols(sc.t1.data(), n, U, 0, U).setZero();
+        w.w_hz.Apply(sc.t3.data(), U, n, sc.t1.data(), U, sc.pack.data());
         z = (Cols(p, n, G, 0, U) + Cols(sc.t1.data(), n, U, 0, U)).logistic();
       }
       r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, 0, U)).logistic();
     }
     Cols(sc.t3.data(), n, U, 0, U) = r * h_rec;
-    M(sc.t1.data(), n, U).noalias() = M(sc.t3.data(), n, U) * M(w.w_hh, U, U);
+    Cols(sc.t1.data(), n, U, 0, U).setZero();
+    w.w_hh.Apply(sc.t3.data(), U, n, sc.t1.data(), U, sc.pack.data());
     nn = (Cols(sc.t1.data(), n, U, 0, U) + Cols(p, n, G, 2 * U, U)).tanh();
     Cols(next[0], n, U, 0, U) = nn * z + h_prev * (1.f - z);
   }
@@ -376,8 +448,8 @@ struct Backward {
     if (s.fgr) {  // d g_{t-1} = [dz_i, dz_f, dz_o] W_g^T
       const char* ifo = "ifo";
       for (int k = 0; k < 3; ++k) Cols(sc.t3.data(), n, 3 * U, k * U, U) = dz(ifo[k]);
-      M(d_prev[2], n, 3 * U).noalias() =
-          M(sc.t3.data(), n, 3 * U) * M(w.w_g, 3 * U, 3 * U).transpose();
+      Cols(d_prev[2], n, 3 * U, 0, 3 * U).setZero();
+      w.w_g.Apply(sc.t3.data(), 3 * U, n, d_prev[2], 3 * U, sc.pack.data());
     }
   }
 
@@ -395,7 +467,8 @@ struct Backward {
     dn = dh * z * (1.f - nn * nn);
     // dq = dn W_hh^T
     Cols(sc.t3.data(), n, U, 0, U) = dn;
-    M(sc.t1.data(), n, U).noalias() = M(sc.t3.data(), n, U) * M(w.w_hh, U, U).transpose();
+    Cols(sc.t1.data(), n, U, 0, U).setZero();
+    w.w_hh.Apply(sc.t3.data(), U, n, sc.t1.data(), U, sc.pack.data());
     AMap dq = Cols(sc.t1.data(), n, U, 0, U);
     dr = dq * h_rec * r * (1.f - r);
     AMap dh_rec = Cols(sc.t3.data(), n, U, 0, U);
@@ -403,7 +476,8 @@ struct Backward {
     if (s.kind == "mut3") {
       AMap dzz = Cols(sc.t1.data(), n, U, 0, U);  // dq is no longer needed
       Cols(sc.z.data(), n, U, 0, U) = dz;
-      M(sc.t1.data(), n, U).noalias() = M(sc.z.data(), n, U) * M(w.w_hz, U, U).transpose();
+      Cols(sc.t1.data(), n, U, 0, U).setZero();
+      w.w_hz.Apply(sc.z.data(), U, n, sc.t1.data(), U, sc.pack.data());
       dh_rec += dzz * (1.f - h_rec.tanh().square());
     }
     AMap dh_prev = Cols(d_prev[0], n, U, 0, U);
@@ -474,7 +548,7 @@ class ForwardOp : public OpKernel {
     const int U = states[0].dim_size(1), Gr = R.dim_size(1);
     const int n_states = states.size();
     const bool masked = mask_t.NumElements() > 0;
-    const Weights w = ReadWeights(spec_, R, b_rec, extra);
+    const Weights w = ReadWeights(spec_, R, b_rec, extra, /*transposed=*/false);
     const std::vector<const float*> peep = Peepholes(spec_, extra);
     const int S = spec_.SavedWidth() * U;
 
@@ -530,15 +604,18 @@ class ForwardOp : public OpKernel {
             std::copy(cur[k].begin(), cur[k].end(), prev_out[k] + (size_t(t) * B + r0) * Uk);
           }
         }
-        // A = h~ R (+ b_rec)
+        // A = (b_rec) + h~ R
+        AMap a = Cols(sc.a.data(), n, Gr, 0, Gr);
+        if (w.b_rec)
+          a.rowwise() = Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>(w.b_rec, Gr);
+        else
+          a.setZero();
+        const float* h_rec = cur[0].data();
         if (rm) {
           Cols(sc.t2.data(), n, U, 0, U) = Cols(cur[0].data(), n, U, 0, U) * Cols(rm, n, U, 0, U);
-          M(sc.a.data(), n, Gr).noalias() = M(sc.t2.data(), n, U) * M(w.R, U, Gr);
-        } else {
-          M(sc.a.data(), n, Gr).noalias() = M(cur[0].data(), n, U) * M(w.R, U, Gr);
+          h_rec = sc.t2.data();
         }
-        if (w.b_rec)
-          Cols(sc.a.data(), n, Gr, 0, Gr).rowwise() += Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>>(w.b_rec, Gr);
+        w.R.Apply(h_rec, U, n, sc.a.data(), Gr, sc.pack.data());
         float* act_t = keep_ ? saved_all + (size_t(t) * B + r0) * S : act.data();
         step.Step(p_all + (size_t(t) * B + r0) * G, sc.a.data(), rm, cur_p, nxt_p, act_t, sc);
         float* y = y_all + (size_t(t) * B + r0) * U;
@@ -599,7 +676,7 @@ class BackwardOp : public OpKernel {
     const int S = spec_.SavedWidth() * U;
     const int G = spec_.Lstm() ? S : (spec_.kind == "rnn" ? U : 3 * U);
     Tensor empty_bias(tensorflow::DT_FLOAT, TensorShape({0}));
-    const Weights w = ReadWeights(spec_, R, empty_bias, extra);
+    const Weights w = ReadWeights(spec_, R, empty_bias, extra, /*transposed=*/true);
     const std::vector<const float*> peep = Peepholes(spec_, extra);
     const bool separate = spec_.SeparateDA();
 
@@ -688,12 +765,14 @@ class BackwardOp : public OpKernel {
         step.Step(saved_all + row0 * S, rm, prev_p, d_new_p, dp, da, d_prev_p, sc);
         // d h_{t-1} += (dA_t R^T) * rmask
         AMap dh_prev = Cols(d_prev[0].data(), n, U, 0, U);
-        MMap rec = M(sc.t3.data(), n, U);
-        rec.noalias() = CMMap(da, n, Gr, Stride(separate ? Gr : G)) * M(w.R, U, Gr).transpose();
-        if (rm)
-          dh_prev += rec.array() * Cols(rm, n, U, 0, U);
-        else
-          dh_prev += rec.array();
+        if (rm) {
+          AMap rec = Cols(sc.t3.data(), n, U, 0, U);
+          rec.setZero();
+          w.R.Apply(da, separate ? Gr : G, n, sc.t3.data(), U, sc.pack.data());
+          dh_prev += rec * Cols(rm, n, U, 0, U);
+        } else {
+          w.R.Apply(da, separate ? Gr : G, n, d_prev[0].data(), U, sc.pack.data());
+        }
         for (int k = 0; k < n_states; ++k) {
           if (mask) Cols(d_prev[k].data(), n, widths[k], 0, widths[k]) +=
                         Cols(direct[k].data(), n, widths[k], 0, widths[k]);
