@@ -149,8 +149,13 @@ def _attrs(spec, kind, leak, zero_output):
     return attrs
 
 
-def _optional(x, dtype=tf.float32):
-    return tf.zeros((0,), dtype) if x is None else x
+def _optional(x):
+    return tf.zeros((0,)) if x is None else x
+
+
+def _mask(mask):
+    """The (T, B) mask the ops read; empty for none."""
+    return tf.zeros((0, 0), tf.bool) if mask is None else mask[..., 0]
 
 
 def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rmask, mask):
@@ -159,8 +164,8 @@ def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rma
     `_LSTMVariant` (None for the other kinds)."""
     y, saved, prev, final = module().deeprnn_sequence_forward(
         p=P, states=list(states), r=R, b_rec=_optional(b_rec), extra=list(extra),
-        rmask=_optional(rmask), mask=tf.zeros((0, 0), tf.bool) if mask is None else mask[..., 0],
-        keep=keep, **_attrs(spec, kind, leak, zero_output),
+        rmask=_optional(rmask), mask=_mask(mask), keep=keep,
+        **_attrs(spec, kind, leak, zero_output),
     )
     if not keep:
         return final, [y]
@@ -179,8 +184,7 @@ def backward(spec, kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, 
     dP, the initial states' gradients)."""
     dp, da, d_initial = module().deeprnn_sequence_backward(
         dy=dY, d_final=list(d_final), saved=saved, prev=list(prev_seqs), h0=h0, r=R,
-        extra=list(extra), rmask=_optional(rmask),
-        mask=tf.zeros((0, 0), tf.bool) if mask is None else mask[..., 0],
+        extra=list(extra), rmask=_optional(rmask), mask=_mask(mask),
         **_attrs(spec, kind, leak, zero_output),
     )
     dp.set_shape(dY.shape[:2] + (None,))

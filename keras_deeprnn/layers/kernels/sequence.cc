@@ -10,8 +10,9 @@
 // small ops, each dispatched and each splitting its work over the threads.
 // Here the batch rows are cut into one block per thread and every block
 // runs all T steps on its own (rows never interact), so a step is one
-// single-threaded Eigen product of the block plus one pass over its gate
-// arithmetic, with no synchronisation between steps.
+// single-threaded product of the block by a weight matrix packed once per
+// call (Packed) plus one pass over its gate arithmetic, with no
+// synchronisation between steps.
 
 #include <algorithm>
 #include <string>
@@ -145,8 +146,6 @@ struct Spec {
     if (Mut()) return 3;
     return 1;
   }
-  // The kinds whose step reads h_{t-1} beyond the recurrent product.
-  bool ReadsHPrev() const { return kind == "gru" || Mut(); }
   // The kinds whose dA_t differs from dP_t.
   bool SeparateDA() const { return kind == "gru" || Mut(); }
   int Block(char g) const { return static_cast<int>(gates.find(g)); }
