@@ -30,6 +30,9 @@ SOURCE = Path(__file__).with_name("kernels") / "sequence.cc"
 # Compiler flags, best first: the host's vector units (without AVX512-FP16,
 # which the Eigen bundled with TensorFlow does not compile with under GCC 12).
 _ARCH_FLAGS = (["-march=native", "-mno-avx512fp16"], ["-march=native"], [])
+# No fused multiply-add contraction: results must not depend on which of
+# Eigen's code paths (vector or one element) ran.
+_FLAGS = ["-shared", "-fPIC", "-O3", "-DNDEBUG", "-ffp-contract=off", "-w"]
 
 _lock = threading.Lock()
 _state = {"module": None, "tried": False, "error": None, "off": 0}
@@ -47,7 +50,8 @@ def _library_path():
     """The cached library for this source, TensorFlow and CPU."""
     key = hashlib.sha256(
         "\0".join([
-            SOURCE.read_text(), tf.__version__, " ".join(tf.sysconfig.get_compile_flags()),
+            SOURCE.read_text(), " ".join(_FLAGS), tf.__version__,
+            " ".join(tf.sysconfig.get_compile_flags()),
             platform.machine(), _cpu_flags(),
         ]).encode()
     ).hexdigest()[:16]
@@ -65,7 +69,7 @@ def _build(path):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
         os.close(fd)
         command = [
-            compiler, "-shared", "-fPIC", "-O3", "-DNDEBUG", "-w", *arch, str(SOURCE),
+            compiler, *_FLAGS, *arch, str(SOURCE),
             "-o", tmp, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
         ]
         try:

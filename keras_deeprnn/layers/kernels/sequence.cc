@@ -25,6 +25,25 @@
 #include "tensorflow/core/util/work_sharder.h"
 
 namespace {
+struct Tanh;
+struct Logistic;
+}  // namespace
+
+namespace Eigen {
+namespace internal {
+// Vectorisable, as Eigen's own tanh and logistic are.
+template <>
+struct functor_traits<::Tanh> {
+  enum { Cost = functor_traits<scalar_tanh_op<float>>::Cost, PacketAccess = true };
+};
+template <>
+struct functor_traits<::Logistic> {
+  enum { Cost = functor_traits<scalar_logistic_op<float>>::Cost, PacketAccess = true };
+};
+}  // namespace internal
+}  // namespace Eigen
+
+namespace {
 
 using tensorflow::OpKernel;
 using tensorflow::OpKernelConstruction;
@@ -49,6 +68,25 @@ inline AMap Cols(float* p, int rows, int width, int col, int cols) {
 inline CAMap Cols(const float* p, int rows, int width, int col, int cols) {
   return CAMap(p + col, rows, cols, Stride(width));
 }
+
+// tanh and the logistic function with one result whichever of Eigen's
+// paths computes them. Eigen vectorises a row from its first aligned
+// element and computes the elements before it (and the tail) one by one
+// with other formulas, so where the peeling starts, which depends on the
+// buffer's address, changed the last bit of results from call to call.
+// Here the single element goes through the vector code too. (The build
+// also turns off fused multiply-add contraction, for the same reason.)
+template <typename EigenOp>
+struct SameOnEveryPath {
+  using Full = Eigen::internal::packet_traits<float>::type;
+  float operator()(const float& x) const {
+    return Eigen::internal::pfirst(EigenOp().packetOp(Eigen::internal::pset1<Full>(x)));
+  }
+  template <typename Packet>
+  Packet packetOp(const Packet& x) const { return EigenOp().packetOp(x); }
+};
+struct Tanh : SameOnEveryPath<Eigen::internal::scalar_tanh_op<float>> {};
+struct Logistic : SameOnEveryPath<Eigen::internal::scalar_logistic_op<float>> {};
 
 // A weight matrix W (rows x cols, row-major) packed once for Eigen's
 // block-panel kernel, then applied to many blocks of rows:
@@ -227,7 +265,7 @@ struct Forward {
   void Rnn(const float* p, const float* a, const std::vector<const float*>& prev,
            const std::vector<float*>& next, float* act) const {
     AMap sv = Cols(act, n, U, 0, U);
-    sv = (Cols(p, n, G, 0, U) + Cols(a, n, Gr, 0, U)).tanh();
+    sv = (Cols(p, n, G, 0, U) + Cols(a, n, Gr, 0, U)).unaryExpr(Tanh());
     AMap h = Cols(next[0], n, U, 0, U);
     if (s.leak != 0.f)
       h = s.leak * Cols(prev[0], n, U, 0, U) + (1.f - s.leak) * sv;
@@ -240,10 +278,10 @@ struct Forward {
     const int W = 4 * U;
     AMap z = Cols(act, n, W, 0, U), r = Cols(act, n, W, U, U);
     AMap nn = Cols(act, n, W, 2 * U, U), ah = Cols(act, n, W, 3 * U, U);
-    z = (Cols(p, n, G, 0, U) + Cols(a, n, Gr, 0, U)).logistic();
-    r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, U, U)).logistic();
+    z = (Cols(p, n, G, 0, U) + Cols(a, n, Gr, 0, U)).unaryExpr(Logistic());
+    r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, U, U)).unaryExpr(Logistic());
     ah = Cols(a, n, Gr, 2 * U, U);
-    nn = (Cols(p, n, G, 2 * U, U) + r * ah).tanh();
+    nn = (Cols(p, n, G, 2 * U, U) + r * ah).unaryExpr(Tanh());
     Cols(next[0], n, U, 0, U) = z * Cols(prev[0], n, U, 0, U) + (1.f - z) * nn;
   }
 
@@ -268,12 +306,12 @@ struct Forward {
     for (char g : std::string("if")) {
       if (s.Block(g) < 0) continue;
       if (s.Peep(g) >= 0)
-        gate(g) = (z(g) + c_prev.rowwise() * pv(g)).logistic();
+        gate(g) = (z(g) + c_prev.rowwise() * pv(g)).unaryExpr(Logistic());
       else
-        gate(g) = (z(g)).logistic();
+        gate(g) = (z(g)).unaryExpr(Logistic());
     }
     if (s.input_activation)
-      gate('c') = z('c').tanh();
+      gate('c') = z('c').unaryExpr(Tanh());
     else
       gate('c') = z('c');
     AMap c = Cols(next[1], n, U, 0, U);
@@ -288,14 +326,14 @@ struct Forward {
       c = gate('c') + gate('f') * c_prev;
     AMap h = Cols(next[0], n, U, 0, U);
     if (s.output_activation)
-      h = c.tanh();
+      h = c.unaryExpr(Tanh());
     else
       h = c;
     if (s.Block('o') >= 0) {
       if (s.Peep('o') >= 0)
-        gate('o') = (z('o') + c.rowwise() * pv('o')).logistic();
+        gate('o') = (z('o') + c.rowwise() * pv('o')).unaryExpr(Logistic());
       else
-        gate('o') = (z('o')).logistic();
+        gate('o') = (z('o')).unaryExpr(Logistic());
       h *= gate('o');
     }
     if (s.fgr) {
@@ -316,23 +354,23 @@ struct Forward {
     else
       h_rec = h_prev;
     if (s.kind == "mut2") {
-      z = (Cols(p, n, G, 0, U) + Cols(a, n, Gr, 0, U)).logistic();
-      r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, U, U)).logistic();
+      z = (Cols(p, n, G, 0, U) + Cols(a, n, Gr, 0, U)).unaryExpr(Logistic());
+      r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, U, U)).unaryExpr(Logistic());
     } else {
       if (s.kind == "mut1") {
-        z = (Cols(p, n, G, 0, U)).logistic();
+        z = (Cols(p, n, G, 0, U)).unaryExpr(Logistic());
       } else {  // mut3: z = s(x_z + tanh(h~) W_hz)
-        Cols(sc.t3.data(), n, U, 0, U) = h_rec.tanh();
+        Cols(sc.t3.data(), n, U, 0, U) = h_rec.unaryExpr(Tanh());
         Cols(sc.t1.data(), n, U, 0, U).setZero();
         w.w_hz.Apply(sc.t3.data(), U, n, sc.t1.data(), U, sc.pack.data());
-        z = (Cols(p, n, G, 0, U) + Cols(sc.t1.data(), n, U, 0, U)).logistic();
+        z = (Cols(p, n, G, 0, U) + Cols(sc.t1.data(), n, U, 0, U)).unaryExpr(Logistic());
       }
-      r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, 0, U)).logistic();
+      r = (Cols(p, n, G, U, U) + Cols(a, n, Gr, 0, U)).unaryExpr(Logistic());
     }
     Cols(sc.t3.data(), n, U, 0, U) = r * h_rec;
     Cols(sc.t1.data(), n, U, 0, U).setZero();
     w.w_hh.Apply(sc.t3.data(), U, n, sc.t1.data(), U, sc.pack.data());
-    nn = (Cols(sc.t1.data(), n, U, 0, U) + Cols(p, n, G, 2 * U, U)).tanh();
+    nn = (Cols(sc.t1.data(), n, U, 0, U) + Cols(p, n, G, 2 * U, U)).unaryExpr(Tanh());
     Cols(next[0], n, U, 0, U) = nn * z + h_prev * (1.f - z);
   }
 };
@@ -407,7 +445,7 @@ struct Backward {
     // c lives in the first U columns of the (n, 4U) scratch z.
     AMap cc = Cols(sc.z.data(), n, 4 * U, 0, U);
     cc = i * gg + f * c_prev;
-    if (s.output_activation) out = cc.tanh(); else out = cc;
+    if (s.output_activation) out = cc.unaryExpr(Tanh()); else out = cc;
     // dg: fgr's gradients of the emitted gates [i, f, o] (the third state).
     AMap d_out = Cols(sc.t2.data(), n, 3 * U, 0, U);
     if (has_o) {
@@ -477,7 +515,7 @@ struct Backward {
       Cols(sc.z.data(), n, U, 0, U) = dz;
       Cols(sc.t1.data(), n, U, 0, U).setZero();
       w.w_hz.Apply(sc.z.data(), U, n, sc.t1.data(), U, sc.pack.data());
-      dh_rec += dzz * (1.f - h_rec.tanh().square());
+      dh_rec += dzz * (1.f - h_rec.unaryExpr(Tanh()).square());
     }
     AMap dh_prev = Cols(d_prev[0], n, U, 0, U);
     if (rmask)
