@@ -75,7 +75,7 @@ def loops(kind, batch, args, rng):
         "forward, keeping": tf.function(lambda: native_forward(True)),
         "backward": tf.function(lambda: _native.backward(
             spec, kernel, 0.0, False, dY, states, R, extra, None, None, prev, saved,
-            states[0])[0]),
+            states[0], kind in _fused._SEPARATE_DA)[0]),
     }
     for jit in (False, True):
         forward = _fused._COMPILED[jit][0]

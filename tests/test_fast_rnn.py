@@ -248,3 +248,35 @@ def test_kernels_are_deterministic(make):
     outputs = first[0]
     for _ in range(150):
         np.testing.assert_array_equal(layer(x).numpy(), outputs)
+
+
+def test_kernels_name_a_wrong_shape():
+    """The ops check every input against T, B, units and the kind."""
+    require_native()
+    ops = _native.module()
+    P, h = tf.zeros((T, B, 4 * U)), tf.zeros((B, U))
+    empty, no_mask = tf.zeros((0,)), tf.zeros((0, 0), tf.bool)
+
+    def forward(**changes):
+        args = dict(p=P, states=[h, h], r=tf.zeros((U, 4 * U)), b_rec=empty, extra=[],
+                    rmask=empty, mask=no_mask, kind="lstm", gates="ifco")
+        ops.deeprnn_sequence_forward(**{**args, **changes})
+
+    forward()  # the right shapes run
+    for changes, message in [
+        (dict(r=tf.zeros((U, 3 * U))), "R must have shape"),
+        (dict(p=tf.zeros((T, B, 3 * U))), "P must have shape"),
+        (dict(states=[h, tf.zeros((B + 1, U))]), "state must have shape"),
+        (dict(states=[h]), "has 2 states, got 1"),
+        (dict(mask=tf.ones((T + 1, B), tf.bool)), "mask must have shape"),
+        (dict(rmask=tf.ones((B, U + 1))), "rmask must have shape"),
+        (dict(extra=[tf.zeros((U,))]), "takes 0 extra weights, got 1"),
+        (dict(kind="lstm2"), "unknown recurrence kind"),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            forward(**changes)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="saved must have shape"):
+        ops.deeprnn_sequence_backward(
+            dy=tf.zeros((T, B, U)), d_final=[h, h], saved=tf.zeros((T, B, 3 * U)),
+            prev=[tf.zeros((T, B, U))] * 2, h0=h, r=tf.zeros((U, 4 * U)), extra=[],
+            rmask=empty, mask=no_mask, kind="lstm", gates="ifco")

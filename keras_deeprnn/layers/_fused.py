@@ -277,8 +277,10 @@ _STEPS = {
     **{k: _mut_steps(k) for k in ("mut1", "mut2", "mut3")},
 }
 KINDS = tuple(_STEPS)
-# The kinds whose backward step reads h_{t-1}.
+# The kinds whose backward step reads h_{t-1}, and those whose dA_t (the
+# gradient of the recurrent product) differs from dP_t.
 _READ_H_PREV = ("gru", "mut1", "mut2", "mut3")
+_SEPARATE_DA = ("gru", "mut1", "mut2", "mut3")
 # Width of the activations kept per step, in units.
 _SAVED_WIDTH = {"gru": 4, "rnn": 1, "mut1": 3, "mut2": 3, "mut3": 3,
                 **{k: len(v.gates) for k, v in _VARIANTS.items()}}
@@ -375,7 +377,7 @@ def _backward_loop(
     step = _STEPS[kind][1]
     steps = tf.shape(dY)[0]
     r_t = tf.transpose(R)
-    separate_da = kind in ("gru", "mut1", "mut2", "mut3")
+    separate_da = kind in _SEPARATE_DA
     # Under `reduce_retracing` the traced shapes may be unknown.
     units = h0.shape[1]
     saved_shape = (h0.shape[0], None if units is None else _SAVED_WIDTH[kind] * units)
@@ -515,7 +517,7 @@ def run(
                      mask, prev_seqs, saved_seq, h0):
             dP, dA, d_states0 = _native.backward(
                 spec, kernel, leak, zero_output, dY, d_final, R, extra, rmask, mask,
-                prev_seqs, saved_seq, h0,
+                prev_seqs, saved_seq, h0, kind in _SEPARATE_DA,
             )
             dP.set_shape(P.shape)
             return _gradients(kind, dP, dA, d_states0, has_bias, extra, rmask, mask,

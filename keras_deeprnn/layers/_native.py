@@ -183,16 +183,16 @@ def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rma
 
 
 def backward(spec, kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
-             saved, h0):
+             saved, h0, separate):
     """`_fused`'s backward loop as one op: (dP, dA or None where it equals
-    dP, the initial states' gradients)."""
+    dP (`separate` False), the initial states' gradients)."""
     dp, da, d_initial = module().deeprnn_sequence_backward(
         dy=dY, d_final=list(d_final), saved=saved, prev=list(prev_seqs), h0=h0, r=R,
         extra=list(extra), rmask=_optional(rmask), mask=_mask(mask),
         **_attrs(spec, kind, leak, zero_output),
     )
     dp.set_shape(dY.shape[:2] + (None,))
-    if not (kind == "gru" or kind.startswith("mut")):
+    if not separate:
         return dp, None, list(d_initial)
     da.set_shape(dY.shape[:2] + (R.shape[-1],))
     return dp, da, list(d_initial)

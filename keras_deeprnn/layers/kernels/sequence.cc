@@ -186,6 +186,13 @@ struct Spec {
   }
   // The kinds whose dA_t differs from dP_t.
   bool SeparateDA() const { return kind == "gru" || Mut(); }
+  // Widths, in units, of P (and dP), of R's columns (and dA), of state k.
+  int InputWidth() const { return Lstm() ? static_cast<int>(gates.size()) : kind == "rnn" ? 1 : 3; }
+  int RecurrentWidth() const {
+    return Lstm() ? InputWidth() : kind == "gru" ? 3 : kind == "mut2" ? 2 : 1;
+  }
+  int States() const { return Lstm() ? (fgr ? 3 : 2) : 1; }
+  int StateWidth(int k) const { return k == 2 ? 3 : 1; }
   int Block(char g) const { return static_cast<int>(gates.find(g)); }
   int Peep(char g) const { return static_cast<int>(peepholes.find(g)); }
 };
@@ -551,6 +558,45 @@ std::vector<const float*> Peepholes(const Spec& s, const OpInputList& extra) {
   return p;
 }
 
+// What both ops check of their inputs: every shape follows from T, B, U
+// and the kind; a mismatch is named instead of read out of bounds.
+Status CheckShape(const char* name, const Tensor& t, std::vector<int64_t> want) {
+  if (t.dims() == static_cast<int>(want.size())) {
+    bool same = true;
+    for (size_t d = 0; d < want.size(); ++d) same = same && t.dim_size(d) == want[d];
+    if (same) return Status();
+  }
+  std::string w;
+  for (int64_t v : want) w += (w.empty() ? "" : ", ") + std::to_string(v);
+  return InvalidArgument(name, " must have shape (", w, "), got ", t.shape().DebugString());
+}
+
+Status CheckCommon(const Spec& s, int T, int B, int U, const OpInputList& states,
+                   const Tensor& R, const OpInputList& extra, const Tensor& rmask,
+                   const Tensor& mask) {
+  if (states.size() != s.States())
+    return InvalidArgument("kind '", s.kind, "' has ", s.States(), " states, got ",
+                           states.size());
+  for (int k = 0; k < states.size(); ++k)
+    TF_RETURN_IF_ERROR(CheckShape("state", states[k], {B, int64_t(s.StateWidth(k)) * U}));
+  TF_RETURN_IF_ERROR(CheckShape("R", R, {U, int64_t(s.RecurrentWidth()) * U}));
+  std::vector<std::vector<int64_t>> want;
+  if (s.Lstm()) {
+    for (size_t k = 0; k < s.peepholes.size(); ++k) want.push_back({U});
+    if (s.fgr) want.push_back({3 * U, 3 * U});
+  } else if (s.Mut()) {
+    want.assign(s.kind == "mut3" ? 2 : 1, {U, U});
+  }
+  if (static_cast<size_t>(extra.size()) != want.size())
+    return InvalidArgument("kind '", s.kind, "' takes ", want.size(), " extra weights, got ",
+                           extra.size());
+  for (size_t k = 0; k < want.size(); ++k)
+    TF_RETURN_IF_ERROR(CheckShape("extra weight", extra[k], want[k]));
+  if (rmask.NumElements()) TF_RETURN_IF_ERROR(CheckShape("rmask", rmask, {B, U}));
+  if (mask.NumElements()) TF_RETURN_IF_ERROR(CheckShape("mask", mask, {T, B}));
+  return Status();
+}
+
 #define DEEPRNN_ATTRS                                                      \
   Attr("n_states: int >= 1")                                               \
       .Attr("n_extra: int >= 0")                                           \
@@ -580,7 +626,13 @@ class ForwardOp : public OpKernel {
     const Tensor& b_rec = ctx->input(2 + states.size());
     const Tensor& rmask_t = ctx->input(3 + states.size() + extra.size());
     const Tensor& mask_t = ctx->input(4 + states.size() + extra.size());
-    OP_REQUIRES(ctx, P.dims() == 3, InvalidArgument("P must be (T, B, G)"));
+    OP_REQUIRES(ctx, P.dims() == 3 && states.size() > 0 && states[0].dims() == 2,
+                InvalidArgument("P must be (T, B, G) and the states (B, units)"));
+    OP_REQUIRES_OK(ctx, CheckShape("P", P, {P.dim_size(0), states[0].dim_size(0),
+                                            int64_t(spec_.InputWidth()) * states[0].dim_size(1)}));
+    OP_REQUIRES_OK(ctx, CheckCommon(spec_, P.dim_size(0), P.dim_size(1), states[0].dim_size(1),
+                                    states, R, extra, rmask_t, mask_t));
+    if (b_rec.NumElements()) OP_REQUIRES_OK(ctx, CheckShape("b_rec", b_rec, {R.dim_size(1)}));
     const int T = P.dim_size(0), B = P.dim_size(1), G = P.dim_size(2);
     const int U = states[0].dim_size(1), Gr = R.dim_size(1);
     const int n_states = states.size();
@@ -707,11 +759,17 @@ class BackwardOp : public OpKernel {
     i += extra.size();
     const Tensor& rmask_t = ctx->input(i++);
     const Tensor& mask_t = ctx->input(i++);
+    OP_REQUIRES(ctx, dY.dims() == 3, InvalidArgument("dY must be (T, B, units)"));
     const int T = dY.dim_size(0), B = dY.dim_size(1), U = dY.dim_size(2);
+    OP_REQUIRES_OK(ctx, CheckCommon(spec_, T, B, U, d_final, R, extra, rmask_t, mask_t));
+    OP_REQUIRES_OK(ctx, CheckShape("saved", saved, {T, B, int64_t(spec_.SavedWidth()) * U}));
+    OP_REQUIRES_OK(ctx, CheckShape("h0", h0, {B, U}));
+    for (int k = 0; k < n_states; ++k)
+      OP_REQUIRES_OK(ctx, CheckShape("prev", prev_seqs[k], {T, B, d_final[k].dim_size(1)}));
     const int Gr = R.dim_size(1);
     const bool masked = mask_t.NumElements() > 0;
     const int S = spec_.SavedWidth() * U;
-    const int G = spec_.Lstm() ? S : (spec_.kind == "rnn" ? U : 3 * U);
+    const int G = spec_.InputWidth() * U;
     Tensor empty_bias(tensorflow::DT_FLOAT, TensorShape({0}));
     const Weights w = ReadWeights(spec_, R, empty_bias, extra, /*transposed=*/true);
     const std::vector<const float*> peep = Peepholes(spec_, extra);
