@@ -65,7 +65,7 @@ def parser():
     p.add_argument("--budget", type=int, default=100_000, help="parameters per model")
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help=f"comma-separated, from {', '.join(MODELS)}")
-    p.add_argument("--layers", type=int, default=2,
+    p.add_argument("--depth", type=int, default=2,
                    help="depth of the deep transition (dt kinds) or of the stack (srnn)")
     p.add_argument("--epochs", type=int, default=80, help="maximum epochs per model")
     p.add_argument("--patience", type=int, default=10,
@@ -93,11 +93,11 @@ def model_settings(model, args):
         raise ValueError(f"Unknown model {model!r}; choose from {', '.join(MODELS)}.")
     cell, arch, unit_type = MODELS[model]
     structure = {"cell": cell, "unit_type": unit_type,
-                 "depth": None if arch == "rnn" else args.layers}
+                 "depth": None if arch == "rnn" else args.depth}
     units = size_to_budget(arch, args.budget, input_dim=KEYS, output_dim=KEYS, **structure)
     return {
         "cell": cell, "arch": arch, "unit_type": unit_type, "units": units,
-        "layers": args.layers,
+        "layers": None if arch == "rnn" else args.depth,
         "expected_parameters": count_params(
             arch, input_dim=KEYS, units=units, output_dim=KEYS, **structure),
     }
@@ -107,14 +107,15 @@ def train_argv(name, settings, args, extra):
     return [
         "train", "--data", str(args.data), "--cell", settings["cell"],
         "--arch", settings["arch"], "--unit-type", settings["unit_type"],
-        "--units", str(settings["units"]), "--layers", str(settings["layers"]),
+        "--units", str(settings["units"]),
+        *(["--depth", str(settings["layers"])] if settings["layers"] else []),
         "--epochs", str(args.epochs), "--patience", str(args.patience),
         "--dropout", str(args.dropout), "--lr", str(args.lr),
         "--batch-size", str(args.batch_size), "--seed", str(args.seed),
         *(["--input-dropout", str(args.input_dropout)] if args.input_dropout else []),
         *(["--max-length", str(args.max_length)] if args.max_length else []),
         "--name", name, "--out", str(args.out / "models"),
-        "--run-dir", str(args.out / "runs" / name), *extra,
+        "--run-dir", str(args.out / "runs" / name), "--overwrite", *extra,
     ]
 
 

@@ -60,8 +60,8 @@ def test_metric_is_exact_across_batches_of_different_padded_length():
     assert float(metric.result()) == pytest.approx(np.mean(frames), rel=1e-5)
 
 
-def _model(cell="lstm", arch="srnn", layers=2):
-    model = build_model(cell, arch, units=8, layers=layers, dropout=0.1, keys=6)
+def _model(cell="lstm", arch="srnn", depth=2):
+    model = build_model(cell, arch, units=8, depth=depth, dropout=0.1, keys=6)
     rng = np.random.default_rng(1)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
     return model
@@ -207,7 +207,7 @@ def test_unknown_strategy_and_missing_tf_config(monkeypatch):
     ("dt", "rnn", "lp"), ("dots", "gru", "maxout"), ("dot", "lstm", "relu"), ("srnn", "mut1", "tanh"),
 ])
 def test_deep_architectures_step_like_the_full_sequence(arch, cell, unit_type):
-    model = build_model(cell, arch, units=6, layers=2, unit_type=unit_type, keys=6)
+    model = build_model(cell, arch, units=6, depth=2, unit_type=unit_type, keys=6)
     x = (np.random.default_rng(3).random((2, 7, 6)) < 0.3).astype("float32")
     full = np.asarray(model(x))
     stepper = generate.FrameStepper(model)

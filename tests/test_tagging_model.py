@@ -65,7 +65,7 @@ def test_token_accuracy_counts_tokens_across_batches_of_different_lengths():
 
 def test_other_cells_and_architectures_save_and_reload(tmp_path):
     model = build_model(["the", "cat"], sorted(set("thecat")), ["DET", "NOUN"], cell="mut1",
-                        arch="srnn", depth=2, layers=2, units=4, word_dim=4, char_cell="gru",
+                        arch="srnn", depth=2, bi_layers=2, units=4, word_dim=4, char_cell="gru",
                         char_units=3, char_dim=3)
     x = pad_tokens([["The", "cat"], ["A", "dog", "barks"]])
     before = np.asarray(model.predict_on_batch(x))
@@ -122,7 +122,7 @@ def test_reload_predicts_the_same_and_exports(trained, tmp_path):
     np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
     assert cli.main(["export", str(folder / "saved" / "tagging-toy"),
                      "--out", str(tmp_path / "sm")]) == 0
-    exported = tf.saved_model.load(str(tmp_path / "sm"))
+    exported = tf.saved_model.load(str(tmp_path / "sm" / "saved_model"))
     served = exported.serve(tf.constant(x.astype(str)))
     np.testing.assert_allclose(served.numpy(), model.predict_on_batch(x), atol=1e-5)
 

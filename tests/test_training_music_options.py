@@ -52,5 +52,7 @@ def test_music_train_with_weight_and_gradient_noise(tmp_path, monkeypatch, capsy
 
 @pytest.mark.parametrize("option", ["--weight-noise", "--gradient-noise"])
 def test_music_train_rejects_negative_noise(option, capsys):
-    assert cli.main(["train", "--data", "nowhere.mat", option, "-0.1"]) == 2
-    assert f"{option} must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--data", "nowhere.mat", option, "-0.1"])
+    assert exit_.value.code == 2
+    assert f"argument {option}: must be a number >= 0" in capsys.readouterr().err

@@ -178,7 +178,7 @@ class MusicHyperModel(AppHyperModel):
     def build_model(self, v, cell_kwargs):
         from apps.music.model import build_model, compile_model
 
-        model = build_model(v["cell"], v["arch"], v["units"], layers=v["depth"] or 1,
+        model = build_model(v["cell"], v["arch"], v["units"], depth=v["depth"],
                             dropout=v["dropout"], cell_kwargs=cell_kwargs,
                             **self.build_kwargs)
         return compile_model(model, v["learning_rate"], v["clipnorm"])

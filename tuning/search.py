@@ -25,14 +25,15 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from apps.common import runner
+from apps.music import data as music_data
+from apps.sentiment import data as sentiment_data
+from apps.tagging import data as tagging_data
 from tuning.hypermodels import HP_NAMES
 
 APPS = ("music", "sentiment", "tagging")
 TUNERS = ("random", "bayesian", "hyperband")
-DEFAULT_TAGGING = "en_ewt-ud-dev.conllu"
 
 
 def _fixed_value(text):
@@ -102,48 +103,21 @@ def parser(prog="python -m tuning.search", description=None, extra=None):
                                   description=description or __doc__.split("\n\n")[1])
     sub = top.add_subparsers(dest="app", required=True, metavar="APP")
 
+    # Each app's own data options (apps.APP.data.add_arguments), with its defaults.
     music = sub.add_parser("music", allow_abbrev=False,
                            help="polyphonic music: next-frame NLL (val_nll, min)")
-    music.add_argument("--data", default="bach",
-                       help="bach (music21's chorales, offline; the default), jsb, nottingham "
-                       "(the .mat files in ../shared/data/music or $DEEPRNN_DATA_DIR), "
-                       "PATH.mat, PATH.pickle, or a folder of MIDI files")
-    music.add_argument("--batch-size", type=int, default=16, help="pieces per batch")
-    music.add_argument("--max-length", type=int, default=None,
-                       help="cut training pieces into windows of at most this many frames")
-
+    music_data.add_arguments(music, training=True)
     sentiment = sub.add_parser("sentiment", allow_abbrev=False,
                                help="sentence sentiment (val_accuracy, max)")
-    sentiment.add_argument("--data", default="mr",
-                           help="mr (../shared/data/sentiment or $DEEPRNN_DATA_DIR; the "
-                           "default), imdb, sst2, tfds:NAME, a .pos/.neg file, a TSV/CSV "
-                           "file of text,label rows, or a folder per class")
-    sentiment.add_argument("--data-dir", default=None,
-                           help="folder holding the MR files, or TFDS's data folder")
-    sentiment.add_argument("--encoding", default=None, help="encoding of local files")
-    sentiment.add_argument("--valid-fraction", type=float, default=0.1,
-                           help="part of the training texts held out to score the trials")
-    sentiment.add_argument("--max-length", type=int, default=60, help="tokens kept per text")
-    sentiment.add_argument("--max-tokens", type=int, default=20000, help="vocabulary size")
+    sentiment_data.add_arguments(sentiment)
     sentiment.add_argument("--embedding-dim", type=int, default=64, help="word vector size")
-    sentiment.add_argument("--batch-size", type=int, default=64, help="texts per batch")
-
     tagging = sub.add_parser("tagging", allow_abbrev=False,
                              help="part-of-speech tagging (val_accuracy, max)")
-    tagging.add_argument("--train", default=None,
-                         help="comma-separated CoNLL-U/CoNLL files or tfds:NAME:SPLIT (default: "
-                         f"UD English EWT dev, {DEFAULT_TAGGING} in ../shared/data/tagging "
-                         "or $DEEPRNN_DATA_DIR)")
-    tagging.add_argument("--valid", default=None,
-                         help="validation data (default: --valid-fraction of --train)")
-    tagging.add_argument("--valid-fraction", type=float, default=0.1)
-    tagging.add_argument("--tag", default=None, help="upos (default) or xpos; see apps.tagging")
-    tagging.add_argument("--column", type=int, default=None, help="tag column of CoNLL files")
+    tagging_data.add_arguments(tagging, train_required=False)
     tagging.add_argument("--word-dim", type=int, default=100, help="word embedding size")
     tagging.add_argument("--char-units", type=int, default=50,
                          help="character RNN units per direction (0: words only)")
     tagging.add_argument("--char-dim", type=int, default=32, help="character embedding size")
-    tagging.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
 
     # No abbreviated options: tuning.distributed passes the workers the
     # options it does not know by their full names.
@@ -181,77 +155,38 @@ def _space(args):
 
 
 def _music(args):
-    from apps.music.cli import _datasets
     from tuning.hypermodels import MusicHyperModel
 
-    _, ds = _datasets(args, ("train", "valid"))
-    return MusicHyperModel(**_space(args)), ds["train"], ds["valid"]
+    ds = music_data.datasets(args)
+    return MusicHyperModel(**_space(args)), ds.train, ds.valid
 
 
 def _sentiment(args):
-    from apps.sentiment import train as tr
-    from apps.sentiment.cli import _load_data, clip_texts
-    from apps.sentiment.model import make_vectorizer
-    from keras_deeprnn.data import text
     from tuning.hypermodels import SentimentHyperModel
 
-    if not 0 < args.valid_fraction < 1:
-        raise ValueError(f"--valid-fraction must be in (0, 1), got {args.valid_fraction}.")
-    # The search never sees a test split: trials are scored on a part of the training texts.
-    data = _load_data(args)["train"]
-    rest, held = text.split_indices(data.labels, args.valid_fraction, seed=args.seed)
-    fit_set, valid_set = data.subset(rest), data.subset(held)
-    vectorizer = make_vectorizer(args.max_tokens, args.max_length)
-    vectorizer.adapt(np.array(clip_texts(fit_set.texts, args.max_length), dtype=object))
-
-    def dataset(subset, shuffle):
-        ids = tr.vectorize(vectorizer, clip_texts(subset.texts, args.max_length))
-        return tr.bucketed_dataset(ids, subset.labels, args.batch_size, shuffle=shuffle,
-                                   seed=args.seed)
-
-    hypermodel = SentimentHyperModel(vectorizer.vocabulary_size(), len(data.label_names),
-                                     embedding_dim=args.embedding_dim, **_space(args))
-    return hypermodel, dataset(fit_set, True), dataset(valid_set, False)
-
-
-def _default_tagging_data():
-    folders = [Path(os.environ["DEEPRNN_DATA_DIR"])] if os.environ.get("DEEPRNN_DATA_DIR") else []
-    root = Path(__file__).resolve().parents[1]
-    folders += [Path.cwd().parent / "shared" / "data", root.parent / "shared" / "data"]
-    for folder in folders:
-        for path in (folder / DEFAULT_TAGGING, folder / "tagging" / DEFAULT_TAGGING):
-            if path.is_file():
-                return str(path)
-    raise FileNotFoundError(
-        f"{DEFAULT_TAGGING} is in none of {', '.join(str(f) for f in folders)}; "
-        "give the data with --train.")
+    # Trials are scored on a part of the training texts, never on a test split.
+    ds = sentiment_data.datasets(args)
+    vectorizer = ds.info["vectorizer"]
+    hypermodel = SentimentHyperModel(
+        vectorizer.vocabulary_size(), len(ds.info["sets"]["train"].label_names),
+        embedding_dim=args.embedding_dim, **_space(args))
+    return hypermodel, ds.train, ds.valid
 
 
 def _tagging(args):
-    from apps.tagging import cli
-    from keras_deeprnn.data import conll
     from tuning.hypermodels import TaggingHyperModel
 
-    sentences = cli._load_data(args.train or _default_tagging_data(), args)
-    if args.valid:
-        train_set, valid_set = sentences, cli._load_data(args.valid, args)
-    else:
-        if not 0 < args.valid_fraction < 1:
-            raise ValueError("--valid-fraction must be in (0, 1) without --valid, got "
-                             f"{args.valid_fraction}.")
-        train_set, valid_set = cli._split_valid(sentences, args.valid_fraction, args.seed)
-    tags = conll.tag_set(train_set)
-    vocabulary, counts = cli._word_counts(train_set)
+    if not args.valid and not 0 < args.valid_fraction < 1:
+        raise ValueError("--valid-fraction must be in (0, 1) without --valid, got "
+                         f"{args.valid_fraction}.")
+    args.test = None  # the search never scores a test split
+    ds = tagging_data.datasets(args)
+    info = ds.info
     hypermodel = TaggingHyperModel(
-        vocabulary, cli._characters(train_set), tags, word_counts=counts,
+        info["vocabulary"], info["characters"], info["tags"], word_counts=info["counts"],
         word_dim=args.word_dim, char_units=args.char_units, char_dim=args.char_dim,
         seed=args.seed, **_space(args))
-
-    def dataset(split, shuffle):
-        return conll.tagging_dataset(split, tags, args.batch_size, shuffle=shuffle,
-                                     seed=args.seed, unknown_tags="ignore")
-
-    return hypermodel, dataset(train_set, True), dataset(valid_set, False)
+    return hypermodel, ds.train, ds.valid
 
 
 def _tasks(args):

@@ -3,16 +3,22 @@
 One place for what every app's `train` does: seeds, a `tf.distribute`
 strategy, Keras callbacks (progress bar, TensorBoard, gradient norms,
 BackupAndRestore for resuming after an interruption, early stopping on the
-validation metric, best checkpoint), and saving the final model under
-`saved_models/<app>-<name>/` with a metadata JSON.
+validation metric, best checkpoint, a stop on a non-finite loss), a lock on
+the run folder, and saving the final model under `saved_models/<app>-<name>/`
+with a metadata JSON, atomically and never over another model unless asked.
 """
 
 import datetime
+import fcntl
 import json
+import math
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -24,6 +30,15 @@ from keras_deeprnn.training import GradientNormLogger
 STRATEGIES = ("default", "mirrored", "multi-worker")
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
+LOCK_FILE = ".lock"
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; nothing was saved."""
+
+
+class RunLocked(RuntimeError):
+    """Another process is training in the same run folder."""
 
 
 def set_seed(seed):
@@ -100,8 +115,10 @@ def fit(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    stop = StopOnNonFinite()
     callbacks = [
         *callbacks,
+        stop,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
@@ -125,14 +142,70 @@ def fit(
         model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy
     ):
         _build_before_multi_worker_fit(model, train_data)
-    return model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the datasets shuffle themselves
-    )
+    with run_lock(run_dir):
+        history = model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the datasets shuffle themselves
+        )
+    if stop.where:
+        epoch, step, loss = stop.where
+        raise TrainingDiverged(
+            f"the training loss became {loss} at epoch {epoch}, step {step}; nothing "
+            f"was saved (the last finished epoch is in {run_dir / 'backup'}). Lower "
+            "--lr or --clipnorm, or check the data for NaNs."
+        )
+    return history
+
+
+class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
+    """`keras.callbacks.TerminateOnNaN` that remembers where: `where` is
+    `(epoch, step, loss)`, counted from 1, or None."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.where = 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and self.where is None and not math.isfinite(float(loss)):
+            self.where = (self.epoch + 1, batch + 1, float(loss))
+        super().on_batch_end(batch, logs)
+
+
+class run_lock:
+    """Holds an exclusive lock on `run_dir` (a `.lock` file, `flock`), so two
+    runs cannot share a run folder; the system releases it when the process
+    ends, however it ends, so a killed run can be resumed."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK_FILE
+
+    def __enter__(self):
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "another process"
+            self.file.close()
+            raise RunLocked(
+                f"{self.path.parent} is in use by {owner}: a run with the same name is "
+                "training. Wait for it, or give this one another --name or --run-dir."
+            ) from None
+        self.file.truncate(0)
+        self.file.write(f"pid {os.getpid()}\n")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
 
 
 def _build_before_multi_worker_fit(model, data):
@@ -168,46 +241,106 @@ def _main_module():
     return spec.name.removesuffix(".__main__") if spec else sys.argv[0]
 
 
-def save(model, directory, metadata):
-    """Saves `model.keras` and `metadata.json` into `directory`.
+def save(model, directory, metadata, overwrite=False):
+    """Saves `model.keras` and `metadata.json` as the folder `directory`.
 
-    Both files are written under temporary names and renamed into place, so
-    an interrupted save never leaves a half-written model where a good one
-    was. The optimizer's state stays in the run's checkpoints (for resuming);
-    the saved model leaves it out, which makes it several times smaller.
+    The folder is written beside its target under a temporary name and
+    renamed into place, so an interrupted save leaves no half-written
+    folder under the final name and never touches the model that was
+    there. An existing folder is kept: the model goes to `DIRECTORY-2`
+    (`-3`, ...) instead, unless `overwrite`. The optimizer's state stays in
+    the run's checkpoints (for resuming); the saved model leaves it out,
+    which makes it several times smaller.
+
+    Returns:
+        The folder the model was saved to.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        "library_version": keras_deeprnn.__version__,
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
-        "parameters": int(model.count_params()),
-        **metadata,
-    }
-    tmp_model = directory / (MODEL_FILE + ".tmp.keras")
-    model.save(tmp_model, include_optimizer=False)
-    tmp_meta = directory / (METADATA_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_model, directory / MODEL_FILE)
-    os.replace(tmp_meta, directory / METADATA_FILE)
-    return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(directory)
+    tmp = Path(tempfile.mkdtemp(
+        prefix=f".{directory.name}.tmp-{os.getpid()}-", dir=directory.parent))
+    try:
+        target = directory if overwrite else _free_name(directory)
+        metadata = {
+            "library_version": keras_deeprnn.__version__,
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+            "parameters": int(model.count_params()),
+            **metadata,
+            "folder": target.name,
+        }
+        model.save(tmp / MODEL_FILE, include_optimizer=False)
+        (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        if target.exists():  # overwrite: move the old one aside, then drop it
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
-def load(path):
+def _free_name(directory):
+    """`directory`, or the first of `directory-2`, `-3`, ... that is free."""
+    target, n = directory, 1
+    while target.exists():
+        n += 1
+        target = directory.with_name(f"{directory.name}-{n}")
+    return target
+
+
+def _remove_abandoned(directory):
+    """Removes the temporary folders of saves whose process is gone (killed
+    mid-save)."""
+    for tmp in directory.parent.glob(f".{directory.name}.tmp-*"):
+        pid = tmp.name.split(".tmp-")[1].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load(path, app=None):
     """Loads a model saved by `save` (a folder) or any `.keras` file.
 
     Always with `safe_mode=True`: a file that would run arbitrary code is
-    refused.
+    refused. Each failure says which it is: no such path, a folder without
+    a model, a model of another app (`app`, from its metadata), a damaged
+    (truncated, not a zip archive) file, or a file Keras cannot read.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model at {path}: no such file or folder.")
     if path.is_dir():
+        if not (path / MODEL_FILE).is_file():
+            raise FileNotFoundError(
+                f"{path} is not a saved model: it has no {MODEL_FILE}."
+            )
+        owner = read_metadata(path).get("app")
+        if app and owner and owner != app:
+            raise ValueError(f"{path} holds a {owner} model, not a {app} model.")
         path = path / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"No model at {path}.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is damaged: it is not a zip archive, as .keras files are "
+            "(truncated, or not a Keras file)."
+        )
     try:
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files.
@@ -215,11 +348,21 @@ def load(path):
 
 
 def read_metadata(path):
+    """The metadata saved beside a model (a folder or its `.keras` file);
+    `{}` where there is none."""
     path = Path(path)
     if path.is_file():
         path = path.parent
     meta = path / METADATA_FILE
-    return json.loads(meta.read_text()) if meta.is_file() else {}
+    if not meta.is_file():
+        return {}
+    try:
+        record = json.loads(meta.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{meta} is damaged: {error}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{meta} is damaged: not a JSON object.")
+    return record
 
 
 class Timer:

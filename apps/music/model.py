@@ -12,7 +12,7 @@ KEYS = 88
 ARCHS = KINDS
 
 
-def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
+def build_model(cell="lstm", arch="rnn", units=128, depth=None, dropout=0.0,
                 unit_type="tanh", keys=KEYS, input_dropout=0.0, recurrent_dropout=0.0,
                 cell_kwargs=None):
     """x_1..x_{T-1} (batch, T-1, keys) -> logits of x_2..x_T.
@@ -23,8 +23,8 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
             "dt", "dts", "dot", "dots" (deep transition / output, with or
             without shortcuts) or "srnn" (stacked).
         units: Units of the recurrent state (of each layer for "srnn").
-        layers: Depth: transition layers (dt kinds) or stacked layers
-            (srnn); ignored by "rnn".
+        depth: Transition layers (dt kinds) or stacked layers (srnn);
+            default 2; "rnn" takes only 1 (or None).
         dropout: Dropout on the recurrent layer's output sequence.
         unit_type: Units of the intermediate layers: "tanh", "relu",
             "maxout" or "lp".
@@ -39,8 +39,11 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
-    if units < 1 or layers < 1:
-        raise ValueError("--units and --layers must be positive.")
+    if units < 1 or (depth is not None and depth < 1):
+        raise ValueError("--units and --depth must be positive.")
+    if arch == "rnn" and depth not in (None, 1):
+        raise ValueError("--depth applies to the deep architectures (--arch dt, dts, dot, "
+                         "dots, srnn); rnn is one layer.")
     for option, rate in (("--dropout", dropout), ("--input-dropout", input_dropout),
                          ("--recurrent-dropout", recurrent_dropout)):
         if not 0.0 <= rate < 1.0:
@@ -52,7 +55,7 @@ def build_model(cell="lstm", arch="rnn", units=128, layers=2, dropout=0.0,
         arch,
         units=units,
         cell=cell,
-        depth=None if arch == "rnn" else layers,
+        depth=None if arch == "rnn" else depth or 2,
         unit_type=unit_type,
         output_units=keys if deep_output else None,
         cell_kwargs=cell_kwargs,

@@ -158,6 +158,7 @@ def build_classifier(
     bidirectional=True,
     dropout=0.5,
     recurrent_dropout=0.0,
+    unit_type="tanh",
     word_dropout=0.0,
     wide=False,
     wide_buckets=2**18,
@@ -195,6 +196,8 @@ def build_classifier(
         bidirectional: Read the text in both directions.
         dropout: Dropout on the word vectors and on the pooled vector.
         recurrent_dropout: Dropout on the recurrent state (in the cells).
+        unit_type: Units of the intermediate layers of deep architectures
+            ("tanh", "relu", "maxout", "lp").
         word_dropout: Fraction of the words whose whole vector is dropped
             (zeroed) in training.
         wide: Add the wide branch (layer ``"wide"``).
@@ -220,6 +223,7 @@ def build_classifier(
         units=units,
         cell=cell,
         depth=depth,
+        unit_type=unit_type,
         output_units=units if arch in DEEP_OUTPUT_ARCHS else None,
         output_activation="tanh" if arch in DEEP_OUTPUT_ARCHS else None,
         cell_kwargs=cell_kwargs or None,

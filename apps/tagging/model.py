@@ -202,7 +202,7 @@ class TagScores(keras.layers.Dense):
         return {**super().get_config(), "tags": self.tags}
 
 
-def _sequence_layer(cell, arch, units, depth, cell_kwargs=None):
+def _sequence_layer(cell, arch, units, depth, unit_type="tanh", cell_kwargs=None):
     """One recurrent layer (whole sequence out) of the cell and architecture."""
     if arch == "rnn":
         if depth not in (None, 1):
@@ -212,7 +212,8 @@ def _sequence_layer(cell, arch, units, depth, cell_kwargs=None):
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     from keras_deeprnn.models import deep_rnn
 
-    return deep_rnn(arch, units=units, cell=cell, depth=depth, cell_kwargs=cell_kwargs)[0]
+    return deep_rnn(arch, units=units, cell=cell, depth=depth, unit_type=unit_type,
+                    cell_kwargs=cell_kwargs)[0]
 
 
 def build_model(
@@ -222,7 +223,7 @@ def build_model(
     cell="lstm",
     arch="rnn",
     depth=None,
-    layers=1,
+    bi_layers=1,
     units=128,
     word_dim=100,
     char_cell=None,
@@ -230,6 +231,8 @@ def build_model(
     char_dim=32,
     max_chars=16,
     dropout=0.5,
+    recurrent_dropout=0.0,
+    unit_type="tanh",
     word_counts=None,
     word_dropout=1.0,
     crf=False,
@@ -247,7 +250,7 @@ def build_model(
         arch: "rnn" (one cell per direction) or a deep RNN of
             `keras_deeprnn.models.deep_rnn`: "dt", "dts" (deep transition),
             "srnn" (a stack inside each direction), with `depth`.
-        layers: stacked bidirectional layers.
+        bi_layers: stacked bidirectional layers.
         units: units per direction of the sentence RNN.
         word_dim: word embedding size; 0 uses characters only.
         char_cell, char_units, char_dim: the cell (default `cell`), units per
@@ -255,6 +258,9 @@ def build_model(
             `char_units=0` uses words only.
         max_chars: characters kept per token (see `CharSplit`).
         dropout: dropout on the token features and on each layer's output.
+        recurrent_dropout: dropout on the recurrent state of the sentence
+            RNN's cells, one mask per sentence.
+        unit_type: units of the intermediate layers of deep architectures.
         word_counts: training count of each word of `vocabulary`, for
             `word_dropout` (None: no word dropout).
         word_dropout: alpha of the word dropout: in training a word seen
@@ -266,12 +272,15 @@ def build_model(
             `{"forget_bias": 2.0}` for an LSTM); the character RNN keeps its
             defaults.
     """
-    if units < 1 or layers < 1:
-        raise ValueError("--units and --layers must be positive")
+    if units < 1 or bi_layers < 1:
+        raise ValueError("--units and --bi-layers must be positive")
     if word_dim < 0 or char_units < 0 or (word_dim == 0 and char_units == 0):
         raise ValueError("the tagger needs word embeddings, a character RNN or both")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"--dropout must be in [0, 1), got {dropout}")
+    for option, rate in (("--dropout", dropout), ("--recurrent-dropout", recurrent_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{option} must be in [0, 1), got {rate}")
+    if recurrent_dropout:
+        cell_kwargs = {**(cell_kwargs or {}), "recurrent_dropout": recurrent_dropout}
     vocabulary, characters = list(dict.fromkeys(vocabulary)), list(dict.fromkeys(characters))
     tokens = keras.Input((None,), dtype="string", name="tokens")
     features = []
@@ -301,8 +310,9 @@ def build_model(
         features.append(PerWord(char_rnn, name="per_word")(char_vectors))
     x = features[0] if len(features) == 1 else keras.layers.Concatenate(name="features")(features)
     x = keras.layers.Dropout(dropout, seed=seed)(x)
-    for i in range(layers):
-        x = keras.layers.Bidirectional(_sequence_layer(cell, arch, units, depth, cell_kwargs),
+    for i in range(bi_layers):
+        x = keras.layers.Bidirectional(_sequence_layer(cell, arch, units, depth, unit_type,
+                                                       cell_kwargs),
                                        name=f"birnn_{i + 1}")(x)
         x = keras.layers.Dropout(dropout, seed=seed)(x)
     scores = TagScores(tags, name="tag_scores")(x)

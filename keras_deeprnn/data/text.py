@@ -21,7 +21,10 @@ Sources:
   application's ``--data`` option calls.
 
 :func:`kfold_indices` and :func:`split_indices` make stratified
-cross-validation folds and hold-out splits.
+cross-validation folds and hold-out splits. :func:`vectorize` turns texts
+into 0-padded token ids with a ``keras.layers.TextVectorization``, and
+:func:`bucketed_dataset` batches them by length (each batch cut to its
+longest text), so padding stays small.
 
 Files are split into lines at ``"\\n"`` (and ``"\\r\\n"``) only: Latin-1
 text can hold the byte ``0x85`` (NEL), which Python's ``str.splitlines``
@@ -699,3 +702,80 @@ def split_indices(labels, fraction, seed=0):
     held = np.sort(np.concatenate(held))
     rest = np.setdiff1d(np.arange(len(labels)), held)
     return rest, held
+
+
+def vectorize(vectorizer, texts, chunk=2048):
+    """Texts -> ``(n, max_length)`` int32 token ids, 0-padded, with a
+    ``keras.layers.TextVectorization`` of fixed ``output_sequence_length``."""
+    import tensorflow as tf
+
+    out = [
+        vectorizer(tf.constant(list(texts[i : i + chunk]), tf.string)).numpy()
+        for i in range(0, len(texts), chunk)
+    ]
+    if not out:
+        width = vectorizer.get_config()["output_sequence_length"] or 1
+        return np.zeros((0, width), np.int32)
+    return np.concatenate(out).astype(np.int32)
+
+
+def token_lengths(ids):
+    """Number of tokens of each row of 0-padded ids (at least 1: an empty
+    text is one padding step, which a masking model ignores)."""
+    return np.maximum((np.asarray(ids) != 0).sum(axis=1), 1)
+
+
+def length_batches(ids, batch_size, shuffle=False, rng=None):
+    """Index batches of texts of similar length.
+
+    Texts are sorted by length (with random tie-breaking when shuffling), cut
+    into batches of `batch_size`, and the batches visited in random order
+    when shuffling (`rng`, a NumPy Generator): padding stays small and every
+    epoch differs.
+    """
+    size = token_lengths(ids).astype(np.float64)
+    if shuffle:
+        size = size + rng.random(len(size))
+    order = np.argsort(size, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def bucketed_dataset(ids, labels=None, batch_size=64, shuffle=False, seed=0):
+    """A ``tf.data.Dataset`` of length-bucketed ``(ids, labels)`` batches (or
+    ids alone), each cut to its longest text; reshuffled every epoch.
+
+    Args:
+        ids: ``(n, max_length)`` 0-padded token ids (:func:`vectorize`).
+        labels: ``(n,)`` class indices, or None.
+        batch_size: Texts per batch.
+        shuffle: Shuffle within lengths and the order of the batches.
+        seed: Seed of the shuffling.
+
+    Example:
+
+    >>> ds = bucketed_dataset(np.array([[3, 4, 0], [5, 0, 0]]), np.array([1, 0]),
+    ...                       batch_size=2)
+    >>> [tuple(x.shape) for x, _ in ds]
+    [(2, 2)]
+    """
+    import tensorflow as tf
+
+    ids = np.asarray(ids, np.int32)
+    row_lengths = token_lengths(ids)
+    rng = np.random.default_rng(seed)
+
+    def batches():
+        for batch in length_batches(ids, batch_size, shuffle, rng):
+            cut = ids[batch, : row_lengths[batch].max()]
+            yield cut if labels is None else (cut, labels[batch])
+
+    spec = tf.TensorSpec((None, None), tf.int32)
+    if labels is not None:
+        labels = np.asarray(labels, np.int64)
+        spec = (spec, tf.TensorSpec((None,), tf.int64))
+    count = -(-len(ids) // batch_size)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(2)

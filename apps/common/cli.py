@@ -1,0 +1,249 @@
+"""The command line every app shares.
+
+Each app (`python -m apps.NAME COMMAND`) is a parser built here, its own
+options added by its `data.py` (`add_arguments`) and `cli.py`, and a table of
+commands run by `main`. Options that mean the same thing in every app are
+declared once, with one name and one meaning:
+
+| group | options |
+|---|---|
+| `add_run_options` | `--seed --strategy --name --out --run-dir --overwrite` |
+| `add_model_options` | `--cell --arch --depth --units --unit-type --dropout --recurrent-dropout` |
+| `add_fit_options` | `--epochs --patience --lr --clipnorm` |
+| `add_export_command` | `export MODEL [--out] [--format] [--quantize] [--fuse-lstm]` |
+
+Numbers are checked when parsed (a NaN learning rate or a negative size is
+refused with the option's name, before anything loads). Exit codes: 0 done,
+2 bad input (options, data, model files), 3 a training run diverged.
+"""
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+from apps.common import runner
+
+DEFAULT_SAVED = Path("saved_models")
+DEFAULT_RUNS = Path("runs")
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+# -- argument types: checked at parse time, named by argparse in the error ---
+
+
+def _number(kind, text):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _checked(kind, test, what):
+    def parse(text):
+        value = _number(kind, text)
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _checked(int, lambda v: v > 0, "a positive integer")
+non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _checked(float, lambda v: v > 0, "a number > 0")
+non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
+rate = _checked(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
+fraction = _checked(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
+
+
+# -- option groups -------------------------------------------------------------
+
+
+def app_parser(app, doc):
+    """The top parser of `python -m apps.APP` and its subcommand table.
+
+    The description is the second paragraph of the app's docstring.
+    """
+    top = argparse.ArgumentParser(
+        prog=f"python -m apps.{app}", description=doc.split("\n\n")[1]
+    )
+    return top, top.add_subparsers(dest="command", required=True)
+
+
+def add_run_options(p, app, name_default):
+    """Seed, strategy, where the model and the run go."""
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--strategy",
+        default="default",
+        choices=runner.STRATEGIES,
+        help="tf.distribute strategy (multi-worker reads TF_CONFIG)",
+    )
+    p.add_argument("--name", default=None, help=f"model name (default: {name_default})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_SAVED,
+        help=f"folder that receives {app}-NAME/ (default saved_models)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help=f"checkpoints and TensorBoard logs (default runs/{app}-NAME); re-running "
+        "with the same folder resumes an interrupted run",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace an existing {app}-NAME/ (default: a new run with the same name "
+        "is saved as NAME-2, NAME-3, ...)",
+    )
+
+
+def add_model_options(
+    p, archs, units=128, dropout=0.0, dropout_help="dropout on the recurrent layers' outputs"
+):
+    """The recurrent network: cell, architecture, sizes, dropout."""
+    from keras_deeprnn.cells import CELL_NAMES
+    from keras_deeprnn.layers import UNIT_TYPES
+
+    p.add_argument("--cell", default="lstm", choices=CELL_NAMES, help="recurrent cell")
+    p.add_argument(
+        "--arch",
+        default="rnn",
+        choices=archs,
+        help="rnn: one recurrent layer; dt/dts: deep transition without/with shortcuts; "
+        "dot/dots: the same plus a deep output; srnn: stacked layers (Pascanu et al. "
+        "2014, keras_deeprnn.models.deep_rnn)",
+    )
+    p.add_argument(
+        "--depth",
+        type=positive_int,
+        default=None,
+        help="transition layers (dt, dts, dot, dots) or stacked layers (srnn); "
+        "default 2 (1 for rnn, which takes no other)",
+    )
+    p.add_argument("--units", type=positive_int, default=units, help="units per recurrent layer")
+    p.add_argument(
+        "--unit-type",
+        default="tanh",
+        choices=UNIT_TYPES,
+        help="units of the intermediate layers of deep architectures",
+    )
+    p.add_argument("--dropout", type=rate, default=dropout, help=dropout_help)
+    p.add_argument(
+        "--recurrent-dropout",
+        type=rate,
+        default=0.0,
+        help="dropout on the recurrent state inside the cells, one mask per sequence",
+    )
+
+
+def add_fit_options(p, epochs, patience, lr, clipnorm):
+    """Epochs, early stopping and the optimizer (the batch size is a data
+    option: each app's `data.add_arguments`)."""
+    p.add_argument("--epochs", type=positive_int, default=epochs, help="maximum number of epochs")
+    p.add_argument(
+        "--patience",
+        type=non_negative_int,
+        default=patience,
+        help="stop after this many epochs without a better validation score",
+    )
+    p.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
+    p.add_argument(
+        "--clipnorm",
+        type=non_negative_float,
+        default=clipnorm,
+        help="clip each gradient to this norm (0: off)",
+    )
+
+
+def add_model_argument(p, app):
+    p.add_argument("model", type=Path, help=f"saved_models/{app}-NAME or a .keras file")
+
+
+def add_export_command(sub, app, formats, default, help, quantize=True, fuse_lstm=True):
+    """`export MODEL`: the files go to MODEL/export (or --out), with a
+    manifest (`keras_deeprnn.export`) that records the model's metrics."""
+    p = sub.add_parser("export", help=help)
+    add_model_argument(p, app)
+    p.add_argument(
+        "--out", type=Path, default=None, help="export folder (default: MODEL_FOLDER/export)"
+    )
+    p.add_argument("--format", default=default, choices=formats, help="what to write")
+    if quantize:
+        p.add_argument(
+            "--quantize",
+            default="none",
+            choices=("none", "dynamic", "float16", "int8"),
+            help="TFLite weights (and activations for int8)",
+        )
+    if fuse_lstm:
+        p.add_argument(
+            "--fuse-lstm",
+            action="store_true",
+            help="also write the sequence model with LSTM layers as TFLite's fused "
+            "UNIDIRECTIONAL_SEQUENCE_LSTM op (for delegates without control flow)",
+        )
+    return p
+
+
+def export_folder(args):
+    """MODEL/export, or --out."""
+    folder = args.model if args.model.is_dir() else args.model.parent
+    return args.out or folder / "export"
+
+
+# -- what a training run records --------------------------------------------
+
+
+def names(args, app, default):
+    """`(name, saved folder, run folder)` of a training run."""
+    name = args.name or default
+    return name, args.out / f"{app}-{name}", args.run_dir or DEFAULT_RUNS / f"{app}-{name}"
+
+
+def metadata(app, name, args, metrics, history=None, seconds=None, **extra):
+    """The metadata a trained model is saved with: what, how and how well.
+
+    `runner.save` adds the versions, the time, the size and the run folder.
+    """
+    record = {"app": app, "name": name, "metrics": metrics}
+    if history is not None:
+        record["epochs_run"] = len(history.epoch)
+    if seconds is not None:
+        record["train_seconds"] = round(seconds, 1)
+    record.update(extra)
+    record["arguments"] = {k: str(v) for k, v in sorted(vars(args).items())}
+    record["command"] = runner.command_line()
+    return record
+
+
+# -- running a command -------------------------------------------------------
+
+
+def main(top, commands, argv=None, args=None):
+    """Runs `commands[args.command](args)`; returns the exit code.
+
+    Errors the user can act on (bad options or data, a missing or damaged
+    model, a run that diverged) are one line on stderr, not a traceback.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args is None:
+        args = top.parse_args(argv)
+    try:
+        return commands[args.command](args) or 0
+    except runner.TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, FileNotFoundError, ImportError, runner.RunLocked) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
