@@ -14,12 +14,14 @@ declared once, with one name and one meaning:
 
 Numbers are checked when parsed (a NaN learning rate or a negative size is
 refused with the option's name, before anything loads). Exit codes: 0 done,
-2 bad input (options, data, model files), 3 a training run diverged.
+2 bad input (options, data, model files) or a file that cannot be read or
+written (a full disk, a read-only folder), 3 a training run diverged.
 """
 
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -244,6 +246,23 @@ def main(top, commands, argv=None, args=None):
     except runner.TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, FileNotFoundError, ImportError, runner.RunLocked) as error:
+    except (ValueError, OSError, ImportError, runner.RunLocked) as error:
         print(f"error: {error}", file=sys.stderr)
+        global _failed_write
+        _failed_write = isinstance(error, OSError)
         return EXIT_BAD_INPUT
+
+
+_failed_write = False
+
+
+def exit(code):
+    """`sys.exit(code)`; after a write that failed (a full disk), the
+    process ends without its exit handlers: the write leaves Keras's HDF5
+    checkpoint half-open, and HDF5's own handler crashes the process
+    (a segmentation fault) trying to close it."""
+    if _failed_write:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -5,7 +5,6 @@ frame from the frames before it (88 independent Bernoulli keys) and is
 measured by the literature's frame-level negative log-likelihood.
 """
 
-import sys
 from pathlib import Path
 
 from apps.common import cli
@@ -211,4 +210,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

@@ -1,5 +1,4 @@
-import sys
-
+from apps.common.cli import exit
 from apps.tagging.cli import main
 
-sys.exit(main())
+exit(main())

@@ -256,10 +256,83 @@ def load_mat(path):
         >>> len(data["train"]), data["train"][0].shape  # doctest: +SKIP
         (229, (129, 88))
     """
-    sio = _require("scipy.io")
+    _require("scipy.io")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MusicDataError(f"{path}: no such file")
+    return _read_mat_in_child(path)
+
+
+def _read_mat_in_child(path):
+    """`_read_mat` in a child process: scipy's MAT reader crashes the
+    process (a segmentation fault) on some damaged files, which must end in
+    a `MusicDataError` instead. The child loads this module alone (NumPy and
+    scipy, no TensorFlow) and hands the pieces back in an ``.npz`` file,
+    read without pickle; its warnings are logged here."""
+    import signal
+    import subprocess
+    import sys
+
+    child = ("import importlib.util, sys; "
+             "spec = importlib.util.spec_from_file_location('_mat_reader', sys.argv[1]); "
+             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+             "module._read_mat_to(sys.argv[2], sys.argv[3])")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "pieces")
+        try:
+            proc = subprocess.run([sys.executable, "-c", child, __file__, path, out],
+                                  capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise MusicDataError(f"{path}: not a readable MATLAB .mat file: reading it took "
+                                 "over 10 minutes") from None
+        if proc.returncode < 0:
+            raise MusicDataError(
+                f"{path}: not a readable MATLAB .mat file (corrupt or truncated?): scipy's "
+                f"reader crashed on it ({signal.Signals(-proc.returncode).name})")
+        if proc.returncode:
+            raise MusicDataError(f"{path}: reading the .mat file failed: "
+                                 f"{proc.stderr.strip().splitlines()[-1:]}")
+        with open(out + ".json", encoding="utf-8") as f:
+            report = json.load(f)
+        for message in report["warnings"]:
+            logger.warning("%s", message)
+        if report["error"]:
+            raise MusicDataError(report["error"])
+        data = {split: [None] * count for split, count in report["counts"].items()}
+        with np.load(out + ".npz", allow_pickle=False) as pieces:
+            for key in pieces.files:
+                split, i = key.split("/")
+                data[split][int(i)] = pieces[key]
+        return data
+
+
+def _read_mat_to(path, out):
+    """The child's side of `_read_mat_in_child`: `_read_mat(path)` into
+    ``out.npz`` (one array per piece) and ``out.json`` (counts, warnings,
+    error)."""
+    warnings = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            warnings.append(record.getMessage())
+
+    logger.addHandler(Collect(logging.WARNING))
+    logger.propagate = False
+    report = {"warnings": warnings, "error": None, "counts": {}}
+    try:
+        data = _read_mat(path)
+        report["counts"] = {split: len(rolls) for split, rolls in data.items()}
+        np.savez(out + ".npz", **{f"{split}/{i}": roll for split, rolls in data.items()
+                                  for i, roll in enumerate(rolls)})
+    except MusicDataError as error:
+        report["error"] = str(error)
+    with open(out + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f)
+
+
+def _read_mat(path):
+    """The pieces of a ``.mat`` file, checked (see `load_mat`)."""
+    sio = _require("scipy.io")
     try:
         mat = sio.loadmat(path)
     except Exception as err:  # scipy raises many types on bad input
