@@ -15,6 +15,7 @@ from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import Program
 from keras_deeprnn.export._graph import check_model
 from keras_deeprnn.export import _tflite_lstm
+from keras_deeprnn.utils import sublayers
 
 MODES = ("sequence", "streaming")
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -197,7 +198,7 @@ def _default_inputs(model, mode, max_length, samples=2):
     drawn from the vocabulary of the first Embedding."""
     rng = np.random.default_rng(0)
     vocabulary = 2
-    for layer in model._flatten_layers(include_self=False):
+    for layer in sublayers(model):
         if hasattr(layer, "input_dim") and type(layer).__name__ == "Embedding":
             vocabulary = int(layer.input_dim)
             break
