@@ -10,6 +10,8 @@ import numpy as np
 import tensorflow as tf
 from keras import tree
 
+from keras_deeprnn import _compat
+from keras_deeprnn._compat import tflite_ops
 from keras_deeprnn.export._graph import ExportError
 from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import Program
@@ -40,7 +42,7 @@ def _interpreter_class():
 
 def _input_name(tensor, index):
     """The name of the model input's `InputLayer` (e.g. "frames")."""
-    name = getattr(tensor._keras_history.operation, "name", None) or ""
+    name = getattr(_compat.input_layer(tensor), "name", None) or ""
     return re.sub(r"[^A-Za-z0-9_]", "_", name) or f"input_{index}"
 
 
@@ -450,11 +452,6 @@ def load_tflite(path, delegates=True):
             f"{path} is damaged or truncated; LiteRT refuses it: {error}"
         ) from error
     return interpreter
-
-
-def tflite_ops(interpreter):
-    """The op names of every node of an interpreter's graph, in order."""
-    return [op["op_name"] for op in interpreter._get_ops_details()]
 
 
 def verify_tflite(model, tflite_path, inputs, tolerance=None):
