@@ -7,6 +7,7 @@ validation metric, best checkpoint), and saving the final model under
 `saved_models/<app>-<name>/` with a metadata JSON.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -19,6 +20,7 @@ import keras
 import tensorflow as tf
 
 import keras_deeprnn
+from keras_deeprnn import _compat
 from keras_deeprnn.training import GradientNormLogger
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -121,40 +123,23 @@ def fit(
             GradientNormLogger(grad_batch, str(run_dir / "logs" / "grad_norms"))
         )
     callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    # Keras's fit needs a workaround under MultiWorkerMirroredStrategy,
+    # scoped to this call (see `keras_deeprnn._compat.multi_worker_fit`).
     if isinstance(
         model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy
     ):
-        _build_before_multi_worker_fit(model, train_data)
-    return model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the datasets shuffle themselves
-    )
-
-
-def _build_before_multi_worker_fit(model, data):
-    """Works around two failures of Keras 3.15's `fit` under
-    MultiWorkerMirroredStrategy (one replica per worker process):
-
-    - it builds metrics from a first batch that it all-reduces eagerly,
-      which raises "Attempt to convert a value (PerReplica...)"; we build
-      from a local batch and skip that step;
-    - it all-reduces each step's scalar logs with `axis=0`, which fails on
-      scalars; we let it read the local replica's logs instead.
-
-    Gradients are still all-reduced by the optimizer, so the workers' weights
-    stay identical (the distributed test checks this); only the logged loss
-    and metrics are those of the worker's own shard.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=next(iter(data)))
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
+        scope = _compat.multi_worker_fit(model, train_data)
+    else:
+        scope = contextlib.nullcontext()
+    with scope:
+        return model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the datasets shuffle themselves
+        )
 
 
 def command_line():
