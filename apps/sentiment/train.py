@@ -29,7 +29,7 @@ def vectorize(vectorizer, texts, chunk=2048):
         for i in range(0, len(texts), chunk)
     ]
     if not out:
-        return np.zeros((0, vectorizer._output_sequence_length or 1), np.int32)
+        return np.zeros((0, vectorizer.get_config()["output_sequence_length"] or 1), np.int32)
     return np.concatenate(out).astype(np.int32)
 
 
