@@ -1,6 +1,7 @@
 """One worker of a two-process MultiWorkerMirroredStrategy run (see
 test_runner_distributed.py). Trains the music model on a toy set through the
-shared runner and writes its final loss to argv[1]."""
+shared runner and writes its final loss to argv[1], with whether the
+runner's scoped patch of Keras's trainer was undone after the fit."""
 
 import json
 import sys
@@ -8,6 +9,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 import keras
+from keras.src.backend.tensorflow import trainer
 keras.config.disable_traceback_filtering()
 
 from apps.common import runner
@@ -23,8 +25,11 @@ data = tf.data.Dataset.from_tensor_slices(
 ).batch(8)
 with strategy.scope():
     model = compile_model(build_model("gru", units=8, keys=6), lr=0.02)
+original = trainer._collective_all_reduce_multi_worker
 history = runner.fit(model, data, data, sys.argv[2], epochs=3, monitor="val_nll", verbose=0)
 weights = [w.tolist() for w in model.get_weights()]
 with open(sys.argv[1], "w") as f:
     json.dump({"loss": history.history["loss"], "chief": runner.is_chief(),
-               "replicas": strategy.num_replicas_in_sync, "weights": weights}, f)
+               "replicas": strategy.num_replicas_in_sync, "weights": weights,
+               "restored": trainer._collective_all_reduce_multi_worker is original
+               and "_maybe_symbolic_build" not in vars(model)}, f)

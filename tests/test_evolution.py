@@ -191,6 +191,10 @@ def test_oracle_state_round_trips(tmp_path):
 def test_oracle_arguments():
     with pytest.raises(ValueError, match="needs `objective`"):
         EvolutionOracle()
+    assert EvolutionOracle(["val_loss", "val_accuracy"]).tasks == {
+        "val_loss": "min", "val_accuracy": "max"}
+    with pytest.raises(ValueError, match="minimized or maximized"):
+        EvolutionOracle("score")
     with pytest.raises(ValueError, match="population_size"):
         EvolutionOracle("val_loss", population_size=0)
     with pytest.raises(ValueError, match="reevaluate_probability"):

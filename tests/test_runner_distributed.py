@@ -46,6 +46,7 @@ def test_two_workers_train_in_sync(tmp_path):
     results = [json.loads((tmp_path / f"out{i}.json").read_text()) for i in range(2)]
     assert [r["replicas"] for r in results] == [2, 2]
     assert [r["chief"] for r in results] == [True, False]
+    assert [r["restored"] for r in results] == [True, True]
     # Synchronous training: gradients are all-reduced, so both workers end
     # with the same weights, and those weights have learned.
     for a, b in zip(results[0]["weights"], results[1]["weights"]):

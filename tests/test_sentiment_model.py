@@ -120,6 +120,11 @@ def test_save_and_reload_with_safe_mode(text_model, tmp_path):
     assert M.parts(loaded)[0].get_vocabulary() == M.parts(text_model)[0].get_vocabulary()
 
 
+def test_vectorize_no_texts_keeps_the_width():
+    ids = TR.vectorize(M.make_vectorizer(100, 7, vocabulary=["good", "bad"]), [])
+    assert ids.shape == (0, 7) and ids.dtype == np.int32
+
+
 def test_length_buckets_cover_every_example_once():
     rng = np.random.default_rng(0)
     ids = np.zeros((50, 12), np.int32)

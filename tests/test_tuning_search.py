@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_deeprnn.cells import CELL_NAMES
 from keras_deeprnn.models import KINDS
+from keras_deeprnn.utils import sublayers
 from test_music_cli import _arpeggios
 from test_music_data import write_mat
 from tuning import search
@@ -42,7 +43,7 @@ def _hp(hypermodel, **values):
 
 
 def _rnn_cell(model):
-    layer = next(l for l in model._flatten_layers() if isinstance(l, keras.layers.RNN))
+    layer = next(l for l in sublayers(model) if isinstance(l, keras.layers.RNN))
     return layer.cell
 
 

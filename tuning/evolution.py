@@ -20,8 +20,8 @@ import math
 import random
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine.objective import create_objective
+from keras_tuner.engine.metrics_tracking import infer_metric_direction
+from keras_tuner.engine.trial import TrialStatus
 
 from keras_deeprnn.cells.graph import ELEMENTWISE
 from keras_deeprnn.cells.graph import GRU_GENOME
@@ -199,7 +199,13 @@ def _objectives(objective):
     made = []
     for item in items:
         if isinstance(item, str):
-            item = create_objective(item)
+            direction = infer_metric_direction(item)
+            if direction is None:
+                raise ValueError(
+                    f"Cannot tell whether {item!r} is to be minimized or maximized: "
+                    f"give keras_tuner.Objective({item!r}, direction=...)."
+                )
+            item = keras_tuner.Objective(item, direction)
         if not isinstance(item, keras_tuner.Objective):
             raise ValueError(
                 f"Objectives must be names or keras_tuner.Objective, got {item!r}."
@@ -320,7 +326,7 @@ class EvolutionOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id):
         digest = hashlib.sha256(f"{self.seed}:{trial_id}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
-        running = trial_module.TrialStatus.RUNNING
+        running = TrialStatus.RUNNING
         for start in (GRU_GENOME, LSTM_GENOME):
             if start not in self.proposed:
                 self.proposed.append(start)
@@ -329,7 +335,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         if not self.baseline:
             if self._running(GRU_GENOME):
                 # Scores need the GRU's results; wait for them.
-                return {"status": trial_module.TrialStatus.IDLE, "values": None}
+                return {"status": TrialStatus.IDLE, "values": None}
             return {"status": running,
                     "values": self._values(GRU_GENOME, rng, defaults=True)}
         members = [genome for genome, _, _ in self.ranking()]
@@ -349,7 +355,7 @@ class EvolutionOracle(keras_tuner.Oracle):
     @keras_tuner.synchronized
     def end_trial(self, trial):
         # Record before the base class saves the state.
-        if trial.status == trial_module.TrialStatus.COMPLETED:
+        if trial.status == TrialStatus.COMPLETED:
             metrics = self.trials[trial.trial_id].metrics
             if all(metrics.exists(task) for task in self.tasks):
                 self._record(
@@ -377,7 +383,7 @@ class EvolutionOracle(keras_tuner.Oracle):
 
     def get_best_trials(self, num_trials=1):
         def key(trial):
-            if trial.status != trial_module.TrialStatus.COMPLETED or not all(
+            if trial.status != TrialStatus.COMPLETED or not all(
                 trial.metrics.exists(t) for t in self.tasks
             ):
                 return math.inf

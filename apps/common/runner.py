@@ -8,6 +8,7 @@ the run folder, and saving the final model under `saved_models/<app>-<name>/`
 with a metadata JSON, atomically and never over another model unless asked.
 """
 
+import contextlib
 import datetime
 import fcntl
 import json
@@ -25,6 +26,7 @@ import keras
 import tensorflow as tf
 
 import keras_deeprnn
+from keras_deeprnn import _compat
 from keras_deeprnn.training import GradientNormLogger
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -138,11 +140,15 @@ def fit(
             GradientNormLogger(grad_batch, str(run_dir / "logs" / "grad_norms"))
         )
     callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    # Keras's fit needs a workaround under MultiWorkerMirroredStrategy,
+    # scoped to this call (see `keras_deeprnn._compat.multi_worker_fit`).
     if isinstance(
         model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy
     ):
-        _build_before_multi_worker_fit(model, train_data)
-    with run_lock(run_dir):
+        scope = _compat.multi_worker_fit(model, train_data)
+    else:
+        scope = contextlib.nullcontext()
+    with run_lock(run_dir), scope:
         history = model.fit(
             train_data,
             validation_data=val_data,
@@ -182,10 +188,13 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
 class run_lock:
     """Holds an exclusive lock on `run_dir` (a `.lock` file, `flock`), so two
     runs cannot share a run folder; the system releases it when the process
-    ends, however it ends, so a killed run can be resumed."""
+    ends, however it ends, so a killed run can be resumed. The workers of a
+    multi-worker run (TF_CONFIG) each take a lock of their own."""
 
     def __init__(self, run_dir):
-        self.path = Path(run_dir) / LOCK_FILE
+        task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+        suffix = f"-{task.get('type')}-{task.get('index', 0)}" if task else ""
+        self.path = Path(run_dir) / (LOCK_FILE + suffix)
 
     def __enter__(self):
         self.file = open(self.path, "a+")
@@ -208,26 +217,6 @@ class run_lock:
         self.file.close()
 
 
-def _build_before_multi_worker_fit(model, data):
-    """Works around two failures of Keras 3.15's `fit` under
-    MultiWorkerMirroredStrategy (one replica per worker process):
-
-    - it builds metrics from a first batch that it all-reduces eagerly,
-      which raises "Attempt to convert a value (PerReplica...)"; we build
-      from a local batch and skip that step;
-    - it all-reduces each step's scalar logs with `axis=0`, which fails on
-      scalars; we let it read the local replica's logs instead.
-
-    Gradients are still all-reduced by the optimizer, so the workers' weights
-    stay identical (the distributed test checks this); only the logged loss
-    and metrics are those of the worker's own shard.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=next(iter(data)))
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
 
 
 def command_line():

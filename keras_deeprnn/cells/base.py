@@ -19,7 +19,8 @@ from keras import constraints
 from keras import initializers
 from keras import ops
 from keras import regularizers
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from keras_deeprnn._compat import DropoutRNNCell
 
 
 def check_units(units):

@@ -27,6 +27,7 @@ from keras import tree
 from keras_deeprnn.export._tflite_lstm import fusable
 from keras_deeprnn.export._tflite_lstm import fused_lstm
 from keras_deeprnn.layers.deep_output import DeepOutput
+from keras_deeprnn.utils import sublayers
 
 
 class ExportError(ValueError):
@@ -90,7 +91,7 @@ def check_model(model):
             "keras.Input (Sequential([keras.Input(...), ...]) or the "
             "functional API) before exporting."
         )
-    for layer in model._flatten_layers(include_self=False):
+    for layer in sublayers(model):
         if isinstance(layer, STRING_LAYERS):
             raise ExportError(
                 f"{describe(layer)} processes strings, which TFLite builtin "

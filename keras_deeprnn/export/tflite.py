@@ -10,11 +10,14 @@ import numpy as np
 import tensorflow as tf
 from keras import tree
 
+from keras_deeprnn import _compat
+from keras_deeprnn._compat import tflite_ops
 from keras_deeprnn.export._graph import ExportError
 from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import Program
 from keras_deeprnn.export._graph import check_model
 from keras_deeprnn.export import _tflite_lstm
+from keras_deeprnn.utils import sublayers
 
 MODES = ("sequence", "streaming")
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -39,7 +42,7 @@ def _interpreter_class():
 
 def _input_name(tensor, index):
     """The name of the model input's `InputLayer` (e.g. "frames")."""
-    name = getattr(tensor._keras_history.operation, "name", None) or ""
+    name = getattr(_compat.input_layer(tensor), "name", None) or ""
     return re.sub(r"[^A-Za-z0-9_]", "_", name) or f"input_{index}"
 
 
@@ -197,7 +200,7 @@ def _default_inputs(model, mode, max_length, samples=2):
     drawn from the vocabulary of the first Embedding."""
     rng = np.random.default_rng(0)
     vocabulary = 2
-    for layer in model._flatten_layers(include_self=False):
+    for layer in sublayers(model):
         if hasattr(layer, "input_dim") and type(layer).__name__ == "Embedding":
             vocabulary = int(layer.input_dim)
             break
@@ -449,11 +452,6 @@ def load_tflite(path, delegates=True):
             f"{path} is damaged or truncated; LiteRT refuses it: {error}"
         ) from error
     return interpreter
-
-
-def tflite_ops(interpreter):
-    """The op names of every node of an interpreter's graph, in order."""
-    return [op["op_name"] for op in interpreter._get_ops_details()]
 
 
 def verify_tflite(model, tflite_path, inputs, tolerance=None):

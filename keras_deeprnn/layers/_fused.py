@@ -22,8 +22,8 @@ as `keras.layers.RNN` does.
 """
 
 import tensorflow as tf
-from tensorflow.python.eager import record
 
+from keras_deeprnn._compat import record
 from keras_deeprnn.cells.lstm import variant_gates
 from keras_deeprnn.layers import _native
 

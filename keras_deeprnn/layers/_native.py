@@ -23,8 +23,8 @@ import warnings
 from pathlib import Path
 
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
-from tensorflow.python.saved_model import save_context
+
+from keras_deeprnn import _compat
 
 SOURCE = Path(__file__).with_name("kernels") / "sequence.cc"
 # Compiler flags, best first: the host's vector units (without AVX512-FP16,
@@ -133,8 +133,8 @@ def usable(dtype):
         or os.environ.get("KERAS_DEEPRNN_NATIVE", "1") == "0"
         or dtype != tf.float32
         or _has_gpu()
-        or save_context.in_save_context()
-        or control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+        or _compat.in_save_context()
+        or _compat.in_xla_context()
     ):
         return False
     return module() is not None

@@ -4,8 +4,8 @@ import keras
 from keras import activations
 from keras import backend
 from keras import ops
-from keras.src.backend import rnn as backend_rnn
 
+from keras_deeprnn._compat import backend_rnn
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.gru import GRUCell
 from keras_deeprnn.cells.lstm import LSTMCell

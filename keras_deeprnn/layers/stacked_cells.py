@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 from keras import tree
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
+from keras_deeprnn._compat import DropoutRNNCell
 from keras_deeprnn.layers._units import check_bool
 
 
