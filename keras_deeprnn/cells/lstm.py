@@ -8,13 +8,24 @@ from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import check_choice
 from keras_deeprnn.cells.base import slices
 
+# The one list of the variants: the layers' kernels and the parameter counts
+# of `keras_deeprnn.models` derive theirs from it and the two functions below.
 VARIANTS = ("vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")
+# The whole-sequence kernel of each variant.
+FUSED_KINDS = {v: "lstm" if v == "np" else f"lstm-{v}" for v in VARIANTS}
 
 
 def variant_gates(variant):
     """The gate blocks of `variant`, in the weight order i, f, c, o."""
     absent = {"nig": "i", "nfg": "f", "cifg": "f", "nog": "o"}.get(variant)
     return tuple(g for g in ("i", "f", "c", "o") if g != absent)
+
+
+def variant_peepholes(variant):
+    """The gates of `variant` with a peephole, in the order i, f, o."""
+    if variant == "np":
+        return ()
+    return tuple(g for g in ("i", "f", "o") if g in variant_gates(variant))
 
 
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
@@ -114,15 +125,14 @@ class LSTMCell(RecurrentCell):
         self.kernel = self.add_kernel(width)
         self.recurrent_kernel = self.add_recurrent_kernel(width)
         self.bias = self.add_bias((width,), initializer=self._bias_initializer)
-        self.peepholes = {}
-        if self.variant != "np":
-            for gate in ("i", "f", "o"):
-                if gate in self.gates:
-                    self.peepholes[gate] = self.add_weight(
-                        shape=(self.units,),
-                        name=f"peephole_{gate}",
-                        initializer=self.peephole_initializer,
-                    )
+        self.peepholes = {
+            gate: self.add_weight(
+                shape=(self.units,),
+                name=f"peephole_{gate}",
+                initializer=self.peephole_initializer,
+            )
+            for gate in variant_peepholes(self.variant)
+        }
         if self.variant == "fgr":
             self.gate_recurrent_kernel = self.add_recurrent_kernel(
                 3 * self.units, name="gate_recurrent_kernel", rows=3 * self.units

@@ -123,9 +123,8 @@ class RNN(keras.layers.RNN):
             return None
         sigmoid = cell.recurrent_activation is activations.sigmoid
         if type(cell) in (LSTMCell, PeepholeLSTMCell):
-            from keras_deeprnn.layers._fused import LSTM_VARIANTS
-
-            if not sigmoid or cell.variant not in LSTM_VARIANTS:
+            # Every variant has a kernel.
+            if not sigmoid:
                 return None
             return "lstm" if cell.variant == "np" else f"lstm-{cell.variant}"
         if type(cell) is GRUCell:
