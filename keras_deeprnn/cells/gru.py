@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import slices
 
@@ -59,6 +60,16 @@ class GRUCell(RecurrentCell):
         self.recurrent_kernel = self.add_recurrent_kernel(3 * self.units)
         shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
         self.bias = self.add_bias(shape)
+
+    def fused_spec(self):
+        # The kernel applies the reset gate after the product only.
+        if not self.reset_after or not self._fusable(GRUCell):
+            return None
+        return FusedSpec(
+            "gru",
+            self.recurrent_kernel,
+            recurrent_bias=self.bias[1] if self.use_bias else None,
+        )
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

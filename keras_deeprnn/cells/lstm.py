@@ -4,6 +4,7 @@ import keras
 from keras import initializers
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import check_choice
 from keras_deeprnn.cells.base import slices
@@ -11,7 +12,7 @@ from keras_deeprnn.cells.base import slices
 # The one list of the variants: the layers' kernels and the parameter counts
 # of `keras_deeprnn.models` derive theirs from it and the two functions below.
 VARIANTS = ("vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")
-# The whole-sequence kernel of each variant.
+# The whole-sequence kernel of each variant (see `LSTMCell.fused_spec`).
 FUSED_KINDS = {v: "lstm" if v == "np" else f"lstm-{v}" for v in VARIANTS}
 
 
@@ -159,6 +160,16 @@ class LSTMCell(RecurrentCell):
     @property
     def peephole_o(self):
         return self.peepholes.get("o")
+
+    def fused_spec(self):
+        if not self._fusable(LSTMCell):
+            return None
+        extra = tuple(self.peepholes.values())  # built in the order i, f, o
+        if self.variant == "fgr":
+            extra += (self.gate_recurrent_kernel,)
+        return FusedSpec(
+            FUSED_KINDS[self.variant], self.recurrent_kernel, extra=extra
+        )
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

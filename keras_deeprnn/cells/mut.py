@@ -9,6 +9,7 @@ and differ in how z, r and the candidate n see x and h.
 import keras
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import slices
 
@@ -99,6 +100,12 @@ class MUT1Cell(MUTCell):
     raw_input_block = "h"
     recurrent_blocks = 2
 
+    def fused_spec(self):
+        if not self._fusable(MUT1Cell):
+            return None
+        w_hr, w_hh = slices(self.recurrent_kernel, 2, self.units)
+        return FusedSpec("mut1", w_hr, extra=(w_hh,))
+
     def step(self, projected, states, training=False):
         h_prev = states[0]
         h_rec = self.recurrent_input(h_prev, training)
@@ -139,6 +146,16 @@ class MUT2Cell(MUTCell):
     raw_input_block = "r"
     recurrent_blocks = 3
 
+    def fused_spec(self):
+        if not self._fusable(MUT2Cell):
+            return None
+        u = self.units
+        return FusedSpec(
+            "mut2",
+            self.recurrent_kernel[:, : 2 * u],  # [W_hz, W_hr]
+            extra=(self.recurrent_kernel[:, 2 * u :],),
+        )
+
     def step(self, projected, states, training=False):
         h_prev = states[0]
         h_rec = self.recurrent_input(h_prev, training)
@@ -175,6 +192,12 @@ class MUT3Cell(MUTCell):
     """
 
     recurrent_blocks = 3
+
+    def fused_spec(self):
+        if not self._fusable(MUT3Cell):
+            return None
+        w_hz, w_hr, w_hh = slices(self.recurrent_kernel, 3, self.units)
+        return FusedSpec("mut3", w_hr, extra=(w_hz, w_hh))
 
     def step(self, projected, states, training=False):
         h_prev = states[0]

@@ -4,6 +4,7 @@ import keras
 from keras import constraints
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 
 
@@ -91,6 +92,12 @@ class SimpleRNNCell(RecurrentCell):
             )
         else:
             self.leak_rate = self.leak
+
+    def fused_spec(self):
+        # The kernel takes one fixed leak rate, not a learned one per unit.
+        if self.trainable_leak or not self._fusable(SimpleRNNCell, gated=False):
+            return None
+        return FusedSpec("rnn", self.recurrent_kernel, leak=self.leak)
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

@@ -1,7 +1,7 @@
 """Whole-sequence recurrences with a hand-written gradient (TensorFlow only).
 
-`keras_deeprnn.layers.RNN` calls `run(kind, ...)` for the cells listed in
-`KINDS`. The input projection P = x W + b of every step is computed outside
+`keras_deeprnn.layers.RNN` calls `run(kind, ...)` for the cells whose
+`fused_spec()` names one of `KINDS`. The input projection P = x W + b of every step is computed outside
 (one matrix product, differentiated by TensorFlow); here the forward loop
 runs the recurrence on P and keeps the gate activations, and the backward
 loop computes only the pre-activation gradients dP_t and the state
@@ -491,8 +491,10 @@ def run(
         states: List of initial states (B, U) (h first).
         R: (U, G) recurrent kernel.
         b_rec: Optional (G,) bias of the recurrent product (the GRU's).
-        extra: The LSTM's peepholes (of its gates, in the order i, f, o),
-            or ().
+        extra: The other weights of `kind` (`FusedSpec.extra`): the LSTM's
+            peepholes (of its gates, in the order i, f, o) and the gate
+            recurrent kernel of "lstm-fgr", the MUT cells' W_hh (MUT3:
+            W_hz, W_hh), or ().
         rmask: Optional (B, U) recurrent-dropout mask applied to h_{t-1}
             in the recurrent product.
         mask: Optional (T, B, 1) boolean mask.
