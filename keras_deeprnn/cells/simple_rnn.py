@@ -59,6 +59,9 @@ class SimpleRNNCell(RecurrentCell):
     >>> layer = keras.layers.RNN(SimpleRNNCell(32, leak=0.5))
     >>> tuple(layer(np.zeros((4, 10, 8), "float32")).shape)
     (4, 32)
+
+    Reference: `tests/reference.py::simple_rnn`; fused kernel (fixed leak)
+    checked by `tests/test_fast_rnn.py::test_fused_kernels_match_stock_rnn`.
     """
 
     def __init__(
