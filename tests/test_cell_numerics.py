@@ -1,6 +1,6 @@
 """Numerical tests of the recurrent cells against independent NumPy references.
 
-For every cell configuration:
+For every cell configuration of `tests/cell_zoo.py`:
   * forward: the cell inside a stock ``keras.layers.RNN`` (float32, random
     weights) matches ``tests/reference.py`` to 1e-5 for all outputs and final
     states;
@@ -19,8 +19,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import functools
-from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -30,14 +28,11 @@ import tensorflow as tf
 from keras_deeprnn.cells import (
     GRUCell,
     LSTMCell,
-    MUT1Cell,
-    MUT2Cell,
-    MUT3Cell,
-    PeepholeLSTMCell,
     SimpleRNNCell,
 )
 
 import reference as ref  # tests/reference.py (pytest puts tests/ on sys.path)
+from cell_zoo import CONFIGS, IDS
 
 BATCH, INPUT_DIM, UNITS, STEPS = 3, 5, 4, 20
 FWD_ATOL = 1e-5  # float32 cell vs float64 reference
@@ -45,99 +40,7 @@ GRAD_RTOL = 1e-4  # float64 autodiff vs float64 finite differences
 FD_EPS = 1e-6
 PARITY_ATOL = 1e-6  # our cell vs stock Keras cell, float32
 
-
-# ---------------------------------------------------------------------------
-# Configurations: (id, cell factory, reference function, input_dim, shapes)
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Config:
-    id: str
-    make_cell: Callable  # make_cell(dtype) -> cell
-    reference: Callable  # reference(x, weights) -> (outputs, states)
-    input_dim: int
-    shapes: dict  # exact {weight name: shape}
-
-    def __repr__(self):
-        return self.id
-
-
-def _rnn_shapes(d, u, n_kernel, n_recurrent, bias_shape, **extra):
-    shapes = {
-        "kernel": (d, n_kernel * u),
-        "recurrent_kernel": (u, n_recurrent * u),
-        "bias": bias_shape,
-    }
-    shapes.update(extra)
-    return shapes
-
-
-def _lstm_shapes(variant, d=INPUT_DIM, u=UNITS):
-    k = len(ref.lstm_gate_slices(variant))
-    shapes = _rnn_shapes(d, u, k, k, (k * u,))
-    for name in ref.lstm_peepholes(variant):
-        shapes[name] = (u,)
-    if variant == "fgr":
-        shapes["gate_recurrent_kernel"] = (3 * u, 3 * u)
-    return shapes
-
-
-def _configs():
-    d, u = INPUT_DIM, UNITS
-    cfgs = [
-        Config("simple_rnn-leak0",
-               lambda dtype: SimpleRNNCell(UNITS, dtype=dtype),
-               functools.partial(ref.simple_rnn, leak=0.0), d,
-               _rnn_shapes(d, u, 1, 1, (u,))),
-        Config("simple_rnn-leak0.3",
-               lambda dtype: SimpleRNNCell(UNITS, leak=0.3, dtype=dtype),
-               functools.partial(ref.simple_rnn, leak=0.3), d,
-               _rnn_shapes(d, u, 1, 1, (u,))),
-        Config("simple_rnn-leak0.3-trainable",
-               lambda dtype: SimpleRNNCell(UNITS, leak=0.3, trainable_leak=True,
-                                           dtype=dtype),
-               ref.simple_rnn,  # uses weights["leak"]
-               d, _rnn_shapes(d, u, 1, 1, (u,), leak=(u,))),
-    ]
-    for variant in ref.LSTM_VARIANTS:
-        cfgs.append(Config(
-            f"lstm-{variant}",
-            functools.partial(
-                lambda dtype, v: LSTMCell(UNITS, variant=v, dtype=dtype), v=variant),
-            functools.partial(ref.lstm, variant=variant), d, _lstm_shapes(variant)))
-    cfgs.append(Config("peephole_lstm",
-                       lambda dtype: PeepholeLSTMCell(UNITS, dtype=dtype),
-                       functools.partial(ref.lstm, variant="vanilla"), d,
-                       _lstm_shapes("vanilla")))
-    for reset_after in (False, True):
-        cfgs.append(Config(
-            f"gru-reset_after={reset_after}",
-            functools.partial(
-                lambda dtype, ra: GRUCell(UNITS, reset_after=ra, dtype=dtype),
-                ra=reset_after),
-            functools.partial(ref.gru, reset_after=reset_after), d,
-            _rnn_shapes(d, u, 3, 3, (2, 3 * u) if reset_after else (3 * u,))))
-    # MUT cells: d == u (x~ = x) and d != u (learned projection P).
-    cfgs += [
-        Config("mut1-d==u", lambda dtype: MUT1Cell(UNITS, dtype=dtype),
-               functools.partial(ref.mut1, project=False), u,
-               _rnn_shapes(u, u, 2, 2, (3 * u,))),
-        Config("mut1-d!=u", lambda dtype: MUT1Cell(UNITS, dtype=dtype),
-               functools.partial(ref.mut1, project=True), d,
-               _rnn_shapes(d, u, 3, 2, (3 * u,))),
-        Config("mut2-d==u", lambda dtype: MUT2Cell(UNITS, dtype=dtype),
-               functools.partial(ref.mut2, project=False), u,
-               _rnn_shapes(u, u, 2, 3, (3 * u,))),
-        Config("mut2-d!=u", lambda dtype: MUT2Cell(UNITS, dtype=dtype),
-               functools.partial(ref.mut2, project=True), d,
-               _rnn_shapes(d, u, 3, 3, (3 * u,))),
-        Config("mut3", lambda dtype: MUT3Cell(UNITS, dtype=dtype),
-               ref.mut3, d, _rnn_shapes(d, u, 3, 3, (3 * u,))),
-    ]
-    return cfgs
-
-
-CONFIGS = _configs()
-config_params = pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
+config_params = pytest.mark.parametrize("cfg", [CONFIGS[name] for name in IDS], ids=IDS)
 
 
 # ---------------------------------------------------------------------------
@@ -186,8 +89,9 @@ def run_rnn(rnn, x):
 def make_cell_and_rnn(cfg, dtype, seed):
     keras.utils.set_random_seed(seed)
     rng = np.random.RandomState(seed)
-    x = rng.uniform(-1.0, 1.0, size=(BATCH, STEPS, cfg.input_dim)).astype(dtype)
-    cell = cfg.make_cell(dtype)
+    input_dim = cfg.input_dim(UNITS, INPUT_DIM)
+    x = rng.uniform(-1.0, 1.0, size=(BATCH, STEPS, input_dim)).astype(dtype)
+    cell = cfg(UNITS, dtype=dtype)
     rnn = build_rnn(cell, x, dtype)
     weights = randomize_weights(cell, rng)
     return cell, rnn, x, weights, rng
@@ -209,7 +113,7 @@ def assert_close(actual, expected, atol, what):
 def test_weight_shapes(cfg):
     cell, _, _, _, _ = make_cell_and_rnn(cfg, "float32", seed=0)
     actual = {name: tuple(v.shape) for name, v in weights_by_name(cell).items()}
-    assert actual == cfg.shapes
+    assert actual == cfg.shapes(cfg.input_dim(UNITS, INPUT_DIM), UNITS)
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +167,8 @@ def test_gradients_match_finite_differences(cfg):
         return loss
 
     trainable = {w.name: w for w in cell.trainable_weights}
-    assert set(trainable) == set(cfg.shapes), (
-        f"trainable weights {sorted(trainable)} != {sorted(cfg.shapes)}")
+    assert set(trainable) == set(weights), (
+        f"trainable weights {sorted(trainable)} != {sorted(weights)}")
     names = sorted(trainable)
     with tf.GradientTape() as tape:
         result = rnn(tf.constant(x))

@@ -9,8 +9,15 @@ import pytest
 import tensorflow as tf
 
 import keras
+from keras import ops
+
+from cell_zoo import CONFIGS as ZOO
+from cell_zoo import IDS
 from keras_deeprnn import cells
+from keras_deeprnn.cells import RecurrentCell
 from keras_deeprnn.layers import RNN
+from keras_deeprnn.layers import DeepTransitionGRUCell
+from keras_deeprnn.layers import DeepTransitionLSTMCell
 from keras_deeprnn.layers import _fused
 from keras_deeprnn.layers import _native
 
@@ -23,24 +30,8 @@ MASK[0, 4:] = False
 MASK[1, :2] = False
 MASK[2, 3] = False
 
-FUSED = {
-    "lstm": lambda **kw: cells.LSTMCell(U, **kw),
-    "lstm-vanilla": lambda **kw: cells.LSTMCell(U, variant="vanilla", **kw),
-    "gru": lambda **kw: cells.GRUCell(U, **kw),
-    "rnn-leak": lambda **kw: cells.SimpleRNNCell(U, leak=0.3, **kw),
-    **{f"lstm-{v}": (lambda v: lambda **kw: cells.LSTMCell(U, variant=v, **kw))(v)
-       for v in ("nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr")},
-    "mut1": lambda **kw: cells.MUT1Cell(U, **kw),
-    "mut1-raw": lambda **kw: cells.MUT1Cell(D, **kw),  # tanh(x) itself: units == input
-    "mut2": lambda **kw: cells.MUT2Cell(U, **kw),
-    "mut2-raw": lambda **kw: cells.MUT2Cell(D, **kw),
-    "mut3": lambda **kw: cells.MUT3Cell(U, **kw),
-}
-GENERIC = {
-    "gru-reset-before": lambda **kw: cells.GRUCell(U, reset_after=False, **kw),
-    "rnn-trainable-leak": lambda **kw: cells.SimpleRNNCell(
-        U, leak=0.3, trainable_leak=True, **kw),
-}
+# The zoo's cells that no kernel computes.
+GENERIC = [name for name in IDS if ZOO[name].fused is None]
 CONFIGS = {
     "backwards-state": dict(return_sequences=True, return_state=True,
                             go_backwards=True),
@@ -66,6 +57,13 @@ def require_native():
     if shutil.which(os.environ.get("CXX", "g++")) is None:
         pytest.skip("no C++ compiler: the CPU kernels cannot be built here")
     assert _native.module() is not None, _native._state["error"]
+
+
+def zoo(name):
+    """A maker of the zoo's cell `name` for inputs of width D (as many units
+    for a raw x term: the MUT cells' tanh(x) or x itself)."""
+    cfg = ZOO[name]
+    return lambda **kw: cfg(cfg.input_dim(D, U), **kw)
 
 
 def pair(make, **kwargs):
@@ -102,32 +100,89 @@ def assert_agree(stock, ours, **kwargs):
 
 
 @pytest.mark.parametrize("name, config", [
-    ("lstm", "backwards-state"), ("lstm", "zero-output-last"),
-    ("lstm-vanilla", "zero-output-last"), ("gru", "backwards-state"),
+    ("lstm-np", "backwards-state"), ("lstm-np", "zero-output-last"),
+    ("lstm-vanilla", "zero-output-last"), ("peephole-lstm", "backwards-state"),
+    ("gru", "backwards-state"), ("rnn", "backwards-state"),
     ("rnn-leak", "zero-output-last")])
 def test_fused_kernels_match_stock_rnn(name, config, loops):
-    assert_agree(*pair(FUSED[name], **CONFIGS[config]), mask=MASK)
+    assert_agree(*pair(zoo(name), **CONFIGS[config]), mask=MASK)
 
 
 @pytest.mark.parametrize("name", ["mut1", "mut1-raw", "mut2", "mut2-raw", "mut3"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_fused_mut_kernels_match_stock_rnn(name, masked, loops):
-    stock, ours = pair(FUSED[name], **CONFIGS["backwards-state"])
-    assert ours._fused_kind() == name.split("-")[0]
-    assert_agree(stock, ours, mask=MASK if masked else None)
+    assert_agree(*pair(zoo(name), **CONFIGS["backwards-state"]),
+                 mask=MASK if masked else None)
 
 
 @pytest.mark.parametrize("variant", ["nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_fused_lstm_variants_match_stock_rnn(variant, masked, loops):
-    stock, ours = pair(FUSED[f"lstm-{variant}"], **CONFIGS["backwards-state"])
-    assert ours._fused_kind() == f"lstm-{variant}"
-    assert_agree(stock, ours, mask=MASK if masked else None)
+    assert_agree(*pair(zoo(f"lstm-{variant}"), **CONFIGS["backwards-state"]),
+                 mask=MASK if masked else None)
 
 
 @pytest.mark.parametrize("name", GENERIC)
 def test_hoisted_loop_matches_stock_rnn(name):
-    assert_agree(*pair(GENERIC[name], **CONFIGS["backwards-state"]), mask=MASK)
+    assert_agree(*pair(zoo(name), **CONFIGS["backwards-state"]), mask=MASK)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_each_cell_gets_the_kernel_the_zoo_expects(name, monkeypatch):
+    """`fused_spec()` names the kernel (or None), and the layer runs that
+    one: e.g. the GRU with reset_after=False and the SimpleRNN with a
+    trainable leak take the hoisted loop."""
+    kinds = []
+    run = _fused.run
+
+    def record(kind, *args, **kwargs):
+        kinds.append(kind)
+        return run(kind, *args, **kwargs)
+
+    monkeypatch.setattr(_fused, "run", record)
+    layer = RNN(zoo(name)())
+    layer(X)
+    spec = layer.cell.fused_spec()
+    assert (None if spec is None else spec.kind) == ZOO[name].fused
+    assert kinds == ([] if spec is None else [spec.kind])
+
+
+class _ElmanCell(RecurrentCell):
+    """A cell of the base class alone, with no `fused_spec` of its own."""
+
+    def build_weights(self, input_dim):
+        self.kernel = self.add_kernel(self.units)
+        self.recurrent_kernel = self.add_recurrent_kernel(self.units)
+
+    def project_inputs(self, inputs):
+        return ops.matmul(inputs, self.kernel)
+
+    def step(self, projected, states, training=False):
+        h = ops.tanh(projected + ops.matmul(states[0], self.recurrent_kernel))
+        return h, [h]
+
+
+class _GRUWithOwnStep(cells.GRUCell):
+    """A GRU subclass that changes the math: the GRU's kernel must not run."""
+
+    def step(self, projected, states, training=False):
+        h, _ = super().step(projected, states, training)
+        return 0.5 * h, [0.5 * h]
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: _ElmanCell(U, **kw), lambda **kw: _GRUWithOwnStep(U, **kw),
+    lambda **kw: DeepTransitionGRUCell(U, depth=1, **kw),
+    lambda **kw: DeepTransitionLSTMCell(U, depth=1, **kw)],
+    ids=["base-class-cell", "gru-with-own-step", "dt-gru-depth-1", "dt-lstm-depth-1"])
+def test_cells_without_a_kernel_get_the_hoisted_loop(make, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a fused kernel ran")
+
+    monkeypatch.setattr(_fused, "run", refuse)
+    stock, ours = pair(make, **CONFIGS["backwards-state"])
+    assert ours.cell.fused_spec() is None
+    assert_agree(stock, ours, mask=MASK)
 
 
 def test_unfused_lstm_matches_stock_rnn():
@@ -149,9 +204,9 @@ def test_fused_kernels_match_keras_builtin_layers(name, builtin):
     assert_agree(reference, ours, mask=MASK)
 
 
-@pytest.mark.parametrize("name", ["lstm", "lstm-fgr", "gru", "mut1", "mut2", "mut3"])
+@pytest.mark.parametrize("name", ["lstm-np", "lstm-fgr", "gru", "mut1", "mut2", "mut3"])
 def test_dropout_uses_the_stock_masks(name):
-    make = {**FUSED, **GENERIC}[name]
+    make = zoo(name)
     stock, ours = pair(
         lambda: make(dropout=0.3, recurrent_dropout=0.4, seed=7),
         return_sequences=True)
@@ -160,7 +215,7 @@ def test_dropout_uses_the_stock_masks(name):
 
 
 def test_stateful_carries_state_between_calls():
-    stock, ours = pair(FUSED["gru"], stateful=True, return_sequences=True)
+    stock, ours = pair(zoo("gru"), stateful=True, return_sequences=True)
     stock.reset_state(), ours.reset_state()
     for _ in range(2):
         np.testing.assert_allclose(ours(X), stock(X), atol=1e-5)
@@ -198,7 +253,7 @@ def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(
     for key, value in {"tried": False, "module": None, "error": None}.items():
         monkeypatch.setitem(_native._state, key, value)
     with pytest.warns(UserWarning, match="no-such-compiler"):
-        stock, ours = pair(FUSED["lstm"], return_sequences=True)
+        stock, ours = pair(zoo("lstm-np"), return_sequences=True)
     assert_agree(stock, ours, mask=MASK)
     assert not _native.usable(tf.float32)
     assert not list((tmp_path / "cache").glob("*.so"))

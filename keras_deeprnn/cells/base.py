@@ -10,8 +10,12 @@ Every cell splits its step into two parts:
   the loop.
 
 `call(inputs, states)` is `step(project_inputs(inputs), states)`, which is what
-stock `keras.layers.RNN` drives.
+stock `keras.layers.RNN` drives. A cell whose whole recurrence one of the
+whole-sequence kernels of `keras_deeprnn.layers` computes says which, and
+with what weights, in `fused_spec()`.
 """
+
+import dataclasses
 
 import keras
 from keras import activations
@@ -53,12 +57,41 @@ def check_choice(name, value, allowed):
     return value
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class FusedSpec:
+    """The whole-sequence kernel that computes a cell, and its weights.
+
+    `keras_deeprnn.layers.RNN` runs the kernel on P = `project_inputs(x)`
+    of every step; at each step it multiplies h_{t-1} (times the
+    recurrent-dropout mask) by `recurrent_kernel`.
+
+    Attributes:
+        kind: The kernel: "rnn", "gru", "lstm" (variant "np"),
+            "lstm-<variant>" or "mut1", "mut2", "mut3".
+        recurrent_kernel: The matrix R of that product, (units, G) with G
+            the width of P.
+        extra: The kernel's other weights: the LSTM's peepholes (of its
+            gates, in the order i, f, o) and, for "lstm-fgr", the gate
+            recurrent kernel; the MUT cells' recurrent blocks other than R;
+            else empty.
+        recurrent_bias: The bias added to the product (the GRU's), or None.
+        leak: The SimpleRNN's fixed leak rate.
+    """
+
+    kind: str
+    recurrent_kernel: object
+    extra: tuple = ()
+    recurrent_bias: object = None
+    leak: float = 0.0
+
+
 class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
     """Base class: argument handling, weights, dropout and input checks.
 
     Subclasses set `self.state_size`, implement `build_weights(input_dim)`,
     `project_inputs(x)` and `step(projected, states, training)`, and extend
-    `get_config()` with their own arguments.
+    `get_config()` with their own arguments. A cell that a whole-sequence
+    kernel computes overrides `fused_spec()`.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -182,6 +215,37 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
     def step(self, projected, states, training=False):
         raise NotImplementedError
+
+    def fused_spec(self):
+        """The whole-sequence kernel that computes this (built) cell.
+
+        `keras_deeprnn.layers.RNN` runs the kernel in place of the loop
+        over `step` on the TensorFlow backend; the weights are the cell's
+        own variables (or slices of them), which the layer casts to the
+        compute dtype. The base class returns None: the layer then loops
+        over `step`, differentiated by the backend.
+
+        Returns:
+            A `FusedSpec`, or None when no kernel computes this cell (e.g.
+            with activations other than the kernels' tanh and sigmoid).
+        """
+        return None
+
+    def _fusable(self, owner, gated=True):
+        """Whether the kernel written for `owner`'s equations computes this
+        cell: a subclass that changes `project_inputs`, `step` or
+        `recurrent_input` (the deep-transition cells) computes something
+        else, and the kernels hard-code tanh and, for `gated` cells,
+        sigmoid gates."""
+        cls = type(self)
+        if any(
+            getattr(cls, name) is not getattr(owner, name)
+            for name in ("project_inputs", "step", "recurrent_input")
+        ):
+            return False
+        return self.activation is activations.tanh and (
+            not gated or self.recurrent_activation is activations.sigmoid
+        )
 
     def check_inputs(self, inputs):
         shape = tuple(inputs.shape)

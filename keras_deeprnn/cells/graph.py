@@ -513,6 +513,10 @@ class GraphCell(RecurrentCell):
     >>> y = keras.layers.RNN(cell)(np.zeros((2, 5, 3), "float32"))
     >>> tuple(y.shape), cell.state_size
     ((2, 16), [16, 16])
+
+    Reference: the NumPy equations of
+    `tests/test_graph_cell.py::test_arbitrary_genome_matches_numpy_equations`;
+    no fused kernel (the hoisted loop of `keras_deeprnn.layers.RNN`).
     """
 
     def __init__(self, genome, units, **kwargs):

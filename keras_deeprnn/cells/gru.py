@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import slices
 
@@ -48,6 +49,9 @@ class GRUCell(RecurrentCell):
     >>> y = keras.layers.RNN(GRUCell(16))(np.zeros((2, 5, 3), "float32"))
     >>> tuple(y.shape)
     (2, 16)
+
+    Reference: `tests/reference.py::gru`; fused kernel (`reset_after=True`)
+    checked by `tests/test_fast_rnn.py::test_fused_kernels_match_stock_rnn`.
     """
 
     def __init__(self, units, reset_after=True, **kwargs):
@@ -59,6 +63,16 @@ class GRUCell(RecurrentCell):
         self.recurrent_kernel = self.add_recurrent_kernel(3 * self.units)
         shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
         self.bias = self.add_bias(shape)
+
+    def fused_spec(self):
+        # The kernel applies the reset gate after the product only.
+        if not self.reset_after or not self._fusable(GRUCell):
+            return None
+        return FusedSpec(
+            "gru",
+            self.recurrent_kernel,
+            recurrent_bias=self.bias[1] if self.use_bias else None,
+        )
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

@@ -4,17 +4,29 @@ import keras
 from keras import initializers
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import check_choice
 from keras_deeprnn.cells.base import slices
 
+# The one list of the variants: the layers' kernels and the parameter counts
+# of `keras_deeprnn.models` derive theirs from it and the two functions below.
 VARIANTS = ("vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")
+# The whole-sequence kernel of each variant (see `LSTMCell.fused_spec`).
+FUSED_KINDS = {v: "lstm" if v == "np" else f"lstm-{v}" for v in VARIANTS}
 
 
 def variant_gates(variant):
     """The gate blocks of `variant`, in the weight order i, f, c, o."""
     absent = {"nig": "i", "nfg": "f", "cifg": "f", "nog": "o"}.get(variant)
     return tuple(g for g in ("i", "f", "c", "o") if g != absent)
+
+
+def variant_peepholes(variant):
+    """The gates of `variant` with a peephole, in the order i, f, o."""
+    if variant == "np":
+        return ()
+    return tuple(g for g in ("i", "f", "o") if g in variant_gates(variant))
 
 
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
@@ -81,6 +93,10 @@ class LSTMCell(RecurrentCell):
     >>> y = keras.layers.RNN(cell)(np.zeros((2, 5, 3), "float32"))
     >>> tuple(y.shape)
     (2, 64)
+
+    Reference: `tests/reference.py::lstm`; fused kernels checked by
+    `tests/test_fast_rnn.py::test_fused_kernels_match_stock_rnn` ("np",
+    "vanilla") and `::test_fused_lstm_variants_match_stock_rnn`.
     """
 
     def __init__(
@@ -114,15 +130,14 @@ class LSTMCell(RecurrentCell):
         self.kernel = self.add_kernel(width)
         self.recurrent_kernel = self.add_recurrent_kernel(width)
         self.bias = self.add_bias((width,), initializer=self._bias_initializer)
-        self.peepholes = {}
-        if self.variant != "np":
-            for gate in ("i", "f", "o"):
-                if gate in self.gates:
-                    self.peepholes[gate] = self.add_weight(
-                        shape=(self.units,),
-                        name=f"peephole_{gate}",
-                        initializer=self.peephole_initializer,
-                    )
+        self.peepholes = {
+            gate: self.add_weight(
+                shape=(self.units,),
+                name=f"peephole_{gate}",
+                initializer=self.peephole_initializer,
+            )
+            for gate in variant_peepholes(self.variant)
+        }
         if self.variant == "fgr":
             self.gate_recurrent_kernel = self.add_recurrent_kernel(
                 3 * self.units, name="gate_recurrent_kernel", rows=3 * self.units
@@ -149,6 +164,16 @@ class LSTMCell(RecurrentCell):
     @property
     def peephole_o(self):
         return self.peepholes.get("o")
+
+    def fused_spec(self):
+        if not self._fusable(LSTMCell):
+            return None
+        extra = tuple(self.peepholes.values())  # built in the order i, f, o
+        if self.variant == "fgr":
+            extra += (self.gate_recurrent_kernel,)
+        return FusedSpec(
+            FUSED_KINDS[self.variant], self.recurrent_kernel, extra=extra
+        )
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)
@@ -212,6 +237,9 @@ class PeepholeLSTMCell(LSTMCell):
 
     `LSTMCell(units, variant="vanilla")` under its common name; see
     `LSTMCell` for the equations and arguments.
+
+    Reference: `tests/reference.py::lstm` (variant "vanilla"); fused kernel
+    checked by `tests/test_fast_rnn.py::test_fused_kernels_match_stock_rnn`.
     """
 
     def __init__(self, units, **kwargs):

@@ -9,6 +9,7 @@ and differ in how z, r and the candidate n see x and h.
 import keras
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 from keras_deeprnn.cells.base import slices
 
@@ -94,10 +95,19 @@ class MUT1Cell(MUTCell):
     >>> y = keras.layers.RNN(MUT1Cell(8))(np.zeros((2, 5, 8), "float32"))
     >>> tuple(y.shape)
     (2, 8)
+
+    Reference: `tests/reference.py::mut1`; fused kernel checked by
+    `tests/test_fast_rnn.py::test_fused_mut_kernels_match_stock_rnn`.
     """
 
     raw_input_block = "h"
     recurrent_blocks = 2
+
+    def fused_spec(self):
+        if not self._fusable(MUT1Cell):
+            return None
+        w_hr, w_hh = slices(self.recurrent_kernel, 2, self.units)
+        return FusedSpec("mut1", w_hr, extra=(w_hh,))
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
@@ -134,10 +144,23 @@ class MUT2Cell(MUTCell):
     >>> y = keras.layers.RNN(MUT2Cell(8))(np.zeros((2, 5, 3), "float32"))
     >>> tuple(y.shape)
     (2, 8)
+
+    Reference: `tests/reference.py::mut2`; fused kernel checked by
+    `tests/test_fast_rnn.py::test_fused_mut_kernels_match_stock_rnn`.
     """
 
     raw_input_block = "r"
     recurrent_blocks = 3
+
+    def fused_spec(self):
+        if not self._fusable(MUT2Cell):
+            return None
+        u = self.units
+        return FusedSpec(
+            "mut2",
+            self.recurrent_kernel[:, : 2 * u],  # [W_hz, W_hr]
+            extra=(self.recurrent_kernel[:, 2 * u :],),
+        )
 
     def step(self, projected, states, training=False):
         h_prev = states[0]
@@ -172,9 +195,18 @@ class MUT3Cell(MUTCell):
     >>> y = keras.layers.RNN(MUT3Cell(8))(np.zeros((2, 5, 3), "float32"))
     >>> tuple(y.shape)
     (2, 8)
+
+    Reference: `tests/reference.py::mut3`; fused kernel checked by
+    `tests/test_fast_rnn.py::test_fused_mut_kernels_match_stock_rnn`.
     """
 
     recurrent_blocks = 3
+
+    def fused_spec(self):
+        if not self._fusable(MUT3Cell):
+            return None
+        w_hz, w_hr, w_hh = slices(self.recurrent_kernel, 3, self.units)
+        return FusedSpec("mut3", w_hr, extra=(w_hz, w_hh))
 
     def step(self, projected, states, training=False):
         h_prev = states[0]

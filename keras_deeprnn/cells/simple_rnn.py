@@ -4,6 +4,7 @@ import keras
 from keras import constraints
 from keras import ops
 
+from keras_deeprnn.cells.base import FusedSpec
 from keras_deeprnn.cells.base import RecurrentCell
 
 
@@ -58,6 +59,9 @@ class SimpleRNNCell(RecurrentCell):
     >>> layer = keras.layers.RNN(SimpleRNNCell(32, leak=0.5))
     >>> tuple(layer(np.zeros((4, 10, 8), "float32")).shape)
     (4, 32)
+
+    Reference: `tests/reference.py::simple_rnn`; fused kernel (fixed leak)
+    checked by `tests/test_fast_rnn.py::test_fused_kernels_match_stock_rnn`.
     """
 
     def __init__(
@@ -91,6 +95,12 @@ class SimpleRNNCell(RecurrentCell):
             )
         else:
             self.leak_rate = self.leak
+
+    def fused_spec(self):
+        # The kernel takes one fixed leak rate, not a learned one per unit.
+        if self.trainable_leak or not self._fusable(SimpleRNNCell, gated=False):
+            return None
+        return FusedSpec("rnn", self.recurrent_kernel, leak=self.leak)
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

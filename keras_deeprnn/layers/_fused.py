@@ -1,7 +1,7 @@
 """Whole-sequence recurrences with a hand-written gradient (TensorFlow only).
 
-`keras_deeprnn.layers.RNN` calls `run(kind, ...)` for the cells listed in
-`KINDS`. The input projection P = x W + b of every step is computed outside
+`keras_deeprnn.layers.RNN` calls `run(kind, ...)` for the cells whose
+`fused_spec()` names one of `KINDS`. The input projection P = x W + b of every step is computed outside
 (one matrix product, differentiated by TensorFlow); here the forward loop
 runs the recurrence on P and keeps the gate activations, and the backward
 loop computes only the pre-activation gradients dP_t and the state
@@ -24,7 +24,9 @@ as `keras.layers.RNN` does.
 import tensorflow as tf
 
 from keras_deeprnn._compat import record
+from keras_deeprnn.cells.lstm import FUSED_KINDS as LSTM_KINDS
 from keras_deeprnn.cells.lstm import variant_gates
+from keras_deeprnn.cells.lstm import variant_peepholes
 from keras_deeprnn.layers import _native
 
 def _sig_grad(s):
@@ -56,8 +58,7 @@ class _LSTMVariant:
     def __init__(self, variant):
         self.fgr = variant == "fgr"
         self.gates = variant_gates(variant)
-        self.peepholes = () if variant == "np" else tuple(
-            g for g in ("i", "f", "o") if g in self.gates)
+        self.peepholes = variant_peepholes(variant)
         self.cifg = variant == "cifg"
         self.input_activation = variant != "niaf"
         self.output_activation = variant != "noaf"
@@ -265,15 +266,12 @@ def _mut_extra_grads(kind, saved_seq, dP, h_prev_rec, dtype):
     return [tf.matmul(flat(tf.tanh(h_prev_rec)), flat(dz), transpose_a=True), d_w_hh]
 
 
-# The LSTM variants with a kernel here: every one of `LSTMCell`.
-LSTM_VARIANTS = ("np", "vanilla", "nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr")
-_VARIANTS = {
-    "lstm" if v == "np" else f"lstm-{v}": _LSTMVariant(v) for v in LSTM_VARIANTS
-}
+# Every variant of `LSTMCell` has a kernel here.
+_VARIANTS = {kind: _LSTMVariant(v) for v, kind in LSTM_KINDS.items()}
 _STEPS = {
     "gru": (_gru_forward, _gru_backward),
     "rnn": (_rnn_forward, _rnn_backward),
-    **{k: _lstm_steps(v) for k, v in zip(_VARIANTS, LSTM_VARIANTS)},
+    **{kind: _lstm_steps(v) for v, kind in LSTM_KINDS.items()},
     **{k: _mut_steps(k) for k in ("mut1", "mut2", "mut3")},
 }
 KINDS = tuple(_STEPS)
@@ -493,8 +491,10 @@ def run(
         states: List of initial states (B, U) (h first).
         R: (U, G) recurrent kernel.
         b_rec: Optional (G,) bias of the recurrent product (the GRU's).
-        extra: The LSTM's peepholes (of its gates, in the order i, f, o),
-            or ().
+        extra: The other weights of `kind` (`FusedSpec.extra`): the LSTM's
+            peepholes (of its gates, in the order i, f, o) and the gate
+            recurrent kernel of "lstm-fgr", the MUT cells' W_hh (MUT3:
+            W_hz, W_hh), or ().
         rmask: Optional (B, U) recurrent-dropout mask applied to h_{t-1}
             in the recurrent product.
         mask: Optional (T, B, 1) boolean mask.

@@ -94,6 +94,9 @@ class DeepTransitionCell(DeepTransitionMixin, RecurrentCell):
     >>> cell = DeepTransitionCell(32, depth=3, unit_type="maxout", shortcut=True)
     >>> tuple(keras.layers.RNN(cell)(np.zeros((4, 10, 8), "float32")).shape)
     (4, 32)
+
+    Reference: `tests/deep_reference.py::dt_rnn`; no fused kernel (the
+    hoisted loop of `keras_deeprnn.layers.RNN`).
     """
 
     def __init__(

@@ -48,6 +48,9 @@ class DeepTransitionGRUCell(GatedTransitionMixin, GRUCell):
     >>> cell = DeepTransitionGRUCell(16, depth=3, unit_type="relu")
     >>> tuple(keras.layers.RNN(cell)(np.zeros((2, 5, 3), "float32")).shape)
     (2, 16)
+
+    Reference: `tests/deep_reference.py::dt_gru`; no fused kernel (its
+    `recurrent_input` is not the GRU's, so `fused_spec()` is None).
     """
 
     def __init__(

@@ -55,6 +55,9 @@ class DeepTransitionLSTMCell(GatedTransitionMixin, LSTMCell):
     >>> cell = DeepTransitionLSTMCell(16, depth=2, unit_type="lp")
     >>> tuple(keras.layers.RNN(cell)(np.zeros((2, 5, 3), "float32")).shape)
     (2, 16)
+
+    Reference: `tests/deep_reference.py::dt_lstm`; no fused kernel (its
+    `recurrent_input` is not the LSTM's, so `fused_spec()` is None).
     """
 
     def __init__(

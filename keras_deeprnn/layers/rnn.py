@@ -1,19 +1,11 @@
 """`keras.layers.RNN` with the input projection hoisted out of the loop."""
 
 import keras
-from keras import activations
 from keras import backend
 from keras import ops
 
 from keras_deeprnn._compat import backend_rnn
 from keras_deeprnn.cells.base import RecurrentCell
-from keras_deeprnn.cells.gru import GRUCell
-from keras_deeprnn.cells.lstm import LSTMCell
-from keras_deeprnn.cells.lstm import PeepholeLSTMCell
-from keras_deeprnn.cells.mut import MUT1Cell
-from keras_deeprnn.cells.mut import MUT2Cell
-from keras_deeprnn.cells.mut import MUT3Cell
-from keras_deeprnn.cells.simple_rnn import SimpleRNNCell
 from keras_deeprnn.layers._units import check_bool
 
 
@@ -29,11 +21,12 @@ class RNN(keras.layers.RNN):
         P = x W + b                    (B, T, G): one matrix product
         y_t, s_t = step(P_t, s_{t-1})  the loop: h_{t-1} R and the gates
 
-    With `fused=True` (default) and the TensorFlow backend, the cells below
-    run as one whole-sequence operation with a hand-written gradient: the
-    forward loop keeps the gate activations, the backward loop computes
-    only dP_t and the state gradients, and the recurrent weights'
-    gradients are one matrix product over all steps (dR = H_prev^T dA).
+    With `fused=True` (default) and the TensorFlow backend, a cell whose
+    `fused_spec()` names a kernel runs as one whole-sequence operation with
+    a hand-written gradient: the forward loop keeps the gate activations,
+    the backward loop computes only dP_t and the state gradients, and the
+    recurrent weights' gradients are one matrix product over all steps
+    (dR = H_prev^T dA).
     On a CPU-only machine the two loops are C++ kernels
     (`keras_deeprnn/layers/kernels/sequence.cc`, compiled against the
     installed TensorFlow on first use, ~30 s, and cached; one block of
@@ -49,9 +42,9 @@ class RNN(keras.layers.RNN):
     - `MUT1Cell`, `MUT2Cell`, `MUT3Cell`,
 
     each with the default activations (tanh, sigmoid), with dropout and
-    recurrent dropout. Every other `RecurrentCell` (non-default
-    activations, `reset_after=False`, trainable leak,
-    the deep-transition cells) takes the hoisted loop above, differentiated
+    recurrent dropout. Every other `RecurrentCell` (`fused_spec()` is None:
+    non-default activations, `reset_after=False`, trainable leak, the
+    deep-transition cells) takes the hoisted loop above, differentiated
     by TensorFlow; any other cell (`StackedCells`, Keras's own cells) and
     `unroll=True` take `keras.layers.RNN`'s own loop unchanged. Masking,
     `zero_output_for_mask`, `go_backwards`, `stateful`, `return_state`,
@@ -95,9 +88,11 @@ class RNN(keras.layers.RNN):
         if training and cell.dropout > 0:
             # One mask per sequence, the one the cell applies at every step.
             x = x * ops.expand_dims(cell.get_dropout_mask(x[:, 0, :]), 1)
-        kind = self._fused_kind() if self.fused else None
-        if kind is not None:
-            return self._fused_loop(kind, x, initial_state, mask, training)
+        spec = None
+        if self.fused and backend.backend() == "tensorflow":
+            spec = cell.fused_spec()
+        if spec is not None:
+            return self._fused_loop(spec, x, initial_state, mask, training)
         projected = cell.project_inputs(x)
 
         def step(p_t, states):
@@ -114,28 +109,7 @@ class RNN(keras.layers.RNN):
             return_all_outputs=self.return_sequences,
         )
 
-    def _fused_kind(self):
-        """The `_fused` kernel that computes this cell, or None."""
-        cell = self.cell
-        if backend.backend() != "tensorflow" or cell.activation is not (
-            activations.tanh
-        ):
-            return None
-        sigmoid = cell.recurrent_activation is activations.sigmoid
-        if type(cell) in (LSTMCell, PeepholeLSTMCell):
-            from keras_deeprnn.layers._fused import LSTM_VARIANTS
-
-            if not sigmoid or cell.variant not in LSTM_VARIANTS:
-                return None
-            return "lstm" if cell.variant == "np" else f"lstm-{cell.variant}"
-        if type(cell) is GRUCell:
-            return "gru" if sigmoid and cell.reset_after else None
-        if type(cell) is SimpleRNNCell:
-            return None if cell.trainable_leak else "rnn"
-        mut = {MUT1Cell: "mut1", MUT2Cell: "mut2", MUT3Cell: "mut3"}.get(type(cell))
-        return mut if sigmoid else None
-
-    def _fused_loop(self, kind, x, initial_state, mask, training):
+    def _fused_loop(self, spec, x, initial_state, mask, training):
         from keras_deeprnn.layers import _fused
 
         cell = self.cell
@@ -152,41 +126,18 @@ class RNN(keras.layers.RNN):
         rmask = None
         if training and cell.recurrent_dropout > 0:
             rmask = cell.get_recurrent_dropout_mask(states[0])
-        b_rec = None
-        if kind == "gru" and cell.use_bias:
-            b_rec = ops.cast(cell.bias[1], dtype)
-        R = ops.cast(cell.recurrent_kernel, dtype)
-        extra = ()
-        if kind.startswith("mut"):
-            # R is the product the loop takes of h~; the others go in
-            # `extra` (see `_fused._mut_steps`): blocks [W_hr, W_hh] (MUT1),
-            # [W_hz, W_hr, W_hh] (MUT2, MUT3).
-            u = cell.units
-            if kind == "mut1":
-                R, extra = R[:, :u], (R[:, u:],)
-            elif kind == "mut2":
-                R, extra = R[:, : 2 * u], (R[:, 2 * u :],)
-            else:
-                R, extra = R[:, u : 2 * u], (R[:, :u], R[:, 2 * u :])
-        elif kind.startswith("lstm"):
-            extra = tuple(
-                ops.cast(cell.peepholes[g], dtype)
-                for g in ("i", "f", "o")
-                if g in cell.peepholes
-            )
-            if kind == "lstm-fgr":
-                extra += (ops.cast(cell.gate_recurrent_kernel, dtype),)
+        b_rec = spec.recurrent_bias
         outputs, final = _fused.run(
-            kind,
+            spec.kind,
             P,
             states,
-            R,
-            b_rec=b_rec,
-            extra=extra,
+            ops.cast(spec.recurrent_kernel, dtype),
+            b_rec=None if b_rec is None else ops.cast(b_rec, dtype),
+            extra=tuple(ops.cast(w, dtype) for w in spec.extra),
             rmask=rmask,
             mask=mask,
             zero_output=self.zero_output_for_mask,
-            leak=cell.leak if kind == "rnn" else 0.0,
+            leak=spec.leak,
         )
         return outputs[-1], ops.transpose(outputs, (1, 0, 2)), final
 

@@ -20,9 +20,9 @@ with biases (else 0), lp = 1 for Lp units (one p per unit, else 0).
 
     DT-LSTM / DT-GRU (r = w_{L-1} [+ u], or u when L = 1; k gate blocks):
         H(u; w_1..w_{L-1}) + d k u + r k u + bias + peepholes (+ 9 u^2 fgr)
-        LSTM: k = 4 (3 for nig, nfg, nog, cifg), bias B k u, peepholes
-        (gates among i, f, o) u unless variant "np"; GRU: k = 3, bias
-        B 6u (reset_after) or B 3u.
+        LSTM: k = 4 (3 for nig, nfg, nog, cifg: `variant_gates`), bias
+        B k u, peepholes (gates among i, f, o) u unless variant "np"
+        (`variant_peepholes`); GRU: k = 3, bias B 6u (reset_after) or B 3u.
 
     sRNN: the layers' cells with inputs d, then u [+ d] (input_skip).
 
@@ -30,10 +30,10 @@ with biases (else 0), lp = 1 for Lp units (one p per unit, else 0).
         H(a; w'_1..w'_{D-1}) + w'_{D-1} o + B o     (w'_0 = a)
 """
 
+from keras_deeprnn.cells.lstm import variant_gates
+from keras_deeprnn.cells.lstm import variant_peepholes
 from keras_deeprnn.layers._units import check_int
 from keras_deeprnn.models.architecture import resolve
-
-_THREE_GATE_VARIANTS = ("nig", "nfg", "nog", "cifg")
 
 
 def _hidden(rows, widths, m, lp, bias):
@@ -64,10 +64,9 @@ def _gated_cell(family, kwargs, d, u, depth, widths, m, lp, shortcut, bias):
     total = _hidden(u, widths, m, lp, bias)
     if family == "lstm":
         variant = kwargs.get("variant", "np")
-        k = 3 if variant in _THREE_GATE_VARIANTS else 4
+        k = len(variant_gates(variant))
         total += (d + r) * k * u + bias * k * u
-        if variant != "np":
-            total += (2 if variant in _THREE_GATE_VARIANTS else 3) * u
+        total += len(variant_peepholes(variant)) * u
         if variant == "fgr":
             total += 9 * u * u
     elif family == "gru":
