@@ -10,6 +10,7 @@ import keras
 
 from apps.sentiment import model as M
 from apps.sentiment import train as TR
+from keras_deeprnn.data import text as text_data
 
 
 def tokens(text):
@@ -121,7 +122,7 @@ def test_save_and_reload_with_safe_mode(text_model, tmp_path):
 
 
 def test_vectorize_no_texts_keeps_the_width():
-    ids = TR.vectorize(M.make_vectorizer(100, 7, vocabulary=["good", "bad"]), [])
+    ids = text_data.vectorize(M.make_vectorizer(100, 7, vocabulary=["good", "bad"]), [])
     assert ids.shape == (0, 7) and ids.dtype == np.int32
 
 
@@ -132,7 +133,7 @@ def test_length_buckets_cover_every_example_once():
         ids[i, :n] = rng.integers(2, 9, size=n)
     labels = np.arange(50)
     seen = []
-    for x, y in TR.bucketed_dataset(ids, labels, batch_size=8, shuffle=True, seed=1):
+    for x, y in text_data.bucketed_dataset(ids, labels, batch_size=8, shuffle=True, seed=1):
         x, y = x.numpy(), y.numpy()
         assert x.shape[1] == max(1, (ids[y] != 0).sum(axis=1).max())
         np.testing.assert_array_equal(x, ids[y, : x.shape[1]])
