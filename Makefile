@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= music,test
 
-.PHONY: run test test-slow clean
+.PHONY: run test test-slow lint clean
 
 $(VENV)/.installed-$(EXTRAS): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(VENV)/.installed-$(EXTRAS)
 
 test: $(VENV)/.installed-$(EXTRAS)
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-$(EXTRAS)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-slow: $(VENV)/.installed-$(EXTRAS)
 	$(PY) -m pytest -q -m slow

@@ -86,8 +86,9 @@ def plot(plain, clipped, out, lr, clip, box=(0.8, 1.06, -0.05, 0.3), resolution=
     w_r, w_i = np.meshgrid(np.linspace(r0, r1, resolution), np.linspace(i0, i1, resolution))
     log_cost = np.log10(cost(w_r, w_i) + 1e-12)
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    filled = left.contourf(w_r, w_i, log_cost, levels=np.arange(-6, 9.5, 0.5),
-                           cmap="viridis", extend="both")
+    filled = left.contourf(
+        w_r, w_i, log_cost, levels=np.arange(-6, 9.5, 0.5), cmap="viridis", extend="both"
+    )
     figure.colorbar(filled, ax=left, label="log10 cost")
     valley = np.linspace(r0, r1, 400)
     left.plot(valley, TARGET / last_state(valley, 1.0), "w:", lw=1, label="C = 0 (valley)")
@@ -98,25 +99,45 @@ def plot(plain, clipped, out, lr, clip, box=(0.8, 1.06, -0.05, 0.3), resolution=
         first_out = plain[len(shown)]
         left.annotate(
             f"next step: ({first_out[0]:.3g}, {first_out[1]:.3g}),\nthen |w| > {ESCAPE:g}",
-            xy=shown[-1], xytext=(r0 + 0.01, i0 + 0.03), color="tab:red",
+            xy=shown[-1],
+            xytext=(r0 + 0.01, i0 + 0.03),
+            color="tab:red",
             bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"),
-            arrowprops=dict(arrowstyle="->", color="tab:red"))
-    left.plot(clipped[:, 0], clipped[:, 1], ".-", color="white",
-              label=f"GD with norm clipping at {clip}")
+            arrowprops=dict(arrowstyle="->", color="tab:red"),
+        )
+    left.plot(
+        clipped[:, 0], clipped[:, 1], ".-", color="white", label=f"GD with norm clipping at {clip}"
+    )
     left.plot(*plain[0], "k*", ms=12, label="start")
-    left.set(xlim=(r0, r1), ylim=(i0, i1), xlabel="w_r (recurrent weight)",
-             ylabel="w_i (input weight)",
-             title=f"C = (h_{STEPS} - {TARGET})^2, h_t = w_r h_(t-1) + w_i")
+    left.set(
+        xlim=(r0, r1),
+        ylim=(i0, i1),
+        xlabel="w_r (recurrent weight)",
+        ylabel="w_i (input weight)",
+        title=f"C = (h_{STEPS} - {TARGET})^2, h_t = w_r h_(t-1) + w_i",
+    )
     left.legend(loc="upper right", fontsize=8)
 
     with np.errstate(over="ignore", invalid="ignore"):
         plain_cost = cost(plain[:, 0], plain[:, 1])
-    right.semilogy(np.where(np.isfinite(plain_cost), plain_cost, np.nan), "o-",
-                   color="tab:red", label="plain GD")
-    right.semilogy(cost(clipped[:, 0], clipped[:, 1]) + 1e-30, ".-", color="black",
-                   label=f"norm clipping at {clip}")
-    right.set(xlabel="gradient-descent step", ylabel="cost (values above 1e12 off the scale)",
-              title="cost along the paths", ylim=(1e-12, 1e12))
+    right.semilogy(
+        np.where(np.isfinite(plain_cost), plain_cost, np.nan),
+        "o-",
+        color="tab:red",
+        label="plain GD",
+    )
+    right.semilogy(
+        cost(clipped[:, 0], clipped[:, 1]) + 1e-30,
+        ".-",
+        color="black",
+        label=f"norm clipping at {clip}",
+    )
+    right.set(
+        xlabel="gradient-descent step",
+        ylabel="cost (values above 1e12 off the scale)",
+        title="cost along the paths",
+        ylim=(1e-12, 1e12),
+    )
     right.legend()
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -125,11 +146,13 @@ def plot(plain, clipped, out, lr, clip, box=(0.8, 1.06, -0.05, 0.3), resolution=
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cost_surface",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cost_surface", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/images/cost_surface.png"))
-    parser.add_argument("--start", type=float, nargs=2, default=(0.95, 0.005),
-                        metavar=("W_R", "W_I"))
+    parser.add_argument(
+        "--start", type=float, nargs=2, default=(0.95, 0.005), metavar=("W_R", "W_I")
+    )
     parser.add_argument("--lr", type=float, default=0.01, help="gradient-descent step size")
     parser.add_argument("--clip", type=float, default=3.0, help="gradient norm threshold")
     parser.add_argument("--iterations", type=int, default=60)
@@ -142,8 +165,10 @@ def main(argv=None):
     for name, path in (("plain", plain), (f"clipped at {args.clip}", clipped)):
         with np.errstate(over="ignore", invalid="ignore"):
             final = cost(*path[-1])
-        print(f"{name:>16}: {len(path) - 1} steps, cost {cost(*path[0]):.3g} -> {final:.3g}, "
-              f"final w = ({path[-1][0]:.4g}, {path[-1][1]:.4g})")
+        print(
+            f"{name:>16}: {len(path) - 1} steps, cost {cost(*path[0]):.3g} -> {final:.3g}, "
+            f"final w = ({path[-1][0]:.4g}, {path[-1][1]:.4g})"
+        )
     plot(plain, clipped, args.out, args.lr, args.clip, resolution=args.resolution)
     print(f"wrote {args.out}")
     return 0

@@ -65,32 +65,48 @@ def loops(kind, batch, args, rng):
     paths = {}
 
     def native_forward(keep):
-        return _native.forward(spec, kernel, 0.0, False, keep, P, states, R, b_rec, extra,
-                               None, None)
+        return _native.forward(
+            spec, kernel, 0.0, False, keep, P, states, R, b_rec, extra, None, None
+        )
 
     final, (Y, saved, *prev) = tf.function(lambda: native_forward(True))()
     prev = [Y] + prev
     paths["C++ kernel"] = {
         "forward": tf.function(lambda: native_forward(False)),
         "forward, keeping": tf.function(lambda: native_forward(True)),
-        "backward": tf.function(lambda: _native.backward(
-            spec, kernel, 0.0, False, dY, states, R, extra, None, None, prev, saved,
-            states[0], kind in _fused._SEPARATE_DA)[0]),
+        "backward": tf.function(
+            lambda: _native.backward(
+                spec,
+                kernel,
+                0.0,
+                False,
+                dY,
+                states,
+                R,
+                extra,
+                None,
+                None,
+                prev,
+                saved,
+                states[0],
+                kind in _fused._SEPARATE_DA,
+            )[0]
+        ),
     }
     for jit in (False, True):
         forward = _fused._COMPILED[jit][0]
 
         def tf_forward(keep, forward=forward, jit=jit):
-            return forward(kind, 0.0, False, keep, jit, P, states, R, b_rec, extra, None,
-                           None)
+            return forward(kind, 0.0, False, keep, jit, P, states, R, b_rec, extra, None, None)
 
         final, (Y, saved, *prev) = tf_forward(True)
         prev = [Y] + prev
         backward = tf.function(
             lambda prev=prev, saved=saved: _fused._backward_loop(
-                kind, 0.0, False, dY, states, R, extra, None, None, prev, saved,
-                states[0])[0],
-            jit_compile=jit)
+                kind, 0.0, False, dY, states, R, extra, None, None, prev, saved, states[0]
+            )[0],
+            jit_compile=jit,
+        )
         paths["TF loop, XLA" if jit else "TF loop"] = {
             "forward": lambda f=tf_forward: f(False),
             "forward, keeping": lambda f=tf_forward: f(True),
@@ -117,7 +133,7 @@ def main(argv=None):
         for kind in args.cells.split(","):
             paths = loops(kind, batch, args, rng)
             times = {(p, piece): [] for p, pieces in paths.items() for piece in pieces}
-            for (p, piece) in times:  # trace, compile, warm up
+            for p, piece in times:  # trace, compile, warm up
                 timed(paths[p][piece]), timed(paths[p][piece])
             for _ in range(args.rounds):
                 for (p, piece), ts in times.items():
@@ -128,7 +144,8 @@ def main(argv=None):
                 rows.append({"cell": kind, "batch": batch, "loop": piece, **ms})
     names = ["C++ kernel", "TF loop", "TF loop, XLA"]
     lines = [
-        "| cell | batch | loop | " + " | ".join(f"{n} ms" for n in names)
+        "| cell | batch | loop | "
+        + " | ".join(f"{n} ms" for n in names)
         + " | TF loop / C++ | XLA / C++ |",
         "|---" * (5 + len(names)) + "|",
     ]
@@ -136,7 +153,8 @@ def main(argv=None):
         lines.append(
             f"| {r['cell']} | {r['batch']} | {r['loop']} | "
             + " | ".join(f"{r[n]:.1f}" for n in names)
-            + f" | {r['TF loop'] / r['C++ kernel']:.2f} | {r['TF loop, XLA'] / r['C++ kernel']:.2f} |"
+            + f" | {r['TF loop'] / r['C++ kernel']:.2f}"
+            + f" | {r['TF loop, XLA'] / r['C++ kernel']:.2f} |"
         )
     table = "\n".join(lines)
     print(table)

@@ -52,38 +52,55 @@ MODELS = {
 }
 DEFAULT_MODELS = "rnn,dts,dots,srnn,lstm,gru"
 LABELS = {
-    "dt": "DT-RNN", "dts": "DT(S)-RNN", "dot": "DOT-RNN",
-    "dots": "DOT(S)-RNN", "srnn": "sRNN",
+    "dt": "DT-RNN",
+    "dts": "DT(S)-RNN",
+    "dot": "DOT-RNN",
+    "dots": "DOT(S)-RNN",
+    "srnn": "sRNN",
 }
 
 
 def parser():
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.pascanu_music", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="jsb",
-                   help="data set, as the music app's --data (jsb, nottingham, PATH.mat)")
+        prog="python -m benchmarks.pascanu_music", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--data",
+        default="jsb",
+        help="data set, as the music app's --data (jsb, nottingham, PATH.mat)",
+    )
     p.add_argument("--budget", type=int, default=100_000, help="parameters per model")
-    p.add_argument("--models", default=DEFAULT_MODELS,
-                   help=f"comma-separated, from {', '.join(MODELS)}")
-    p.add_argument("--depth", type=int, default=2,
-                   help="depth of the deep transition (dt kinds) or of the stack (srnn)")
+    p.add_argument(
+        "--models", default=DEFAULT_MODELS, help=f"comma-separated, from {', '.join(MODELS)}"
+    )
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=2,
+        help="depth of the deep transition (dt kinds) or of the stack (srnn)",
+    )
     p.add_argument("--epochs", type=int, default=80, help="maximum epochs per model")
-    p.add_argument("--patience", type=int, default=10,
-                   help="early stopping on the validation NLL")
-    p.add_argument("--dropout", type=float, default=0.3,
-                   help="dropout on the recurrent outputs")
-    p.add_argument("--input-dropout", type=float, default=0.0,
-                   help="dropout on the input frames")
+    p.add_argument("--patience", type=int, default=10, help="early stopping on the validation NLL")
+    p.add_argument("--dropout", type=float, default=0.3, help="dropout on the recurrent outputs")
+    p.add_argument("--input-dropout", type=float, default=0.0, help="dropout on the input frames")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=None,
-                   help="train on windows of at most this many frames (scores: whole pieces)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="train on windows of at most this many frames (scores: whole pieces)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None,
-                   help="folder for models, checkpoints and results "
-                   "(default runs/pascanu-music-DATA-BUDGET)")
-    p.add_argument("--table", type=Path, default=None,
-                   help="Markdown table to write (default OUT/results.md)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for models, checkpoints and results (default runs/pascanu-music-DATA-BUDGET)",
+    )
+    p.add_argument(
+        "--table", type=Path, default=None, help="Markdown table to write (default OUT/results.md)"
+    )
     return p
 
 
@@ -92,30 +109,60 @@ def model_settings(model, args):
     if model not in MODELS:
         raise ValueError(f"Unknown model {model!r}; choose from {', '.join(MODELS)}.")
     cell, arch, unit_type = MODELS[model]
-    structure = {"cell": cell, "unit_type": unit_type,
-                 "depth": None if arch == "rnn" else args.depth}
+    structure = {
+        "cell": cell,
+        "unit_type": unit_type,
+        "depth": None if arch == "rnn" else args.depth,
+    }
     units = size_to_budget(arch, args.budget, input_dim=KEYS, output_dim=KEYS, **structure)
     return {
-        "cell": cell, "arch": arch, "unit_type": unit_type, "units": units,
+        "cell": cell,
+        "arch": arch,
+        "unit_type": unit_type,
+        "units": units,
         "layers": None if arch == "rnn" else args.depth,
         "expected_parameters": count_params(
-            arch, input_dim=KEYS, units=units, output_dim=KEYS, **structure),
+            arch, input_dim=KEYS, units=units, output_dim=KEYS, **structure
+        ),
     }
 
 
 def train_argv(name, settings, args, extra):
     return [
-        "train", "--data", str(args.data), "--cell", settings["cell"],
-        "--arch", settings["arch"], "--unit-type", settings["unit_type"],
-        "--units", str(settings["units"]),
+        "train",
+        "--data",
+        str(args.data),
+        "--cell",
+        settings["cell"],
+        "--arch",
+        settings["arch"],
+        "--unit-type",
+        settings["unit_type"],
+        "--units",
+        str(settings["units"]),
         *(["--depth", str(settings["layers"])] if settings["layers"] else []),
-        "--epochs", str(args.epochs), "--patience", str(args.patience),
-        "--dropout", str(args.dropout), "--lr", str(args.lr),
-        "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+        "--epochs",
+        str(args.epochs),
+        "--patience",
+        str(args.patience),
+        "--dropout",
+        str(args.dropout),
+        "--lr",
+        str(args.lr),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
         *(["--input-dropout", str(args.input_dropout)] if args.input_dropout else []),
         *(["--max-length", str(args.max_length)] if args.max_length else []),
-        "--name", name, "--out", str(args.out / "models"),
-        "--run-dir", str(args.out / "runs" / name), "--overwrite", *extra,
+        "--name",
+        name,
+        "--out",
+        str(args.out / "models"),
+        "--run-dir",
+        str(args.out / "runs" / name),
+        "--overwrite",
+        *extra,
     ]
 
 
@@ -136,15 +183,17 @@ def run_model(model, args, extra):
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     epochs = meta["epochs_run"]
     return {
-        "model": model, **settings,
+        "model": model,
+        **settings,
         "parameters": meta["parameters"],
         "valid_nll": meta["metrics"]["valid_nll"],
         "test_nll": meta["metrics"]["test_nll"],
         "epochs_run": epochs,
         # Older metadata lacks best_epoch; EarlyStopping stops `patience`
         # epochs after the best one.
-        "best_epoch": meta.get("best_epoch",
-                               epochs - args.patience if epochs < args.epochs else None),
+        "best_epoch": meta.get(
+            "best_epoch", epochs - args.patience if epochs < args.epochs else None
+        ),
         "train_seconds": meta["train_seconds"],
         "command": "python -m apps.music " + " ".join(shlex.quote(a) for a in argv),
     }
@@ -172,7 +221,8 @@ def markdown(rows, command):
         lines.append(
             f"| {describe(row)} | {row['units']} | {row['parameters']:,} | "
             f"{row['valid_nll']:.3f} | {row['test_nll']:.3f} | {row['epochs_run']} ({best}) | "
-            f"{row['train_seconds']:.0f} s |")
+            f"{row['train_seconds']:.0f} s |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -180,29 +230,40 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--" in argv:
-        extra = argv[argv.index("--") + 1:]
-        argv = argv[:argv.index("--")]
+        extra = argv[argv.index("--") + 1 :]
+        argv = argv[: argv.index("--")]
     args = parser().parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
-        print(f"error: unknown model(s) {unknown or models}; choose from "
-              f"{', '.join(MODELS)}", file=sys.stderr)
+        print(
+            f"error: unknown model(s) {unknown or models}; choose from {', '.join(MODELS)}",
+            file=sys.stderr,
+        )
         return 2
     args.out = args.out or Path("runs") / f"pascanu-music-{Path(str(args.data)).stem}-{args.budget}"
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.pascanu_music " + " ".join(
-        shlex.quote(a) for a in (argv + (["--", *extra] if extra else [])))
+        shlex.quote(a) for a in (argv + (["--", *extra] if extra else []))
+    )
     results_path = args.out / "results.json"
     rows = []
     for model in models:
         rows.append(run_model(model, args, extra))
-        results_path.write_text(json.dumps({
-            "command": command, "data": str(args.data), "budget": args.budget,
-            "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), TensorFlow "
-                       f"{tf.__version__}, Keras {keras.__version__}",
-            "models": rows,
-        }, indent=2) + "\n")
+        results_path.write_text(
+            json.dumps(
+                {
+                    "command": command,
+                    "data": str(args.data),
+                    "budget": args.budget,
+                    "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), TensorFlow "
+                    f"{tf.__version__}, Keras {keras.__version__}",
+                    "models": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     table = args.table or args.out / "results.md"
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text(markdown(rows, command))

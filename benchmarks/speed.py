@@ -45,20 +45,21 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--cells", default="all",
-                        help="comma-separated cell names, or 'all' (default)")
-    parser.add_argument("--shapes", default="64,1",
-                        help="batch sizes to time (default 64,1)")
+    parser.add_argument(
+        "--cells", default="all", help="comma-separated cell names, or 'all' (default)"
+    )
+    parser.add_argument("--shapes", default="64,1", help="batch sizes to time (default 64,1)")
     parser.add_argument("--time", type=int, default=100, help="time steps T")
     parser.add_argument("--input", type=int, default=128, help="input features")
     parser.add_argument("--units", type=int, default=256, help="units")
-    parser.add_argument("--rounds", type=int, default=7,
-                        help="timed rounds per shape (default 7)")
-    parser.add_argument("--no-torch", action="store_true",
-                        help="skip PyTorch even if installed")
-    parser.add_argument("--memory", action="store_true",
-                        help="also measure the peak RSS of a training process "
-                        "for Keras's LSTM and ours (one process each)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per shape (default 7)")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure the peak RSS of a training process "
+        "for Keras's LSTM and ours (one process each)",
+    )
     parser.add_argument("--out", default="runs/speed", help="output folder")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     parser.add_argument("--torch-worker", help=argparse.SUPPRESS)
@@ -98,14 +99,11 @@ class TorchModel:
 
         self.name = name
         self.torch = torch
-        self.module = getattr(torch.nn, TORCH[kind])(
-            args.input, args.units, batch_first=True)
+        self.module = getattr(torch.nn, TORCH[kind])(args.input, args.units, batch_first=True)
         self.optimizer = torch.optim.Adam(self.module.parameters())
         rng = np.random.default_rng(0)
-        self.x = torch.from_numpy(
-            rng.normal(size=(batch, args.time, args.input)).astype("float32"))
-        self.y = torch.from_numpy(
-            rng.normal(size=(batch, args.time, args.units)).astype("float32"))
+        self.x = torch.from_numpy(rng.normal(size=(batch, args.time, args.input)).astype("float32"))
+        self.y = torch.from_numpy(rng.normal(size=(batch, args.time, args.units)).astype("float32"))
         gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
         self.flops = 2 * batch * args.time * (args.input + args.units) * gates * args.units
 
@@ -130,11 +128,22 @@ class TorchWorker:
     """
 
     def __init__(self, args, batch, kinds):
-        command = [sys.executable, "-m", "benchmarks.speed", "--torch-worker",
-                   f"{batch}:{','.join(kinds)}", "--time", str(args.time),
-                   "--input", str(args.input), "--units", str(args.units)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.speed",
+            "--torch-worker",
+            f"{batch}:{','.join(kinds)}",
+            "--time",
+            str(args.time),
+            "--input",
+            str(args.input),
+            "--units",
+            str(args.units),
+        ]
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         self.flops = json.loads(self.process.stdout.readline())
 
     def timed(self, name, phase):
@@ -174,9 +183,10 @@ def torch_worker(spec, args):
 def forward_flops(cell, batch, args):
     """Matrix-product FLOPs of one forward pass: 2 B T sum(rows x cols)."""
     weights = [
-        w for w in cell.weights
-        if len(w.shape) == 2 and w.name.split("/")[-1] in (
-            "kernel", "recurrent_kernel", "gate_recurrent_kernel")
+        w
+        for w in cell.weights
+        if len(w.shape) == 2
+        and w.name.split("/")[-1] in ("kernel", "recurrent_kernel", "gate_recurrent_kernel")
     ]
     return 2 * batch * args.time * sum(int(np.prod(w.shape)) for w in weights)
 
@@ -192,8 +202,7 @@ def build_models(args, batch, cells):
     models = []
     for name in cells:
         if name in BASELINES:
-            layer = getattr(keras.layers, BASELINES[name])(
-                args.units, return_sequences=True)
+            layer = getattr(keras.layers, BASELINES[name])(args.units, return_sequences=True)
             models.append(KerasModel(f"keras {BASELINES[name]}", layer, args, batch))
             if worker:
                 models.append(RemoteModel(worker, f"torch nn.{TORCH[name]}"))
@@ -280,7 +289,8 @@ def summarize(models, times, batch, peak):
                 for clock in ("", "cpu_"):
                     if reference:
                         row[f"{phase}_{clock}speedup_vs_{other}"] = (
-                            reference[f"{phase}_{clock}ms"] / row[f"{phase}_{clock}ms"])
+                            reference[f"{phase}_{clock}ms"] / row[f"{phase}_{clock}ms"]
+                        )
         if ours_lstm:
             for clock in ("", "cpu_"):
                 row[f"train_{clock}time_per_flop_vs_our_lstm"] = (
@@ -301,8 +311,7 @@ def markdown(rows):
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells = [r["model"], str(r["batch"]), f"{r['train_ms']:.1f}",
-                 f"{r['train_cpu_ms']:.1f}"]
+        cells = [r["model"], str(r["batch"]), f"{r['train_ms']:.1f}", f"{r['train_cpu_ms']:.1f}"]
         for phase in ("train", "infer"):
             if phase == "infer":
                 cells += [f"{r['infer_ms']:.1f}", f"{r['infer_cpu_ms']:.1f}"]
@@ -310,14 +319,16 @@ def markdown(rows):
                 key = f"{phase}_speedup_vs_{other}"
                 cells.append(
                     f"{fmt(r, key)} ({fmt(r, f'{phase}_cpu_speedup_vs_{other}')})"
-                    if key in r else "")
+                    if key in r
+                    else ""
+                )
         cells += [
             f"{r['train_gflops']:.1f}",
-            f"{100 * r['train_peak_fraction']:.0f} "
-            f"({100 * r['train_cpu_peak_fraction']:.0f})",
+            f"{100 * r['train_peak_fraction']:.0f} ({100 * r['train_cpu_peak_fraction']:.0f})",
             f"{fmt(r, 'train_time_per_flop_vs_our_lstm')} "
             f"({fmt(r, 'train_cpu_time_per_flop_vs_our_lstm')})"
-            if "train_time_per_flop_vs_our_lstm" in r else "",
+            if "train_time_per_flop_vs_our_lstm" in r
+            else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -359,16 +370,25 @@ def rss_child(which, args):
         model.train()
     done.set()
     sampler.join()
-    print(json.dumps({"model": which, "rss_before_mib": before,
-                      "peak_rss_mib": peak[0]}))
+    print(json.dumps({"model": which, "rss_before_mib": before, "peak_rss_mib": peak[0]}))
 
 
 def memory(args):
     results = []
     for which in ("keras", "ours"):
-        command = [sys.executable, "-m", "benchmarks.speed", "--rss-child", which,
-                   "--time", str(args.time), "--input", str(args.input),
-                   "--units", str(args.units)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.speed",
+            "--rss-child",
+            which,
+            "--time",
+            str(args.time),
+            "--input",
+            str(args.input),
+            "--units",
+            str(args.units),
+        ]
         out = subprocess.run(command, capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return results
@@ -389,8 +409,10 @@ def main(argv=None):
         if name not in CELL_NAMES:
             raise SystemExit(f"unknown cell {name!r}; known: {', '.join(CELL_NAMES)}")
     peak = matmul_peak()
-    peak_line = (f"Matrix-product peak (2048 x 2048): {peak[0]:.1f} GFLOP/s "
-                 f"(wall), {peak[1]:.1f} GFLOP per CPU-second")
+    peak_line = (
+        f"Matrix-product peak (2048 x 2048): {peak[0]:.1f} GFLOP/s "
+        f"(wall), {peak[1]:.1f} GFLOP per CPU-second"
+    )
     print(peak_line, flush=True)
     rows = []
     for batch in (int(b) for b in args.shapes.split(",")):
@@ -400,9 +422,9 @@ def main(argv=None):
             worker.close()
         print(markdown([r for r in rows if r["batch"] == batch]), flush=True)
     report = {
-        "command": "python -m benchmarks.speed " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{os.cpu_count()} CPUs",
+        "command": "python -m benchmarks.speed "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "shape": {"time": args.time, "input": args.input, "units": args.units},
         "matmul_peak_gflops": peak[0],
         "matmul_peak_gflops_per_cpu_second": peak[1],
@@ -421,10 +443,11 @@ def main(argv=None):
             "peak RSS during 3 steps MiB |\n|---|---|---|\n"
         ) + "\n".join(
             f"| {m['model']} LSTM | {m['rss_before_mib']:.0f} | {m['peak_rss_mib']:.0f} |"
-            for m in report["memory"])
+            for m in report["memory"]
+        )
     (out / "speed.md").write_text(
-        f"Command: `{report['command']}`\n\n{peak_line}\n\n"
-        + table + "\n")
+        f"Command: `{report['command']}`\n\n{peak_line}\n\n" + table + "\n"
+    )
     print(f"wrote {out / 'speed.json'} and {out / 'speed.md'}")
 
 

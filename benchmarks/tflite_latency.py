@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
 from keras_deeprnn.cells import LSTMCell
 from keras_deeprnn.export import export_tflite
 from keras_deeprnn.export import load_tflite
@@ -81,10 +81,10 @@ def main(argv=None):
     representative = lambda: ([c[None]] for c in calibration)  # noqa: E731
 
     keras.utils.set_random_seed(0)
-    stock = keras.Sequential([keras.Input((steps, features), batch_size=1),
-                              keras.layers.LSTM(units)])
-    ours = keras.Sequential([keras.Input((None, features)),
-                             keras.layers.RNN(LSTMCell(units))])
+    stock = keras.Sequential(
+        [keras.Input((steps, features), batch_size=1), keras.layers.LSTM(units)]
+    )
+    ours = keras.Sequential([keras.Input((None, features)), keras.layers.RNN(LSTMCell(units))])
     ours.set_weights(stock.get_weights())
     np.testing.assert_allclose(ours(x), stock(x), atol=1e-5)
 
@@ -95,8 +95,10 @@ def main(argv=None):
 
     def add(name, path, feeds, note=""):
         ops = sorted(set(tflite_ops(load_tflite(path, delegates=False))))
-        loop = next((o for o in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "WHILE") if o in ops),
-                    "one step" if "streaming" in name else "unrolled")
+        loop = next(
+            (o for o in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "WHILE") if o in ops),
+            "one step" if "streaming" in name else "unrolled",
+        )
         files.append((path, feeds))
         rows.append([name, loop, None, Path(path).stat().st_size / 1024, note])
 
@@ -111,49 +113,83 @@ def main(argv=None):
     except ImportError:
         tf_keras = None
     if tf_keras is not None:
-        old = tf_keras.Sequential([tf_keras.Input((steps, features), batch_size=1),
-                                   tf_keras.layers.LSTM(units)])
+        old = tf_keras.Sequential(
+            [tf_keras.Input((steps, features), batch_size=1), tf_keras.layers.LSTM(units)]
+        )
         old.set_weights(stock.get_weights())
         for quantize in (None, "dynamic", "int8"):
             path = folder / f"tfkeras-{quantize}.tflite"
             _stock(old, path, quantize, representative)
             name = load_tflite(path).get_signature_runner().get_input_details()
-            add(f"tf.keras LSTM (fused), {quantize or 'float'}", path,
-                [{next(iter(name)): x}])
+            add(f"tf.keras LSTM (fused), {quantize or 'float'}", path, [{next(iter(name)): x}])
 
     for quantize in (None, "dynamic", "int8"):
         for unroll in (False, True):
             if quantize == "int8" and not unroll:
                 continue  # the calibrator cannot run WHILE loops
             path = folder / f"ours-seq-{quantize}-{unroll}.tflite"
-            report = export_tflite(ours, path, mode="sequence", quantize=quantize,
-                                   max_length=steps, unroll=unroll,
-                                   representative_data=calibration, check_inputs=x)
+            report = export_tflite(
+                ours,
+                path,
+                mode="sequence",
+                quantize=quantize,
+                max_length=steps,
+                unroll=unroll,
+                representative_data=calibration,
+                check_inputs=x,
+            )
             lengths = np.array([steps], np.int32)
             feed = {i["name"]: lengths if i["name"] == "lengths" else x for i in report["inputs"]}
-            add(f"keras_deeprnn sequence, {quantize or 'float'}", path, [feed],
-                f"max diff {report['max_abs_diff']:.2g}")
+            add(
+                f"keras_deeprnn sequence, {quantize or 'float'}",
+                path,
+                [feed],
+                f"max diff {report['max_abs_diff']:.2g}",
+            )
 
     for quantize in (None, "dynamic"):
         path = folder / f"ours-fused-{quantize}.tflite"
-        report = export_tflite(ours, path, mode="sequence", quantize=quantize,
-                               max_length=steps, lengths=False, fuse_lstm=True,
-                               check_inputs=x)
-        add(f"keras_deeprnn sequence, fuse_lstm=True, {quantize or 'float'}", path,
-            [{report["inputs"][0]["name"]: x}], f"max diff {report['max_abs_diff']:.2g}")
+        report = export_tflite(
+            ours,
+            path,
+            mode="sequence",
+            quantize=quantize,
+            max_length=steps,
+            lengths=False,
+            fuse_lstm=True,
+            check_inputs=x,
+        )
+        add(
+            f"keras_deeprnn sequence, fuse_lstm=True, {quantize or 'float'}",
+            path,
+            [{report["inputs"][0]["name"]: x}],
+            f"max diff {report['max_abs_diff']:.2g}",
+        )
 
     for quantize in (None, "dynamic", "int8"):
         path = folder / f"ours-stream-{quantize}.tflite"
-        report = export_tflite(ours, path, mode="streaming", quantize=quantize,
-                               representative_data=calibration, check_inputs=x)
+        report = export_tflite(
+            ours,
+            path,
+            mode="streaming",
+            quantize=quantize,
+            representative_data=calibration,
+            check_inputs=x,
+        )
         names = [i["name"] for i in report["inputs"]]
         feeds = [
-            {n: (x[:, t] if "_state_" not in n else np.zeros((1, units), np.float32))
-             for n in names}
+            {
+                n: (x[:, t] if "_state_" not in n else np.zeros((1, units), np.float32))
+                for n in names
+            }
             for t in range(steps)
         ]
-        add(f"keras_deeprnn streaming, {quantize or 'float'} ({steps} invokes)", path,
-            feeds, f"max diff {report['max_abs_diff']:.2g}")
+        add(
+            f"keras_deeprnn streaming, {quantize or 'float'} ({steps} invokes)",
+            path,
+            feeds,
+            f"max diff {report['max_abs_diff']:.2g}",
+        )
 
     for row, ms in zip(rows, _latencies(files, args.repeats)):
         row[2] = ms
@@ -164,9 +200,11 @@ def main(argv=None):
         "| loop | latency ms (median) | vs tf.keras fused float | size KiB | note |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {loop} | {ms:.3f} | {'' if reference is None else f'{ms / reference:.2f}x'} "
-              f"| {kib:.0f} | {note} |"
-              for n, loop, ms, kib, note in rows]
+    lines += [
+        f"| {n} | {loop} | {ms:.3f} | {'' if reference is None else f'{ms / reference:.2f}x'} "
+        f"| {kib:.0f} | {note} |"
+        for n, loop, ms, kib, note in rows
+    ]
     table = "\n".join(lines)
     print(table)
     if args.table:

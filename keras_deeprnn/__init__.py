@@ -7,6 +7,8 @@ files that use them load with `keras.models.load_model(..., safe_mode=True)`.
 __version__ = "0.1.0"
 
 from keras_deeprnn import cells  # noqa: E402
-from keras_deeprnn import metrics  # noqa: E402
 from keras_deeprnn import layers  # noqa: E402
+from keras_deeprnn import metrics  # noqa: E402
 from keras_deeprnn import models  # noqa: E402
+
+__all__ = ["cells", "layers", "metrics", "models"]

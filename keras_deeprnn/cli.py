@@ -10,8 +10,7 @@ def main(argv=None):
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="train a small RNN on generated sequences", add_help=False)
-    sub.add_parser("export", help="export a .keras model to TFLite / SavedModel",
-                   add_help=False)
+    sub.add_parser("export", help="export a .keras model to TFLite / SavedModel", add_help=False)
     sub.add_parser("version", help="print the library, Keras and TensorFlow versions")
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
@@ -34,8 +33,10 @@ def main(argv=None):
 
     import keras_deeprnn
 
-    print(f"keras-deeprnn {keras_deeprnn.__version__}, keras {keras.__version__}, "
-          f"tensorflow {tf.__version__}")
+    print(
+        f"keras-deeprnn {keras_deeprnn.__version__}, keras {keras.__version__}, "
+        f"tensorflow {tf.__version__}"
+    )
     return 0
 
 

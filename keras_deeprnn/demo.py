@@ -44,7 +44,9 @@ def main(argv=None):
         prog="deeprnn demo",
         description="Train a small RNN on generated waveforms (offline).",
     )
-    parser.add_argument("--cell", default="lstm", help="a cell name, e.g. lstm, gru, rnn, mut1, lstm-cifg")
+    parser.add_argument(
+        "--cell", default="lstm", help="a cell name, e.g. lstm, gru, rnn, mut1, lstm-cifg"
+    )
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -56,15 +58,17 @@ def main(argv=None):
     data = make_waves(512, 50, args.seed)
     x, y = data[:, :-1], data[:, 1:]
     model = build_model(args.cell, args.units)
-    print(f"Training {args.cell} ({model.count_params()} parameters) on "
-          f"{len(x)} generated sequences of {x.shape[1]} steps.")
-    history = model.fit(
-        x, y, batch_size=32, epochs=args.epochs, validation_split=0.125, verbose=2
+    print(
+        f"Training {args.cell} ({model.count_params()} parameters) on "
+        f"{len(x)} generated sequences of {x.shape[1]} steps."
     )
+    history = model.fit(x, y, batch_size=32, epochs=args.epochs, validation_split=0.125, verbose=2)
     losses = history.history["loss"]
     print("loss per epoch: " + " -> ".join(f"{v:.4f}" for v in losses))
-    print(f"loss went from {losses[0]:.4f} to {losses[-1]:.4f} "
-          f"({100 * (1 - losses[-1] / losses[0]):.0f}% lower).")
+    print(
+        f"loss went from {losses[0]:.4f} to {losses[-1]:.4f} "
+        f"({100 * (1 - losses[-1] / losses[0]):.0f}% lower)."
+    )
     return 0 if losses[-1] < losses[0] else 1
 
 

@@ -30,11 +30,7 @@ def frame_nll(y_true, y_pred, from_logits=True):
     y_true = ops.cast(y_true, y_pred.dtype)
     if from_logits:
         # log(1 + exp(-|z|)) + max(z, 0) - z y: stable for any logit.
-        per_key = (
-            ops.maximum(y_pred, 0.0)
-            - y_pred * y_true
-            + ops.log1p(ops.exp(-ops.abs(y_pred)))
-        )
+        per_key = ops.maximum(y_pred, 0.0) - y_pred * y_true + ops.log1p(ops.exp(-ops.abs(y_pred)))
     else:
         eps = keras.config.epsilon()
         p = ops.clip(y_pred, eps, 1.0 - eps)
@@ -52,7 +48,8 @@ class FrameNLL(keras.losses.Loss):
 
     Example:
 
-    >>> model.compile("adam", loss=FrameNLL(), weighted_metrics=[FrameNLLMetric()])  # doctest: +SKIP
+    >>> model.compile("adam", loss=FrameNLL(),
+    ...               weighted_metrics=[FrameNLLMetric()])  # doctest: +SKIP
     >>> model.fit(dataset_of_inputs_targets_and_frame_weights)  # doctest: +SKIP
     """
 
@@ -87,9 +84,11 @@ class FrameNLLMetric(keras.metrics.Metric):
         super().__init__(name=name, dtype=dtype)
         self.from_logits = from_logits
         self.total = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="total")
+            shape=(), initializer="zeros", dtype=self.dtype, name="total"
+        )
         self.count = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="count")
+            shape=(), initializer="zeros", dtype=self.dtype, name="count"
+        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = ops.cast(y_pred, self.dtype)
@@ -97,8 +96,7 @@ class FrameNLLMetric(keras.metrics.Metric):
         if sample_weight is None:
             weights = ops.ones_like(values)
         else:
-            weights = ops.broadcast_to(
-                ops.cast(sample_weight, self.dtype), ops.shape(values))
+            weights = ops.broadcast_to(ops.cast(sample_weight, self.dtype), ops.shape(values))
         self.total.assign_add(ops.sum(values * weights))
         self.count.assign_add(ops.sum(weights))
 

@@ -11,10 +11,11 @@ projected cell.
 """
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import reference as ref  # tests/reference.py (pytest puts tests/ on sys.path)
+
 from keras_deeprnn import cells
 
 
@@ -40,8 +41,12 @@ class Cell:
 
 def _shapes(d, u, kernel_blocks, recurrent_blocks, bias_shape, **extra):
     """The documented weight shapes: column blocks of `units` each."""
-    return {"kernel": (d, kernel_blocks * u), "recurrent_kernel": (u, recurrent_blocks * u),
-            "bias": bias_shape, **extra}
+    return {
+        "kernel": (d, kernel_blocks * u),
+        "recurrent_kernel": (u, recurrent_blocks * u),
+        "bias": bias_shape,
+        **extra,
+    }
 
 
 def _rnn(fused="rnn", **cell_kwargs):
@@ -90,7 +95,8 @@ def _mut(number, recurrent_blocks, raw=False):
         make=getattr(cells, f"MUT{number}Cell"),
         reference=reference,
         shapes=lambda d, u: _shapes(
-            d, u, 2 if number != 3 and d == u else 3, recurrent_blocks, (3 * u,)),
+            d, u, 2 if number != 3 and d == u else 3, recurrent_blocks, (3 * u,)
+        ),
         fused=f"mut{number}",
         raw_input=raw,
     )

@@ -17,7 +17,6 @@ columns holds m blocks of w columns, filter j of unit i in column j * w + i.
 """
 
 import numpy as np
-
 import reference as ref
 
 UNIT_DEFAULTS = {"unit_type": "tanh", "maxout_pieces": 2, "lp_group": 2, "lp_epsilon": 1e-6}
@@ -29,7 +28,7 @@ def _w(weights, name, dtype):
 
 def _blocks(a, m):
     w = a.shape[-1] // m
-    return [a[..., j * w:(j + 1) * w] for j in range(m)]
+    return [a[..., j * w : (j + 1) * w] for j in range(m)]
 
 
 def unit_fn(unit, a, rho=None):
@@ -57,8 +56,7 @@ def _layer(weights, kernel, bias, rho, z, unit, dtype):
     return unit_fn(unit, a, _w(weights, rho, dtype) if rho in weights else None)
 
 
-def mlp(weights, z, count, unit, kernel="transition_kernel_{}", bias="transition_bias_{}",
-        first=1):
+def mlp(weights, z, count, unit, kernel="transition_kernel_{}", bias="transition_bias_{}", first=1):
     """`count` hidden layers k = first .. first+count-1: z = g(z W_k + b_k)."""
     for k in range(first, first + count):
         z = _layer(weights, kernel.format(k), bias.format(k), f"lp_rho_{k}", z, unit, z.dtype)
@@ -123,9 +121,9 @@ def _recurrent_input(weights, h, depth, unit, shortcut):
 def dt_lstm(x, weights, depth, unit=None, shortcut=False, peepholes=False):
     """DT-LSTM, variants "np" (peepholes=False) and "vanilla" (True).
 
-        m_t = MLP(h_{t-1}) [, h_{t-1}];  pre = x_t W + m_t R + b (blocks i f c o)
-        i = s(pre_i + p_i c_{t-1}), f = s(pre_f + p_f c_{t-1}), z = tanh(pre_c)
-        c_t = i z + f c_{t-1}, o = s(pre_o + p_o c_t), h_t = o tanh(c_t)
+    m_t = MLP(h_{t-1}) [, h_{t-1}];  pre = x_t W + m_t R + b (blocks i f c o)
+    i = s(pre_i + p_i c_{t-1}), f = s(pre_f + p_f c_{t-1}), z = tanh(pre_c)
+    c_t = i z + f c_{t-1}, o = s(pre_o + p_o c_t), h_t = o tanh(c_t)
     """
     unit = unit or {}
     dt = x.dtype
@@ -152,11 +150,11 @@ def dt_lstm(x, weights, depth, unit=None, shortcut=False, peepholes=False):
 def dt_gru(x, weights, depth, unit=None, shortcut=False, reset_after=True):
     """DT-GRU (blocks z, r, h):
 
-        m_t = MLP(h_{t-1}) [, h_{t-1}]
-        z = s(x W_z + m U_z + b_z), r = s(x W_r + m U_r + b_r)
-        n = tanh(x W_h + b^x_h + r * (m U_h + b^h_h))     (reset_after)
-        n = tanh(x W_h + (r * m) U_h + b_h)               (reset_after=False)
-        h_t = z h_{t-1} + (1 - z) n
+    m_t = MLP(h_{t-1}) [, h_{t-1}]
+    z = s(x W_z + m U_z + b_z), r = s(x W_r + m U_r + b_r)
+    n = tanh(x W_h + b^x_h + r * (m U_h + b^h_h))     (reset_after)
+    n = tanh(x W_h + (r * m) U_h + b_h)               (reset_after=False)
+    h_t = z h_{t-1} + (1 - z) n
     """
     unit = unit or {}
     dt = x.dtype
@@ -186,8 +184,7 @@ def dt_gru(x, weights, depth, unit=None, shortcut=False, reset_after=True):
 
 def deep_output(x, weights, depth, unit=None, activation=lambda a: a):
     """y = psi_0(z_{D-1} V + c), z_k = psi(z_{k-1} V_k + c_k), z_0 = x."""
-    z = mlp(weights, x, depth - 1, unit or {}, kernel="hidden_kernel_{}",
-            bias="hidden_bias_{}")
+    z = mlp(weights, x, depth - 1, unit or {}, kernel="hidden_kernel_{}", bias="hidden_bias_{}")
     y = z @ _w(weights, "kernel", x.dtype)
     if "bias" in weights:
         y = y + _w(weights, "bias", x.dtype)

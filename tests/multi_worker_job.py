@@ -6,14 +6,16 @@ runner's scoped patch of Keras's trainer was undone after the fit."""
 import json
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 from keras.src.backend.tensorflow import trainer
+
 keras.config.disable_traceback_filtering()
 
 from apps.common import runner
-from apps.music.model import build_model, compile_model
+from apps.music.model import build_model
+from apps.music.model import compile_model
 
 runner.set_seed(0)
 strategy = runner.get_strategy("multi-worker")
@@ -29,7 +31,14 @@ original = trainer._collective_all_reduce_multi_worker
 history = runner.fit(model, data, data, sys.argv[2], epochs=3, monitor="val_nll", verbose=0)
 weights = [w.tolist() for w in model.get_weights()]
 with open(sys.argv[1], "w") as f:
-    json.dump({"loss": history.history["loss"], "chief": runner.is_chief(),
-               "replicas": strategy.num_replicas_in_sync, "weights": weights,
-               "restored": trainer._collective_all_reduce_multi_worker is original
-               and "_maybe_symbolic_build" not in vars(model)}, f)
+    json.dump(
+        {
+            "loss": history.history["loss"],
+            "chief": runner.is_chief(),
+            "replicas": strategy.num_replicas_in_sync,
+            "weights": weights,
+            "restored": trainer._collective_all_reduce_multi_worker is original
+            and "_maybe_symbolic_build" not in vars(model),
+        },
+        f,
+    )

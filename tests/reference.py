@@ -35,7 +35,7 @@ def _get(weights, name, dtype):
 
 def _cols(w, k, units):
     """Column slice k (of width `units`) of a fused matrix or bias vector."""
-    return w[..., k * units:(k + 1) * units]
+    return w[..., k * units : (k + 1) * units]
 
 
 # ---------------------------------------------------------------------------

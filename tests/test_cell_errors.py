@@ -1,11 +1,11 @@
 """Bad configuration fails at construction; bad inputs fail clearly at call."""
 
+import keras
 import numpy as np
 import pytest
+from cell_zoo import CONFIGS
+from cell_zoo import IDS
 
-import keras
-
-from cell_zoo import CONFIGS, IDS
 from keras_deeprnn import cells
 
 

@@ -23,16 +23,14 @@ import functools
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-
-from keras_deeprnn.cells import (
-    GRUCell,
-    LSTMCell,
-    SimpleRNNCell,
-)
-
 import reference as ref  # tests/reference.py (pytest puts tests/ on sys.path)
-from cell_zoo import CONFIGS, IDS
+import tensorflow as tf
+from cell_zoo import CONFIGS
+from cell_zoo import IDS
+
+from keras_deeprnn.cells import GRUCell
+from keras_deeprnn.cells import LSTMCell
+from keras_deeprnn.cells import SimpleRNNCell
 
 BATCH, INPUT_DIM, UNITS, STEPS = 3, 5, 4, 20
 FWD_ATOL = 1e-5  # float32 cell vs float64 reference
@@ -49,14 +47,14 @@ config_params = pytest.mark.parametrize("cfg", [CONFIGS[name] for name in IDS], 
 def weights_by_name(cell):
     named = {w.name: w for w in cell.weights}
     assert len(named) == len(cell.weights), (
-        f"duplicate weight names: {[w.name for w in cell.weights]}")
+        f"duplicate weight names: {[w.name for w in cell.weights]}"
+    )
     return named
 
 
 def build_rnn(cell, x, dtype):
     """Wrap `cell` in a stock keras RNN and build it by calling it once on x."""
-    rnn = keras.layers.RNN(cell, return_sequences=True, return_state=True,
-                           dtype=dtype)
+    rnn = keras.layers.RNN(cell, return_sequences=True, return_state=True, dtype=dtype)
     rnn(x)
     return rnn
 
@@ -82,8 +80,7 @@ def randomize_weights(cell, rng):
 def run_rnn(rnn, x):
     """-> (outputs, [final states]) as NumPy arrays."""
     result = rnn(x)
-    return (np.asarray(result[0]),
-            [np.asarray(s) for s in result[1:]])
+    return (np.asarray(result[0]), [np.asarray(s) for s in result[1:]])
 
 
 def make_cell_and_rnn(cfg, dtype, seed):
@@ -101,7 +98,8 @@ def assert_close(actual, expected, atol, what):
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, (
-        f"{what}: shape {actual.shape} != reference {expected.shape}")
+        f"{what}: shape {actual.shape} != reference {expected.shape}"
+    )
     err = np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)))
     assert err <= atol, f"{what}: max abs error {err:.3g} > {atol:g}"
 
@@ -128,7 +126,8 @@ def test_forward_matches_reference(cfg):
     assert np.all(np.isfinite(ref_out))
     assert_close(outputs, ref_out, FWD_ATOL, "outputs")
     assert len(states) == len(ref_states), (
-        f"{len(states)} final states, reference has {len(ref_states)}")
+        f"{len(states)} final states, reference has {len(ref_states)}"
+    )
     for k, (s, rs) in enumerate(zip(states, ref_states)):
         assert_close(s, rs, FWD_ATOL, f"final state {k}")
     # The last output is the final h.
@@ -168,7 +167,8 @@ def test_gradients_match_finite_differences(cfg):
 
     trainable = {w.name: w for w in cell.trainable_weights}
     assert set(trainable) == set(weights), (
-        f"trainable weights {sorted(trainable)} != {sorted(weights)}")
+        f"trainable weights {sorted(trainable)} != {sorted(weights)}"
+    )
     names = sorted(trainable)
     with tf.GradientTape() as tape:
         result = rnn(tf.constant(x))
@@ -190,31 +190,44 @@ def test_gradients_match_finite_differences(cfg):
     # The float64 cell must really compute in float64: its loss must match the
     # float64 reference far below float32 resolution (~1e-7 relative).
     np.testing.assert_allclose(
-        float(loss), loss_np(weights), rtol=1e-10, atol=1e-10,
-        err_msg="float64 loss differs from the float64 reference")
+        float(loss),
+        loss_np(weights),
+        rtol=1e-10,
+        atol=1e-10,
+        err_msg="float64 loss differs from the float64 reference",
+    )
 
 
 # ---------------------------------------------------------------------------
 # (c) Parity with the stock Keras cells
 # ---------------------------------------------------------------------------
 PARITY = [
-    ("lstm-np-vs-keras",
-     lambda: LSTMCell(UNITS, variant="np", forget_bias=0.0),
-     lambda: keras.layers.LSTMCell(UNITS)),
-    ("gru-reset_after=True-vs-keras",
-     lambda: GRUCell(UNITS, reset_after=True),
-     lambda: keras.layers.GRUCell(UNITS, reset_after=True)),
-    ("gru-reset_after=False-vs-keras",
-     lambda: GRUCell(UNITS, reset_after=False),
-     lambda: keras.layers.GRUCell(UNITS, reset_after=False)),
-    ("simple_rnn-vs-keras",
-     lambda: SimpleRNNCell(UNITS),
-     lambda: keras.layers.SimpleRNNCell(UNITS)),
+    (
+        "lstm-np-vs-keras",
+        lambda: LSTMCell(UNITS, variant="np", forget_bias=0.0),
+        lambda: keras.layers.LSTMCell(UNITS),
+    ),
+    (
+        "gru-reset_after=True-vs-keras",
+        lambda: GRUCell(UNITS, reset_after=True),
+        lambda: keras.layers.GRUCell(UNITS, reset_after=True),
+    ),
+    (
+        "gru-reset_after=False-vs-keras",
+        lambda: GRUCell(UNITS, reset_after=False),
+        lambda: keras.layers.GRUCell(UNITS, reset_after=False),
+    ),
+    (
+        "simple_rnn-vs-keras",
+        lambda: SimpleRNNCell(UNITS),
+        lambda: keras.layers.SimpleRNNCell(UNITS),
+    ),
 ]
 
 
-@pytest.mark.parametrize("make_ours, make_keras",
-                         [p[1:] for p in PARITY], ids=[p[0] for p in PARITY])
+@pytest.mark.parametrize(
+    "make_ours, make_keras", [p[1:] for p in PARITY], ids=[p[0] for p in PARITY]
+)
 def test_parity_with_keras(make_ours, make_keras):
     keras.utils.set_random_seed(3)
     rng = np.random.RandomState(3)
@@ -227,8 +240,7 @@ def test_parity_with_keras(make_ours, make_keras):
     ours, theirs = weights_by_name(our_cell), weights_by_name(keras_cell)
     assert sorted(ours) == sorted(theirs)
     for name in theirs:
-        np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy(),
-                                      err_msg=name)
+        np.testing.assert_array_equal(ours[name].numpy(), theirs[name].numpy(), err_msg=name)
 
     out_k, states_k = run_rnn(keras_rnn, x)
     out_o, states_o = run_rnn(our_rnn, x)
@@ -241,19 +253,24 @@ def test_parity_with_keras(make_ours, make_keras):
 # Sanity check of the references themselves (independent of keras_deeprnn):
 # with the stock Keras weights they must reproduce the stock Keras cells.
 REFERENCE_SANITY = [
-    ("lstm-np", functools.partial(ref.lstm, variant="np"),
-     lambda: keras.layers.LSTMCell(UNITS)),
-    ("gru-reset_after=True", functools.partial(ref.gru, reset_after=True),
-     lambda: keras.layers.GRUCell(UNITS, reset_after=True)),
-    ("gru-reset_after=False", functools.partial(ref.gru, reset_after=False),
-     lambda: keras.layers.GRUCell(UNITS, reset_after=False)),
+    ("lstm-np", functools.partial(ref.lstm, variant="np"), lambda: keras.layers.LSTMCell(UNITS)),
+    (
+        "gru-reset_after=True",
+        functools.partial(ref.gru, reset_after=True),
+        lambda: keras.layers.GRUCell(UNITS, reset_after=True),
+    ),
+    (
+        "gru-reset_after=False",
+        functools.partial(ref.gru, reset_after=False),
+        lambda: keras.layers.GRUCell(UNITS, reset_after=False),
+    ),
     ("simple_rnn", ref.simple_rnn, lambda: keras.layers.SimpleRNNCell(UNITS)),
 ]
 
 
-@pytest.mark.parametrize("reference, make_keras",
-                         [p[1:] for p in REFERENCE_SANITY],
-                         ids=[p[0] for p in REFERENCE_SANITY])
+@pytest.mark.parametrize(
+    "reference, make_keras", [p[1:] for p in REFERENCE_SANITY], ids=[p[0] for p in REFERENCE_SANITY]
+)
 def test_reference_matches_keras(reference, make_keras):
     keras.utils.set_random_seed(4)
     rng = np.random.RandomState(4)

@@ -4,12 +4,11 @@ import json
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
-
-import keras
-
-from cell_zoo import CONFIGS, IDS
+from cell_zoo import CONFIGS
+from cell_zoo import IDS
 
 LOADER = r"""
 import json, sys
@@ -32,9 +31,7 @@ def test_get_config_round_trip(name):
     config = cell.get_config()
     clone = type(cell).from_config(config)
     assert clone.get_config() == config
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(cell)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cell))
     assert type(restored) is type(cell)
     assert restored.get_config() == config
 
@@ -63,9 +60,17 @@ def test_keras_files_reload_in_fresh_process(tmp_path):
         want[name] = np.asarray(model.predict(x, verbose=0))
     np.save(tmp_path / "x.npy", x)
     result = subprocess.run(
-        [sys.executable, "-c", LOADER, json.dumps(paths), str(tmp_path / "x.npy"),
-         str(tmp_path / "out.npz")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            LOADER,
+            json.dumps(paths),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     got = np.load(tmp_path / "out.npz")

@@ -5,12 +5,11 @@ another way (reversed input, one sequence at a time, two layers instead of a
 stack, float32 instead of mixed precision, eager instead of XLA).
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
-
-from cell_zoo import CONFIGS, IDS
+from cell_zoo import CONFIGS
+from cell_zoo import IDS
 
 UNITS, FEATURES, BATCH, STEPS = 4, 3, 3, 8
 
@@ -28,7 +27,9 @@ def randomize(layer, seed=1):
 
 
 def rnn(name, **kwargs):
-    cell_kwargs = {k: kwargs.pop(k) for k in ("dropout", "recurrent_dropout", "seed") if k in kwargs}
+    cell_kwargs = {
+        k: kwargs.pop(k) for k in ("dropout", "recurrent_dropout", "seed") if k in kwargs
+    }
     return keras.layers.RNN(CONFIGS[name](UNITS, **cell_kwargs), **kwargs)
 
 
@@ -114,9 +115,7 @@ def test_bidirectional_halves(name):
     backward = rnn(name, return_sequences=True)
     run(backward, x)
     backward.set_weights(bi.backward_layer.get_weights())
-    np.testing.assert_allclose(
-        out[..., UNITS:], run(backward, x[:, ::-1])[:, ::-1], atol=1e-6
-    )
+    np.testing.assert_allclose(out[..., UNITS:], run(backward, x[:, ::-1])[:, ::-1], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -172,9 +171,7 @@ def test_mixed_precision(name, policy, atol):
     assert all(w.dtype == "float32" for w in layer.cell.weights)
     got = layer(x)
     assert keras.backend.standardize_dtype(got.dtype) == policy.split("_")[1]
-    np.testing.assert_allclose(
-        np.asarray(model(x), dtype="float32"), want, atol=atol
-    )
+    np.testing.assert_allclose(np.asarray(model(x), dtype="float32"), want, atol=atol)
     model.compile("adam", "mse")
     loss = model.train_on_batch(x, np.zeros((BATCH, STEPS, 1)))
     assert np.isfinite(loss)

@@ -36,8 +36,13 @@ def test_dropout_rnn_cell_one_mask_per_call_of_keras_rnn():
 
 def test_backend_rnn_signature_and_result():
     names = set(inspect.signature(_compat.backend_rnn).parameters)
-    assert {"go_backwards", "mask", "input_length", "zero_output_for_mask",
-            "return_all_outputs"} <= names
+    assert {
+        "go_backwards",
+        "mask",
+        "input_length",
+        "zero_output_for_mask",
+        "return_all_outputs",
+    } <= names
 
     def step(x, states):
         total = states[0] + x
@@ -46,8 +51,15 @@ def test_backend_rnn_signature_and_result():
     inputs = ops.ones((2, 3, 1))
     mask = ops.convert_to_tensor([[True, True, False]] * 2)
     last, outputs, states = _compat.backend_rnn(
-        step, inputs, [ops.zeros((2, 1))], go_backwards=False, mask=mask, input_length=3,
-        zero_output_for_mask=True, return_all_outputs=True)
+        step,
+        inputs,
+        [ops.zeros((2, 1))],
+        go_backwards=False,
+        mask=mask,
+        input_length=3,
+        zero_output_for_mask=True,
+        return_all_outputs=True,
+    )
     np.testing.assert_array_equal(ops.convert_to_numpy(outputs)[0, :, 0], [1, 2, 0])
     np.testing.assert_array_equal(ops.convert_to_numpy(states[0])[:, 0], [2, 2])
     assert ops.shape(last) == (2, 1)
@@ -82,6 +94,7 @@ def test_in_xla_context_only_under_jit_compile():
         def f(x):
             seen[name] = _compat.in_xla_context()
             return x
+
         return f
 
     tf.function(probe("graph"))(tf.constant(1.0))
@@ -93,8 +106,9 @@ def test_in_xla_context_only_under_jit_compile():
 def _compiled_model():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    data = tf.data.Dataset.from_tensor_slices((np.ones((4, 2), "float32"),
-                                               np.ones((4, 1), "float32"))).batch(2)
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.ones((4, 2), "float32"), np.ones((4, 1), "float32"))
+    ).batch(2)
     return model, data
 
 
@@ -150,8 +164,14 @@ def _chief(tmp_path, monkeypatch):
     """A tuner outside KerasTuner's distributed mode, whose oracle we serve."""
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
         monkeypatch.delenv(name, raising=False)
-    return keras_tuner.RandomSearch(_build, objective="loss", max_trials=1, seed=0,
-                                    directory=str(tmp_path), project_name="chief")
+    return keras_tuner.RandomSearch(
+        _build,
+        objective="loss",
+        max_trials=1,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="chief",
+    )
 
 
 def test_oracle_service_and_requeue(tmp_path, monkeypatch):
@@ -163,8 +183,9 @@ def test_oracle_service_and_requeue(tmp_path, monkeypatch):
         monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker0")
         monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
-        client = keras_tuner.RandomSearch(_build, objective="loss", max_trials=1,
-                                          directory=str(tmp_path), project_name="worker").oracle
+        client = keras_tuner.RandomSearch(
+            _build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="worker"
+        ).oracle
         trial = client.create_trial("worker0")
         assert chief.oracle.ongoing_trials["worker0"].trial_id == trial.trial_id
 

@@ -7,7 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_deeprnn.layers import CRF, CRFLoss, crf_token_nll, viterbi_decode
+from keras_deeprnn.layers import CRF
+from keras_deeprnn.layers import CRFLoss
+from keras_deeprnn.layers import crf_token_nll
+from keras_deeprnn.layers import viterbi_decode
 
 
 def _scores(unary, trans, start):
@@ -124,8 +127,14 @@ def test_learns_a_transition_only_rule_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, size=(256, 10))
     y = np.stack([x, np.pad(x[:, :-1], [[0, 0], [1, 0]])], -1) @ np.array([1, 2])
-    model = keras.Sequential([keras.Input((None,), dtype="int32"),
-                              keras.layers.Embedding(2, 4), keras.layers.Dense(4), CRF()])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(2, 4),
+            keras.layers.Dense(4),
+            CRF(),
+        ]
+    )
     model.compile(keras.optimizers.Adam(0.05), CRFLoss())
     model.fit(x, y, epochs=30, batch_size=64, verbose=0)
     accuracy = np.mean(np.asarray(viterbi_decode(model.predict(x, verbose=0))) == y)

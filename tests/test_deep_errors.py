@@ -3,20 +3,19 @@ construction with a ValueError that names the argument."""
 
 import re
 
+import keras
 import numpy as np
 import pytest
 
-import keras
-
 from keras_deeprnn.cells import LSTMCell
-from keras_deeprnn.layers import (
-    DeepOutput,
-    DeepTransitionCell,
-    DeepTransitionGRUCell,
-    DeepTransitionLSTMCell,
-    StackedCells,
-)
-from keras_deeprnn.models import count_params, deep_rnn, size_to_budget
+from keras_deeprnn.layers import DeepOutput
+from keras_deeprnn.layers import DeepTransitionCell
+from keras_deeprnn.layers import DeepTransitionGRUCell
+from keras_deeprnn.layers import DeepTransitionLSTMCell
+from keras_deeprnn.layers import StackedCells
+from keras_deeprnn.models import count_params
+from keras_deeprnn.models import deep_rnn
+from keras_deeprnn.models import size_to_budget
 
 DEEP_CELLS = [DeepTransitionCell, DeepTransitionLSTMCell, DeepTransitionGRUCell, DeepOutput]
 
@@ -36,8 +35,7 @@ BAD_ARGUMENTS = [
     ({"depth": 2.0}, "`depth`"),
     ({"depth": True}, "`depth`"),
     ({"unit_type": "sigmoidal"}, r"`unit_type`='sigmoidal'.*'tanh'.*'maxout'.*'lp'"),
-    ({"unit_type": "maxout", "maxout_pieces": 1},
-     r"`maxout_pieces` must be an integer >= 2"),
+    ({"unit_type": "maxout", "maxout_pieces": 1}, r"`maxout_pieces` must be an integer >= 2"),
     ({"lp_group": 0}, "`lp_group`"),
     ({"lp_epsilon": 0.0}, "`lp_epsilon` must be a positive float"),
     ({"lp_epsilon": float("nan")}, "`lp_epsilon`"),
@@ -65,8 +63,12 @@ def test_shortcut_needs_a_deep_transition(cls):
 
 def test_time_skip():
     for time_skip in (1, -2, 2.5, True, "3"):
-        expect_error(r"`time_skip` must be an integer >= 2 \(or 0", DeepTransitionCell, 4,
-                     time_skip=time_skip)
+        expect_error(
+            r"`time_skip` must be an integer >= 2 \(or 0",
+            DeepTransitionCell,
+            4,
+            time_skip=time_skip,
+        )
 
 
 def test_gru_reset_before_needs_units_wide_recurrent_input():
@@ -131,19 +133,23 @@ BUILDER_CASES = [
     ("dot", {"output_units": 2, "output_widths": [1, 2]}, "`output_widths` must list 1"),
     ("dt", {"cell_kwargs": {"depth": 3}}, r"`cell_kwargs` may not set \['depth'\]"),
     ("dt", {"cell_kwargs": [("dropout", 0.1)]}, "`cell_kwargs` must be a dict"),
-    ("dt", {"cell": "lstm-cifg", "cell_kwargs": {"variant": "np"}},
-     "`cell_kwargs` sets a variant"),
-    ("dot", {"output_units": 2, "output_kwargs": {"activation": "relu"}},
-     "`output_kwargs` may not set"),
+    ("dt", {"cell": "lstm-cifg", "cell_kwargs": {"variant": "np"}}, "`cell_kwargs` sets a variant"),
+    (
+        "dot",
+        {"output_units": 2, "output_kwargs": {"activation": "relu"}},
+        "`output_kwargs` may not set",
+    ),
     ("dt", {"output_kwargs": {"use_bias": False}}, "`output_kwargs` needs `output_units`"),
     ("dt", {"units": 0}, "`units`"),
     ("dt", {"maxout_pieces": 1}, "`maxout_pieces`"),
     ("dts", {"depth": 1}, r"`depth` must be >= 2 for kind='dts'"),
-    ("dt", {"cell": "gru", "widths": [3], "cell_kwargs": {"reset_after": False}},
-     "reset_after=False"),
+    (
+        "dt",
+        {"cell": "gru", "widths": [3], "cell_kwargs": {"reset_after": False}},
+        "reset_after=False",
+    ),
     ("srnn", {"cell_kwargs": {"dropout": 1.5}}, "`dropout`"),
-    ("dot", {"output_units": 2, "output_kwargs": {"use_bias": False, "lp_group": 0}},
-     "`lp_group`"),
+    ("dot", {"output_units": 2, "output_kwargs": {"use_bias": False, "lp_group": 0}}, "`lp_group`"),
 ]
 
 

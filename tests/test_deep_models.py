@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from keras_deeprnn import cells
-from keras_deeprnn.layers import (
-    DeepOutput,
-    DeepTransitionCell,
-    DeepTransitionGRUCell,
-    DeepTransitionLSTMCell,
-    StackedCells,
-)
-from keras_deeprnn.models import KINDS, count_params, deep_rnn, size_to_budget
+from keras_deeprnn.layers import DeepOutput
+from keras_deeprnn.layers import DeepTransitionCell
+from keras_deeprnn.layers import DeepTransitionGRUCell
+from keras_deeprnn.layers import DeepTransitionLSTMCell
+from keras_deeprnn.layers import StackedCells
+from keras_deeprnn.models import KINDS
+from keras_deeprnn.models import count_params
+from keras_deeprnn.models import deep_rnn
+from keras_deeprnn.models import size_to_budget
 
 D, U, O = 3, 4, 2
 
@@ -29,8 +30,9 @@ ARCHITECTURES = {
     "dt": dict(kind="dt", depth=3, unit_type="relu"),
     "dts-lp-skip": dict(kind="dts", depth=3, widths=[5, 3], unit_type="lp", time_skip=2),
     "dot-maxout": dict(kind="dot", depth=2, unit_type="maxout", output_depth=3),
-    "dots-lp": dict(kind="dots", depth=2, unit_type="lp", output_unit_type="maxout",
-                    output_activation="sigmoid"),
+    "dots-lp": dict(
+        kind="dots", depth=2, unit_type="lp", output_unit_type="maxout", output_activation="sigmoid"
+    ),
     "dt-lstm": dict(kind="dt", cell="lstm-vanilla", unit_type="lp"),
     "dots-gru": dict(kind="dots", cell="gru", unit_type="maxout"),
     "srnn": dict(kind="srnn", depth=3, input_skip=True, output_skip=True),
@@ -45,8 +47,9 @@ def inputs(seed=0, batch=3, steps=10):
 
 def randomize(model, seed=1):
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(w.dtype)
-                       for w in model.get_weights()])
+    model.set_weights(
+        [rng.uniform(-0.5, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()]
+    )
 
 
 def model_for(name, output=True, **overrides):
@@ -80,8 +83,12 @@ def _count_options(kind, cell, extra):
     if kind in ("dt", "dts", "dot", "dots"):
         options.update(depth=3, widths=[5, 2])
     if kind in ("dot", "dots"):
-        options.update(output_depth=3, output_widths=[6, 3], output_unit_type="lp",
-                       output_kwargs={"lp_group": 2})
+        options.update(
+            output_depth=3,
+            output_widths=[6, 3],
+            output_unit_type="lp",
+            output_kwargs={"lp_group": 2},
+        )
     if kind == "srnn":
         options.update(depth=3, input_skip=True, output_skip=True)
     if cell == "rnn" and kind != "srnn":
@@ -116,20 +123,25 @@ def test_count_params_matches_keras(kind):
 def test_count_params_without_output_layer():
     layers = deep_rnn("dts", units=5, depth=3, unit_type="maxout")
     model = keras.Sequential([keras.Input((None, 7)), *layers])
-    assert count_params("dts", input_dim=7, units=5, depth=3,
-                        unit_type="maxout") == model.count_params()
+    assert (
+        count_params("dts", input_dim=7, units=5, depth=3, unit_type="maxout")
+        == model.count_params()
+    )
     # The docstring example.
     assert count_params("dt", input_dim=3, units=4, depth=2) == 52
 
 
-@pytest.mark.parametrize("kind,options", [
-    ("rnn", {}),
-    ("dt", {"depth": 3, "unit_type": "maxout"}),
-    ("dts", {"depth": 2, "unit_type": "lp", "cell": "lstm"}),
-    ("dot", {"output_depth": 3}),
-    ("dots", {"cell": "gru", "unit_type": "lp"}),
-    ("srnn", {"depth": 4, "input_skip": True, "output_skip": True}),
-])
+@pytest.mark.parametrize(
+    "kind,options",
+    [
+        ("rnn", {}),
+        ("dt", {"depth": 3, "unit_type": "maxout"}),
+        ("dts", {"depth": 2, "unit_type": "lp", "cell": "lstm"}),
+        ("dot", {"output_depth": 3}),
+        ("dots", {"cell": "gru", "unit_type": "lp"}),
+        ("srnn", {"depth": 4, "input_skip": True, "output_skip": True}),
+    ],
+)
 @pytest.mark.parametrize("budget", [50_000, 200_000])
 def test_size_to_budget_lands_near_the_budget(kind, options, budget):
     units = size_to_budget(kind, budget, input_dim=20, output_dim=10, **options)
@@ -138,18 +150,22 @@ def test_size_to_budget_lands_near_the_budget(kind, options, budget):
     # ... and it is the best choice of units.
     for other in (units - 1, units + 1):
         if other >= 1:
-            assert abs(count_params(kind, input_dim=20, units=other, output_dim=10,
-                                    **options) - budget) >= abs(count - budget)
-    model = keras.Sequential([
-        keras.Input((None, 20)),
-        *deep_rnn(kind, units=units, output_units=10, **options)])
+            assert abs(
+                count_params(kind, input_dim=20, units=other, output_dim=10, **options) - budget
+            ) >= abs(count - budget)
+    model = keras.Sequential(
+        [keras.Input((None, 20)), *deep_rnn(kind, units=units, output_units=10, **options)]
+    )
     assert model.count_params() == count
 
 
 def test_equal_budget_gives_comparable_sizes():
-    counts = {kind: count_params(kind, input_dim=88, output_dim=88,
-                                 units=size_to_budget(kind, 100_000, 88, 88))
-              for kind in KINDS}
+    counts = {
+        kind: count_params(
+            kind, input_dim=88, output_dim=88, units=size_to_budget(kind, 100_000, 88, 88)
+        )
+        for kind in KINDS
+    }
     assert max(counts.values()) / min(counts.values()) < 1.03, counts
 
 
@@ -212,9 +228,18 @@ def test_keras_files_round_trip(tmp_path):
         assert [w.name for w in loaded.weights] == [w.name for w in model.weights]
     # In a fresh process, `import keras_deeprnn` alone registers everything.
     np.save(tmp_path / "x.npy", x)
-    subprocess.run([sys.executable, "-c", LOADER, json.dumps(paths),
-                    str(tmp_path / "x.npy"), str(tmp_path / "out.npz")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOADER,
+            json.dumps(paths),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "out.npz"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     got = np.load(tmp_path / "out.npz")
     for name in ARCH_IDS:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
@@ -234,9 +259,8 @@ def test_masked_batch_matches_sequences_alone(name):
     states_layer = keras.layers.RNN(rnn.cell, return_sequences=True, return_state=True)
     _, *states = states_layer(padded, mask=mask)
     for b, n in enumerate(lengths):
-        np.testing.assert_allclose(seq[b, :n], np.asarray(model(x[b:b + 1, :n]))[0],
-                                   atol=1e-5)
-        _, *alone = states_layer(x[b:b + 1, :n])
+        np.testing.assert_allclose(seq[b, :n], np.asarray(model(x[b : b + 1, :n]))[0], atol=1e-5)
+        _, *alone = states_layer(x[b : b + 1, :n])
         for s, a in zip(states, alone):
             np.testing.assert_allclose(np.asarray(s)[b], np.asarray(a)[0], atol=1e-5)
 
@@ -256,8 +280,9 @@ def test_bidirectional_halves(name):
     forward.set_weights(bi.forward_layer.get_weights())
     np.testing.assert_allclose(out[..., :width], np.asarray(forward(x)), atol=1e-6)
     forward.set_weights(bi.backward_layer.get_weights())
-    np.testing.assert_allclose(out[..., width:], np.asarray(forward(x[:, ::-1]))[:, ::-1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        out[..., width:], np.asarray(forward(x[:, ::-1]))[:, ::-1], atol=1e-6
+    )
 
 
 def test_return_state_and_time_skip_history():
@@ -268,8 +293,7 @@ def test_return_state_and_time_skip_history():
     np.testing.assert_allclose(h, seq[:, -1], atol=1e-6)
     # The history holds the last d outputs, oldest first.
     np.testing.assert_allclose(history, seq[:, -3:].reshape(3, 3 * U), atol=1e-6)
-    (stack,) = deep_rnn("srnn", units=U, cell="lstm", depth=2, output_skip=True,
-                        return_state=True)
+    (stack,) = deep_rnn("srnn", units=U, cell="lstm", depth=2, output_skip=True, return_state=True)
     seq, *states = stack(x)
     assert len(states) == 4  # [h1, c1, h2, c2]
     np.testing.assert_allclose(np.asarray(states[0]), np.asarray(seq)[:, -1, :U], atol=1e-6)
@@ -291,33 +315,46 @@ def test_stateful_deep_transition_carries_history():
 @pytest.mark.parametrize("kind,cell", [("dts", "rnn"), ("dt", "lstm"), ("srnn", "gru")])
 def test_dropout_only_in_training(kind, cell):
     x = inputs()
-    plain = keras.Sequential([keras.Input((None, D)),
-                              *deep_rnn(kind, units=U, cell=cell, output_units=O)])
+    plain = keras.Sequential(
+        [keras.Input((None, D)), *deep_rnn(kind, units=U, cell=cell, output_units=O)]
+    )
     randomize(plain)
-    dropped = keras.Sequential([
-        keras.Input((None, D)),
-        *deep_rnn(kind, units=U, cell=cell, output_units=O,
-                  cell_kwargs={"dropout": 0.3, "recurrent_dropout": 0.3, "seed": 1})])
+    dropped = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            *deep_rnn(
+                kind,
+                units=U,
+                cell=cell,
+                output_units=O,
+                cell_kwargs={"dropout": 0.3, "recurrent_dropout": 0.3, "seed": 1},
+            ),
+        ]
+    )
     dropped.set_weights(plain.get_weights())
-    np.testing.assert_allclose(np.asarray(dropped(x, training=False)),
-                               np.asarray(plain(x)), atol=1e-6)
-    assert not np.allclose(np.asarray(dropped(x, training=True)), np.asarray(plain(x)),
-                           atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(dropped(x, training=False)), np.asarray(plain(x)), atol=1e-6
+    )
+    assert not np.allclose(np.asarray(dropped(x, training=True)), np.asarray(plain(x)), atol=1e-3)
 
 
 def test_stacked_cells_create_their_cells_dropout_masks_up_front():
     """Keras's RNN asks the stack once per sequence, before its loop."""
-    stack = StackedCells([DeepTransitionCell(4, dropout=0.5, recurrent_dropout=0.5),
-                          cells.LSTMCell(5, dropout=0.5, recurrent_dropout=0.5)],
-                         input_skip=True)
+    stack = StackedCells(
+        [
+            DeepTransitionCell(4, dropout=0.5, recurrent_dropout=0.5),
+            cells.LSTMCell(5, dropout=0.5, recurrent_dropout=0.5),
+        ],
+        input_skip=True,
+    )
     keras.layers.RNN(stack)(inputs(batch=2))
     stack.get_dropout_mask(np.zeros((2, D), "float32"))
-    shapes = [(tuple(c._dropout_mask.shape), tuple(c._recurrent_dropout_mask.shape))
-              for c in stack.cells]
+    shapes = [
+        (tuple(c._dropout_mask.shape), tuple(c._recurrent_dropout_mask.shape)) for c in stack.cells
+    ]
     assert shapes == [((2, D), (2, 4)), ((2, D + 4), (2, 5))]
     stack.reset_dropout_mask()
-    assert all(c._dropout_mask is None and c._recurrent_dropout_mask is None
-               for c in stack.cells)
+    assert all(c._dropout_mask is None and c._recurrent_dropout_mask is None for c in stack.cells)
 
 
 def test_stacked_dropout_in_graph_mode():
@@ -325,10 +362,19 @@ def test_stacked_dropout_in_graph_mode():
     import tensorflow as tf
 
     x = inputs()
-    model = keras.Sequential([
-        keras.Input((None, D)),
-        *deep_rnn("srnn", units=U, cell="lstm", input_skip=True, output_units=O,
-                  cell_kwargs={"dropout": 0.3, "recurrent_dropout": 0.3, "seed": 1})])
+    model = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            *deep_rnn(
+                "srnn",
+                units=U,
+                cell="lstm",
+                input_skip=True,
+                output_units=O,
+                cell_kwargs={"dropout": 0.3, "recurrent_dropout": 0.3, "seed": 1},
+            ),
+        ]
+    )
     train_step = tf.function(lambda inputs: model(inputs, training=True))
     first, second = np.asarray(train_step(x)), np.asarray(train_step(x))
     assert np.all(np.isfinite(first)) and not np.allclose(first, second)
@@ -345,8 +391,9 @@ def test_mixed_precision_lp_units():
     out = layer(np.zeros((2, 5, 3), "float32"))
     assert keras.backend.standardize_dtype(out.dtype) == "float16"
     assert np.all(np.isfinite(np.asarray(out, "float32")))
-    model = keras.Sequential([keras.Input((None, D)),
-                              *deep_rnn("dots", units=U, unit_type="lp", output_units=O)])
+    model = keras.Sequential(
+        [keras.Input((None, D)), *deep_rnn("dots", units=U, unit_type="lp", output_units=O)]
+    )
     out = np.asarray(model(inputs()), "float32")
     assert np.all(np.isfinite(out)) and np.std(out) > 0
 
@@ -355,16 +402,30 @@ def test_mixed_precision_lp_units():
 # Configs
 # ---------------------------------------------------------------------------
 CONFIG_OBJECTS = [
-    lambda: DeepTransitionCell(5, depth=3, widths=[2, 7], unit_type="lp", lp_group=3,
-                               lp_epsilon=1e-5, lp_p_init=3.0, shortcut=True, time_skip=2,
-                               dropout=0.1, use_bias=False),
-    lambda: DeepTransitionLSTMCell(5, depth=2, unit_type="maxout", maxout_pieces=4,
-                                   variant="fgr", forget_bias=2.0),
+    lambda: DeepTransitionCell(
+        5,
+        depth=3,
+        widths=[2, 7],
+        unit_type="lp",
+        lp_group=3,
+        lp_epsilon=1e-5,
+        lp_p_init=3.0,
+        shortcut=True,
+        time_skip=2,
+        dropout=0.1,
+        use_bias=False,
+    ),
+    lambda: DeepTransitionLSTMCell(
+        5, depth=2, unit_type="maxout", maxout_pieces=4, variant="fgr", forget_bias=2.0
+    ),
     lambda: DeepTransitionGRUCell(5, depth=3, widths=[3, 5], reset_after=False),
     lambda: DeepOutput(3, depth=3, widths=4, unit_type="relu", activation="softmax"),
     lambda: DeepOutput(3),
-    lambda: StackedCells([DeepTransitionCell(4, depth=2), cells.LSTMCell(4, variant="nig"),
-                          keras.layers.GRUCell(4)], input_skip=True, residual=True),
+    lambda: StackedCells(
+        [DeepTransitionCell(4, depth=2), cells.LSTMCell(4, variant="nig"), keras.layers.GRUCell(4)],
+        input_skip=True,
+        residual=True,
+    ),
 ]
 
 

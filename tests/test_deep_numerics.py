@@ -9,24 +9,23 @@
 """
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+import deep_reference as dr
 import keras
 import numpy as np
 import pytest
+import reference as ref
 import tensorflow as tf
 
-import deep_reference as dr
-import reference as ref
-from keras_deeprnn.cells import GRUCell, LSTMCell
-from keras_deeprnn.layers import (
-    DeepOutput,
-    DeepTransitionCell,
-    DeepTransitionGRUCell,
-    DeepTransitionLSTMCell,
-    StackedCells,
-)
+from keras_deeprnn.cells import GRUCell
+from keras_deeprnn.cells import LSTMCell
+from keras_deeprnn.layers import DeepOutput
+from keras_deeprnn.layers import DeepTransitionCell
+from keras_deeprnn.layers import DeepTransitionGRUCell
+from keras_deeprnn.layers import DeepTransitionLSTMCell
+from keras_deeprnn.layers import StackedCells
 
 BATCH, INPUT_DIM, UNITS, STEPS = 2, 3, 4, 12
 FWD_ATOL = 1e-5
@@ -57,10 +56,18 @@ def _dt(depth, unit, shortcut=False, time_skip=0, widths=None, **kw):
         + (f"-w{widths}" if widths else "")
         + ("".join(f"-{k}={v}" for k, v in kw.items())),
         lambda dtype, u: DeepTransitionCell(
-            u, depth=depth, widths=widths, shortcut=shortcut, time_skip=time_skip,
-            dtype=dtype, **unit, **kw),
-        functools.partial(dr.dt_rnn, depth=depth, unit=unit, shortcut=shortcut,
-                          time_skip=time_skip),
+            u,
+            depth=depth,
+            widths=widths,
+            shortcut=shortcut,
+            time_skip=time_skip,
+            dtype=dtype,
+            **unit,
+            **kw,
+        ),
+        functools.partial(
+            dr.dt_rnn, depth=depth, unit=unit, shortcut=shortcut, time_skip=time_skip
+        ),
     )
 
 
@@ -68,9 +75,11 @@ def _dt_lstm(depth, unit, shortcut=False, variant="np"):
     return Case(
         f"dt{'s' if shortcut else ''}-lstm-{variant}-L{depth}-{unit['unit_type']}",
         lambda dtype, u: DeepTransitionLSTMCell(
-            u, depth=depth, shortcut=shortcut, variant=variant, dtype=dtype, **unit),
-        functools.partial(dr.dt_lstm, depth=depth, unit=unit, shortcut=shortcut,
-                          peepholes=variant == "vanilla"),
+            u, depth=depth, shortcut=shortcut, variant=variant, dtype=dtype, **unit
+        ),
+        functools.partial(
+            dr.dt_lstm, depth=depth, unit=unit, shortcut=shortcut, peepholes=variant == "vanilla"
+        ),
     )
 
 
@@ -78,10 +87,17 @@ def _dt_gru(depth, unit, shortcut=False, reset_after=True, widths=None):
     return Case(
         f"dt{'s' if shortcut else ''}-gru-ra={reset_after}-L{depth}-{unit['unit_type']}",
         lambda dtype, u: DeepTransitionGRUCell(
-            u, depth=depth, widths=widths, shortcut=shortcut, reset_after=reset_after,
-            dtype=dtype, **unit),
-        functools.partial(dr.dt_gru, depth=depth, unit=unit, shortcut=shortcut,
-                          reset_after=reset_after),
+            u,
+            depth=depth,
+            widths=widths,
+            shortcut=shortcut,
+            reset_after=reset_after,
+            dtype=dtype,
+            **unit,
+        ),
+        functools.partial(
+            dr.dt_gru, depth=depth, unit=unit, shortcut=shortcut, reset_after=reset_after
+        ),
     )
 
 
@@ -89,10 +105,13 @@ def _output(depth, unit, activation=None, widths=None):
     acts = {None: lambda a: a, "sigmoid": ref.sigmoid}
     return Case(
         f"output-D{depth}-{unit['unit_type']}-{activation}",
-        lambda dtype, u: DeepOutput(u, depth=depth, widths=widths, activation=activation,
-                                    dtype=dtype, **unit),
-        lambda x, weights: (dr.deep_output(x, weights, depth=depth, unit=unit,
-                                           activation=acts[activation]), []),
+        lambda dtype, u: DeepOutput(
+            u, depth=depth, widths=widths, activation=activation, dtype=dtype, **unit
+        ),
+        lambda x, weights: (
+            dr.deep_output(x, weights, depth=depth, unit=unit, activation=acts[activation]),
+            [],
+        ),
     )
 
 
@@ -103,8 +122,7 @@ def _stack(name, makers, references, **options):
 
     return Case(
         f"srnn-{name}-" + "-".join(k for k, v in options.items() if v),
-        lambda dtype, u: StackedCells([m(dtype, u) for m in makers], dtype=dtype,
-                                     **options),
+        lambda dtype, u: StackedCells([m(dtype, u) for m in makers], dtype=dtype, **options),
         reference,
     )
 
@@ -113,15 +131,18 @@ def _srnn_cases():
     rnn = lambda dtype, u: DeepTransitionCell(u, depth=1, dtype=dtype)  # noqa: E731
     rnn_ref = lambda x, weights: dr.dt_rnn(x, weights, depth=1)  # noqa: E731
     mixed = (
-        [rnn,
-         lambda dtype, u: LSTMCell(u, dtype=dtype),
-         lambda dtype, u: GRUCell(u, dtype=dtype),
-         lambda dtype, u: DeepTransitionCell(u, depth=2, shortcut=True, dtype=dtype,
-                                             **MAXOUT)],
-        [rnn_ref,
-         lambda x, weights: ref.lstm(x, weights, variant="np"),
-         lambda x, weights: ref.gru(x, weights, reset_after=True),
-         lambda x, weights: dr.dt_rnn(x, weights, depth=2, unit=MAXOUT, shortcut=True)],
+        [
+            rnn,
+            lambda dtype, u: LSTMCell(u, dtype=dtype),
+            lambda dtype, u: GRUCell(u, dtype=dtype),
+            lambda dtype, u: DeepTransitionCell(u, depth=2, shortcut=True, dtype=dtype, **MAXOUT),
+        ],
+        [
+            rnn_ref,
+            lambda x, weights: ref.lstm(x, weights, variant="np"),
+            lambda x, weights: ref.gru(x, weights, reset_after=True),
+            lambda x, weights: dr.dt_rnn(x, weights, depth=2, unit=MAXOUT, shortcut=True),
+        ],
     )
     return [
         _stack("rnn", [rnn] * 3, [rnn_ref] * 3),
@@ -188,13 +209,13 @@ def build(case, dtype, seed, units=UNITS, input_dim=INPUT_DIM, steps=STEPS, batc
         def run(inputs):
             return layer(inputs), []
     else:
-        rnn = keras.layers.RNN(layer, return_sequences=True, return_state=True,
-                               dtype=dtype)
+        rnn = keras.layers.RNN(layer, return_sequences=True, return_state=True, dtype=dtype)
         rnn(x)
 
         def run(inputs):
             out = rnn(inputs)
             return out[0], list(out[1:])
+
     weights = randomize(layer, rng)
     return run, layer, x, weights, rng
 
@@ -221,6 +242,7 @@ def test_forward_matches_reference(case):
 
 def _fd_grad(loss_fn, weights, path, eps=FD_EPS):
     """Central differences of loss_fn(weights) in the weight at `path`."""
+
     def get(w):
         for key in path:
             w = w[key]
@@ -239,8 +261,9 @@ def _fd_grad(loss_fn, weights, path, eps=FD_EPS):
         plus, minus = base.copy(), base.copy()
         plus[idx] += eps
         minus[idx] -= eps
-        grad[idx] = (loss_fn(with_value(weights, plus))
-                     - loss_fn(with_value(weights, minus))) / (2 * eps)
+        grad[idx] = (loss_fn(with_value(weights, plus)) - loss_fn(with_value(weights, minus))) / (
+            2 * eps
+        )
     return grad
 
 
@@ -258,8 +281,7 @@ GRADIENT_CASES = [
 
 @pytest.mark.parametrize("case", GRADIENT_CASES, ids=repr)
 def test_gradients_match_finite_differences(case):
-    run, layer, x, weights, rng = build(case, "float64", seed=2, units=3, input_dim=2,
-                                        steps=6)
+    run, layer, x, weights, rng = build(case, "float64", seed=2, units=3, input_dim=2, steps=6)
     want_out, want_states = case.reference(x, weights)
     probes = [rng.normal(size=a.shape) for a in [want_out, *want_states]]
 
@@ -308,15 +330,15 @@ def test_lp_gradients_are_finite_at_zero(dtype):
     grads = tape.gradient(loss, cell.trainable_weights)
     for var, grad in zip(cell.trainable_weights, grads):
         assert np.all(np.isfinite(np.asarray(grad))), var.name
-    assert np.any(np.asarray(grads[[w.name for w in cell.trainable_weights]
-                                   .index("lp_rho_1")]) != 0)
+    assert np.any(
+        np.asarray(grads[[w.name for w in cell.trainable_weights].index("lp_rho_1")]) != 0
+    )
 
     output = DeepOutput(2, depth=2, unit_type="lp", bias_initializer="zeros", dtype=dtype)
     z = tf.zeros((3, 4), dtype)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(output(z))
-    for var, grad in zip(output.trainable_weights,
-                         tape.gradient(loss, output.trainable_weights)):
+    for var, grad in zip(output.trainable_weights, tape.gradient(loss, output.trainable_weights)):
         assert np.all(np.isfinite(np.asarray(grad))), var.name
     # The value at 0 is the documented one: (N eps^p)^(1/p), N = 2, p = 2.
     hidden = output.hidden(z)
@@ -330,13 +352,15 @@ def test_lp_large_p_does_not_overflow():
     layer(x)
     rng = np.random.default_rng(0)
     for w in layer.weights:
-        value = (np.full(w.shape, 30.0) if w.name == "lp_rho_1"
-                 else rng.uniform(-40, 40, size=w.shape))
+        value = (
+            np.full(w.shape, 30.0) if w.name == "lp_rho_1" else rng.uniform(-40, 40, size=w.shape)
+        )
         w.assign(value.astype("float32"))
     weights = weights_of(layer)
     got = np.asarray(layer(x))
-    want = dr.deep_output(x.astype(np.float64), weights, depth=2,
-                          unit={"unit_type": "lp", "lp_group": 3})
+    want = dr.deep_output(
+        x.astype(np.float64), weights, depth=2, unit={"unit_type": "lp", "lp_group": 3}
+    )
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
@@ -348,8 +372,10 @@ def test_depth_one_is_the_shallow_layer():
     pairs = [
         (DeepTransitionCell(UNITS, depth=1), keras.layers.SimpleRNNCell(UNITS)),
         (DeepTransitionLSTMCell(UNITS, depth=1), LSTMCell(UNITS)),
-        (DeepTransitionGRUCell(UNITS, depth=1, reset_after=False),
-         GRUCell(UNITS, reset_after=False)),
+        (
+            DeepTransitionGRUCell(UNITS, depth=1, reset_after=False),
+            GRUCell(UNITS, reset_after=False),
+        ),
     ]
     for ours, theirs in pairs:
         ours_rnn = keras.layers.RNN(ours, return_sequences=True)

@@ -4,10 +4,10 @@ import doctest
 import importlib
 import pkgutil
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import keras_deeprnn
 
 MODULES = sorted(
@@ -27,7 +27,5 @@ for _package in ("cells", "layers", "models", "metrics", "training"):
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
-    result = doctest.testmod(
-        module, extraglobs=PUBLIC, optionflags=doctest.ELLIPSIS, verbose=False
-    )
+    result = doctest.testmod(module, extraglobs=PUBLIC, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"

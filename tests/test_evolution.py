@@ -6,10 +6,10 @@ import random
 import re
 import xml.etree.ElementTree as ElementTree
 
+import keras_tuner
 import numpy as np
 import pytest
 
-import keras_tuner
 from keras_deeprnn.cells import GraphCell
 from keras_deeprnn.cells.graph import GRU_GENOME
 from keras_deeprnn.cells.graph import LSTM_GENOME
@@ -50,7 +50,13 @@ def _graph():
 
 def test_activation_choices_are_the_papers():
     assert set(evolution.ACTIVATION_CHOICES) == {
-        "tanh", "sigmoid", "relu", "lin", "lin1", "lin0.9", "lin1.1"
+        "tanh",
+        "sigmoid",
+        "relu",
+        "lin",
+        "lin1",
+        "lin0.9",
+        "lin1.1",
     }
 
 
@@ -134,8 +140,7 @@ def _oracle(tmp_path, **kwargs):
 
 @pytest.mark.filterwarnings("ignore:All-NaN axis:RuntimeWarning")  # the NaN report
 def test_oracle_starts_from_gru_and_lstm_and_scores_relative_to_gru(tmp_path):
-    oracle = _oracle(tmp_path, max_trials=20, population_size=3,
-                     reevaluate_probability=0.0)
+    oracle = _oracle(tmp_path, max_trials=20, population_size=3, reevaluate_probability=0.0)
     genomes = []
     first = oracle.create_trial("tuner0")
     assert first.hyperparameters.values == {"genome": GRU_GENOME, "learning_rate": 0.01}
@@ -155,8 +160,12 @@ def test_oracle_starts_from_gru_and_lstm_and_scores_relative_to_gru(tmp_path):
     scores = {g: s for g, s, _ in oracle.ranking()}
     assert scores[GRU_GENOME] == pytest.approx(1.0)
     assert scores[LSTM_GENOME] == pytest.approx(0.5, rel=1e-5)
-    values = [{"acc": 0.9, "nll": 1.0}, {"acc": 0.1, "nll": 1.0},
-              {"acc": 0.5, "nll": float("nan")}, {"acc": 0.7, "nll": 1.9}]
+    values = [
+        {"acc": 0.9, "nll": 1.0},
+        {"acc": 0.1, "nll": 1.0},
+        {"acc": 0.5, "nll": float("nan")},
+        {"acc": 0.7, "nll": 1.9},
+    ]
     for results in values:  # four mutants (no re-evaluations)
         trial = _report(oracle, genomes, results)
         assert trial.hyperparameters.values["learning_rate"] != 0.01
@@ -172,8 +181,7 @@ def test_oracle_starts_from_gru_and_lstm_and_scores_relative_to_gru(tmp_path):
 def test_oracle_state_round_trips(tmp_path):
     oracle = _oracle(tmp_path, max_trials=10)
     genomes = []
-    for results in ({"acc": 0.5, "nll": 2.0}, {"acc": 0.4, "nll": 2.5},
-                    {"acc": 0.6, "nll": 1.5}):
+    for results in ({"acc": 0.5, "nll": 2.0}, {"acc": 0.4, "nll": 2.5}, {"acc": 0.6, "nll": 1.5}):
         _report(oracle, genomes, results)
     state = oracle.get_state()
     clone = _oracle(tmp_path, max_trials=10)
@@ -192,7 +200,9 @@ def test_oracle_arguments():
     with pytest.raises(ValueError, match="needs `objective`"):
         EvolutionOracle()
     assert EvolutionOracle(["val_loss", "val_accuracy"]).tasks == {
-        "val_loss": "min", "val_accuracy": "max"}
+        "val_loss": "min",
+        "val_accuracy": "max",
+    }
     with pytest.raises(ValueError, match="minimized or maximized"):
         EvolutionOracle("score")
     with pytest.raises(ValueError, match="population_size"):
@@ -204,10 +214,12 @@ def test_oracle_arguments():
 
 def test_relative_score():
     directions = {"a": "max", "b": "min"}
-    assert tasks.relative_score({"a": 0.8, "b": 3.0}, {"a": 0.4, "b": 1.5},
-                                directions) == pytest.approx(0.5, rel=1e-5)
-    assert tasks.relative_score({"a": float("nan"), "b": 1.0}, {"a": 0.4, "b": 1.5},
-                                directions) == 0.0
+    assert tasks.relative_score(
+        {"a": 0.8, "b": 3.0}, {"a": 0.4, "b": 1.5}, directions
+    ) == pytest.approx(0.5, rel=1e-5)
+    assert (
+        tasks.relative_score({"a": float("nan"), "b": 1.0}, {"a": 0.4, "b": 1.5}, directions) == 0.0
+    )
     assert np.isnan(tasks.relative_score({"a": 1.0, "b": 1.0}, {"a": 0.4}, directions))
 
 
@@ -242,6 +254,7 @@ def test_units_for_params_is_the_largest_within_budget():
         return 10 * u + 10
 
     units = tasks.units_for_params(GRU_GENOME, 5, head, 2000)
+
     def size(u):
         cell = GraphCell(GRU_GENOME, u)
         cell.build((None, 5))
@@ -269,14 +282,18 @@ def test_docstring_examples(module):
 
 def test_five_generations_on_a_tiny_arithmetic_task_and_resume(tmp_path):
     suite = TaskSuite(
-        ["arithmetic"], units=6, steps=4, batch_size=8,
+        ["arithmetic"],
+        units=6,
+        steps=4,
+        batch_size=8,
         task_options={"arithmetic": {"max_digits": 1, "max_distractors": 1}},
     )
+
     def search(max_trials):
-        oracle = EvolutionOracle(suite.objectives, max_trials=max_trials,
-                                 population_size=4, seed=5)
-        tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=suite,
-                                  directory=str(tmp_path), project_name="evo")
+        oracle = EvolutionOracle(suite.objectives, max_trials=max_trials, population_size=4, seed=5)
+        tuner = keras_tuner.Tuner(
+            oracle=oracle, hypermodel=suite, directory=str(tmp_path), project_name="evo"
+        )
         tuner.search(verbose=0)
         return tuner.oracle
 
@@ -306,8 +323,9 @@ def test_music_task_scores_frame_nll(tmp_path):
 
     if not (Path(__file__).resolve().parents[2] / "shared/data/music/JSB_Chorales.mat").exists():
         pytest.skip("../shared/data/music/JSB_Chorales.mat is not here")
-    suite = TaskSuite(["music"], units=4, steps=2, batch_size=4,
-                      task_options={"music": {"max_length": 8}})
+    suite = TaskSuite(
+        ["music"], units=4, steps=2, batch_size=4, task_options={"music": {"max_length": 8}}
+    )
     task = suite.tasks[0]
     model = task.model(GraphCell(GRU_GENOME, 4))
     head = model.layers[-1]

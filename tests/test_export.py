@@ -19,8 +19,8 @@ import tensorflow as tf
 pytest.importorskip("ai_edge_litert")
 
 from keras_deeprnn import cells  # noqa: E402
-from keras_deeprnn.export import ExportError  # noqa: E402
 from keras_deeprnn.export import TOLERANCES  # noqa: E402
+from keras_deeprnn.export import ExportError  # noqa: E402
 from keras_deeprnn.export import check_manifest  # noqa: E402
 from keras_deeprnn.export import export_saved_model  # noqa: E402
 from keras_deeprnn.export import export_tflite  # noqa: E402
@@ -55,8 +55,11 @@ def _branches(layer_lists, name):
 def _cells_model(names=cells.CELL_NAMES, return_sequences=True):
     return _branches(
         [
-            [keras.layers.RNN(cells.get(n, UNITS), return_sequences=return_sequences,
-                              name=n.replace("-", "_"))]
+            [
+                keras.layers.RNN(
+                    cells.get(n, UNITS), return_sequences=return_sequences, name=n.replace("-", "_")
+                )
+            ]
             for n in names
         ],
         "cells",
@@ -68,8 +71,13 @@ def _arch_layers(kind, bidirectional=False):
     options = options.get(kind, dict(depth=2))
     if kind in ("dot", "dots"):
         options["output_units"] = 2
-    layers = deep_rnn(kind, units=UNITS, cell="lstm" if kind != "dts" else "gru",
-                      name=f"{kind}{'_bi' if bidirectional else ''}", **options)
+    layers = deep_rnn(
+        kind,
+        units=UNITS,
+        cell="lstm" if kind != "dts" else "gru",
+        name=f"{kind}{'_bi' if bidirectional else ''}",
+        **options,
+    )
     if bidirectional:
         layers[0] = keras.layers.Bidirectional(layers[0])
     return layers
@@ -87,8 +95,14 @@ def _archs_model(bidirectional):
 @pytest.mark.parametrize("mode", ["sequence", "streaming"])
 def test_every_cell_float_parity_and_builtin_ops(tmp_path, mode):
     model = _cells_model()
-    report = export_tflite(model, tmp_path / "m.tflite", mode=mode, max_length=T,
-                           check_inputs=_data(), tolerance=FLOAT_PARITY)
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        mode=mode,
+        max_length=T,
+        check_inputs=_data(),
+        tolerance=FLOAT_PARITY,
+    )
     assert len(report["output_diffs"]) == len(cells.CELL_NAMES)
     assert report["max_abs_diff"] <= FLOAT_PARITY
     ops = set(report["ops"])
@@ -99,8 +113,14 @@ def test_every_cell_float_parity_and_builtin_ops(tmp_path, mode):
 @pytest.mark.parametrize("mode", ["sequence", "streaming"])
 def test_every_architecture_float_parity(tmp_path, mode):
     model = _archs_model(bidirectional=mode == "sequence")
-    report = export_tflite(model, tmp_path / "m.tflite", mode=mode, max_length=T,
-                           check_inputs=_data(), tolerance=FLOAT_PARITY)
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        mode=mode,
+        max_length=T,
+        check_inputs=_data(),
+        tolerance=FLOAT_PARITY,
+    )
     assert report["max_abs_diff"] <= FLOAT_PARITY
 
 
@@ -108,13 +128,18 @@ def test_every_architecture_float_parity(tmp_path, mode):
 def test_dynamic_range_quantization_within_documented_tolerance(tmp_path, mode):
     # Wide enough that the converter quantizes the weights (>= 1024 values).
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([keras.Input((None, 16)),
-                              keras.layers.RNN(cells.get("lstm", 32), return_sequences=True),
-                              keras.layers.Dense(8)])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 16)),
+            keras.layers.RNN(cells.get("lstm", 32), return_sequences=True),
+            keras.layers.Dense(8),
+        ]
+    )
     x = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
     floating = export_tflite(model, tmp_path / "f.tflite", mode=mode, check_inputs=x, max_length=6)
-    dynamic = export_tflite(model, tmp_path / "d.tflite", mode=mode, quantize="dynamic",
-                            check_inputs=x, max_length=6)
+    dynamic = export_tflite(
+        model, tmp_path / "d.tflite", mode=mode, quantize="dynamic", check_inputs=x, max_length=6
+    )
     print(f"{mode}: dynamic-range max |TFLite - Keras| = {dynamic['max_abs_diff']:.4g}")
     assert dynamic["max_abs_diff"] <= TOLERANCES["dynamic"]
     assert dynamic["max_abs_diff"] > floating["max_abs_diff"]  # it did quantize
@@ -144,13 +169,20 @@ def test_lengths_mask_padding_like_keras_on_the_unpadded_sequences(tmp_path, unr
     rng = np.random.default_rng(5)
     model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
     path = tmp_path / "m.tflite"
-    export_tflite(model, path, mode="sequence", max_length=8, batch_size=batch, unroll=unroll,
-                  check_inputs=_data(samples=batch, steps=8))
+    export_tflite(
+        model,
+        path,
+        mode="sequence",
+        max_length=8,
+        batch_size=batch,
+        unroll=unroll,
+        check_inputs=_data(samples=batch, steps=8),
+    )
     runner = load_tflite(path).get_signature_runner()
     data = _data(samples=4, steps=8, seed=4)
     cases = list(zip((3, 8, 1, 0), data))
     for group in range(0, len(cases), batch):
-        rows = cases[group: group + batch]
+        rows = cases[group : group + batch]
         padded = np.zeros((batch, 8, D), "float32")
         for k, (length, sequence) in enumerate(rows):
             padded[k, :length] = sequence[:length]
@@ -165,14 +197,14 @@ def test_lengths_mask_padding_like_keras_on_the_unpadded_sequences(tmp_path, unr
             got_k = [got[f"output_{i}"][k] for i in range(len(outputs))]
             np.testing.assert_allclose(got_k[0][:length], want[0], atol=FLOAT_PARITY)
             # Padded steps repeat the last output, as Keras does under a mask.
-            np.testing.assert_allclose(got_k[0][length:],
-                                       np.repeat(want[0][-1:], 8 - length, 0),
-                                       atol=FLOAT_PARITY)
+            np.testing.assert_allclose(
+                got_k[0][length:], np.repeat(want[0][-1:], 8 - length, 0), atol=FLOAT_PARITY
+            )
             for i in (1, 2, 4):
                 np.testing.assert_allclose(got_k[i], want[i], atol=FLOAT_PARITY)
             # A backward layer reads the padding first (outputs still zero),
             # and returns its outputs in the order it read them.
-            np.testing.assert_allclose(got_k[3][8 - length:], want[3], atol=FLOAT_PARITY)
+            np.testing.assert_allclose(got_k[3][8 - length :], want[3], atol=FLOAT_PARITY)
             np.testing.assert_array_equal(got_k[3][: 8 - length], 0)
 
 
@@ -180,11 +212,14 @@ def test_lengths_outside_zero_to_max_length_are_clipped(tmp_path):
     """A length above max_length reads the whole sequence; a negative one
     reads nothing (zero output), as a length of 0 does."""
     keras.utils.set_random_seed(13)
-    model = keras.Sequential([keras.Input((None, D), name="frames"),
-                              keras.layers.RNN(cells.get("lstm", UNITS))])
+    model = keras.Sequential(
+        [keras.Input((None, D), name="frames"), keras.layers.RNN(cells.get("lstm", UNITS))]
+    )
     rng = np.random.default_rng(14)
     model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
-    export_tflite(model, tmp_path / "m.tflite", max_length=6, check_inputs=_data(samples=1, steps=6))
+    export_tflite(
+        model, tmp_path / "m.tflite", max_length=6, check_inputs=_data(samples=1, steps=6)
+    )
     runner = load_tflite(tmp_path / "m.tflite").get_signature_runner()
     x = _data(samples=1, steps=6, seed=15)
     whole = np.asarray(model(x))
@@ -206,13 +241,16 @@ def test_fuse_lstm_emits_the_fused_op_for_the_lstms_tflite_has(tmp_path, quantiz
     plain = keras.layers.RNN(cells.get("lstm", UNITS), return_sequences=True, name="plain")(x)
     outputs = [
         keras.layers.RNN(cells.get("lstm", UNITS), name="stacked")(plain),
-        keras.layers.RNN(cells.get("lstm", UNITS), go_backwards=True, return_sequences=True,
-                         name="backward")(x),
-        keras.layers.Bidirectional(keras.layers.RNN(cells.get("lstm", UNITS),
-                                                    return_sequences=True), name="bi")(x),
+        keras.layers.RNN(
+            cells.get("lstm", UNITS), go_backwards=True, return_sequences=True, name="backward"
+        )(x),
+        keras.layers.Bidirectional(
+            keras.layers.RNN(cells.get("lstm", UNITS), return_sequences=True), name="bi"
+        )(x),
         keras.layers.LSTM(UNITS, name="keras_lstm")(x),
-        keras.layers.RNN(cells.get("lstm-vanilla", UNITS), return_sequences=True,
-                         name="vanilla")(x),
+        keras.layers.RNN(cells.get("lstm-vanilla", UNITS), return_sequences=True, name="vanilla")(
+            x
+        ),
         keras.layers.RNN(cells.get("lstm-cifg", UNITS), go_backwards=True, name="cifg")(x),
         keras.layers.RNN(cells.get("lstm-nig", UNITS), name="nig")(x),
         keras.layers.RNN(cells.get("gru", UNITS), name="gru")(x),
@@ -220,9 +258,16 @@ def test_fuse_lstm_emits_the_fused_op_for_the_lstms_tflite_has(tmp_path, quantiz
     model = keras.Model(x, outputs)
     rng = np.random.default_rng(12)
     model.set_weights([rng.normal(0, 0.5, w.shape) for w in model.get_weights()])
-    report = export_tflite(model, tmp_path / "m.tflite", max_length=6, lengths=False,
-                           fuse_lstm=True, quantize=quantize, check_inputs=_data(samples=3, steps=6),
-                           tolerance=FLOAT_PARITY if quantize is None else None)
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        max_length=6,
+        lengths=False,
+        fuse_lstm=True,
+        quantize=quantize,
+        check_inputs=_data(samples=3, steps=6),
+        tolerance=FLOAT_PARITY if quantize is None else None,
+    )
     plain_names = ["plain", "stacked", "backward", "forward_rnn", "backward_rnn", "keras_lstm"]
     variants = ["vanilla", "cifg"] if quantize is None else []
     assert sorted(report["fused_lstm"]) == sorted(plain_names + variants)
@@ -247,28 +292,37 @@ def test_embedding_mask_bidirectional_pooling_sequence(tmp_path):
     keras.utils.set_random_seed(5)
     ids = keras.Input((None,), dtype="int32", name="token_ids")
     h = keras.layers.Embedding(20, 6, mask_zero=True)(ids)
-    h = keras.layers.Bidirectional(keras.layers.RNN(cells.get("mut1", UNITS), return_sequences=True))(h)
+    h = keras.layers.Bidirectional(
+        keras.layers.RNN(cells.get("mut1", UNITS), return_sequences=True)
+    )(h)
     h = keras.layers.GlobalAveragePooling1D()(h)
     model = keras.Model(ids, keras.layers.Dense(3, activation="softmax")(h))
     tokens = np.array([[4, 7, 2, 0, 0, 0], [1, 5, 9, 3, 8, 2]], "int32")
-    report = export_tflite(model, tmp_path / "m.tflite", max_length=6, check_inputs=tokens,
-                           tolerance=FLOAT_PARITY)
+    report = export_tflite(
+        model, tmp_path / "m.tflite", max_length=6, check_inputs=tokens, tolerance=FLOAT_PARITY
+    )
     assert {i["name"] for i in report["inputs"]} == {"lengths", "token_ids"}
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_int8_streaming(tmp_path, cell):
     keras.utils.set_random_seed(6)
-    model = keras.Sequential([keras.Input((None, D)),
-                              keras.layers.RNN(cells.get(cell, 8), return_sequences=True),
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            keras.layers.RNN(cells.get(cell, 8), return_sequences=True),
+            keras.layers.Dense(2),
+        ]
+    )
     data = _data(samples=16, steps=T, seed=7)
     path = tmp_path / "m.tflite"
     export_tflite(model, path, mode="streaming", quantize="int8", representative_data=data)
     ops = verify_tflite(model, path, _data(samples=4, seed=8))
     scale = float(np.max(np.abs(model(_data(samples=4, seed=8)))))
-    print(f"int8 streaming {cell}: max |TFLite - Keras| = {ops['max_abs_diff']:.4f} "
-          f"(outputs up to {scale:.3f})")
+    print(
+        f"int8 streaming {cell}: max |TFLite - Keras| = {ops['max_abs_diff']:.4f} "
+        f"(outputs up to {scale:.3f})"
+    )
     assert ops["max_abs_diff"] <= TOLERANCES["int8"]
     assert "FULLY_CONNECTED" in ops["ops"] and "QUANTIZE" in ops["ops"]
     # Full integer: every FULLY_CONNECTED runs on int8 tensors.
@@ -280,8 +334,9 @@ def test_int8_streaming(tmp_path, cell):
 
 
 def test_saved_model_runs_without_the_library(tmp_path):
-    model = _branches([deep_rnn("dots", units=UNITS, cell="lstm-vanilla", output_units=2,
-                                name="dots")], "dots")
+    model = _branches(
+        [deep_rnn("dots", units=UNITS, cell="lstm-vanilla", output_units=2, name="dots")], "dots"
+    )
     export_saved_model(model, tmp_path / "sm")
     x = _data(samples=3, steps=7)
     np.save(tmp_path / "x.npy", x)
@@ -306,7 +361,8 @@ def test_saved_model_runs_without_the_library(tmp_path):
         "s = [np.zeros((3, 4), 'float32')] * 2\n"
         "steps = []\n"
         "for t in range(x.shape[1]):\n"
-        "    r = m.signatures['step'](frames=x[:, t], dots_rnn_state_0=s[0], dots_rnn_state_1=s[1])\n"
+        "    r = m.signatures['step'](frames=x[:, t], dots_rnn_state_0=s[0],\n"
+        "                             dots_rnn_state_1=s[1])\n"
         "    s = [r['dots_rnn_state_0'], r['dots_rnn_state_1']]\n"
         "    steps.append(r['output_0'].numpy())\n"
         f"np.save({str(tmp_path / 'y.npy')!r}, y)\n"
@@ -314,8 +370,14 @@ def test_saved_model_runs_without_the_library(tmp_path):
         "print('keras_deeprnn' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("False")
     want = np.asarray(model(x))
@@ -324,17 +386,27 @@ def test_saved_model_runs_without_the_library(tmp_path):
 
 
 def test_manifest_written_checked_and_tampering_refused(tmp_path):
-    model = keras.Sequential([keras.Input((None, D)), keras.layers.RNN(cells.get("gru", UNITS)),
-                              keras.layers.Dense(2)], name="tiny")
+    model = keras.Sequential(
+        [keras.Input((None, D)), keras.layers.RNN(cells.get("gru", UNITS)), keras.layers.Dense(2)],
+        name="tiny",
+    )
     folder = tmp_path / "export"
-    manifest = write_export(model, folder, "tiny", tflite=[("streaming", None)],
-                            saved_model=False, metrics={"test_nll": 1.5})
+    manifest = write_export(
+        model,
+        folder,
+        "tiny",
+        tflite=[("streaming", None)],
+        saved_model=False,
+        metrics={"test_nll": 1.5},
+    )
     assert manifest["model"] == "tiny" and manifest["metrics"] == {"test_nll": 1.5}
     assert set(manifest["files"]) == {"model-streaming.tflite"}
     assert manifest["tensorflow_version"] == tf.__version__
     interpreter, entry = load_export(folder)
     assert entry["mode"] == "streaming" and entry["max_abs_diff"] <= TOLERANCES[None]
-    assert {d["name"] for d in entry["inputs"]} == set(interpreter.get_signature_runner().get_input_details())
+    assert {d["name"] for d in entry["inputs"]} == set(
+        interpreter.get_signature_runner().get_input_details()
+    )
 
     tflite = folder / "model-streaming.tflite"
     data = tflite.read_bytes()
@@ -353,18 +425,29 @@ def test_manifest_written_checked_and_tampering_refused(tmp_path):
 
 
 def test_layers_that_cannot_be_exported_are_named(tmp_path):
-    bi = keras.Sequential([keras.Input((None, D)),
-                           keras.layers.Bidirectional(keras.layers.RNN(cells.get("gru", UNITS)),
-                                                      name="both_ways")])
+    bi = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            keras.layers.Bidirectional(keras.layers.RNN(cells.get("gru", UNITS)), name="both_ways"),
+        ]
+    )
     with pytest.raises(ExportError, match="'both_ways' .*whole sequence"):
         export_tflite(bi, tmp_path / "m.tflite", mode="streaming")
-    pooled = keras.Sequential([keras.Input((None, D)),
-                               keras.layers.RNN(cells.get("gru", UNITS), return_sequences=True),
-                               keras.layers.GlobalAveragePooling1D(name="pool")])
+    pooled = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            keras.layers.RNN(cells.get("gru", UNITS), return_sequences=True),
+            keras.layers.GlobalAveragePooling1D(name="pool"),
+        ]
+    )
     with pytest.raises(ExportError, match="'pool' \\(GlobalAveragePooling1D\\) is not known"):
         export_tflite(pooled, tmp_path / "m.tflite", mode="streaming")
-    text = keras.Sequential([keras.Input((), dtype="string"),
-                             keras.layers.StringLookup(vocabulary=["a"], name="lookup")])
+    text = keras.Sequential(
+        [
+            keras.Input((), dtype="string"),
+            keras.layers.StringLookup(vocabulary=["a"], name="lookup"),
+        ]
+    )
     with pytest.raises(ExportError, match="'lookup' \\(StringLookup\\) processes strings"):
         export_tflite(text, tmp_path / "m.tflite")
 
@@ -372,8 +455,13 @@ def test_layers_that_cannot_be_exported_are_named(tmp_path):
         def call(self, x):
             return tf.math.igamma(tf.abs(x) + 1.0, tf.abs(x) + 1.0)
 
-    odd = keras.Sequential([keras.Input((None, D)), keras.layers.RNN(cells.get("rnn", UNITS),
-                            return_sequences=True), Erf(name="odd_one")])
+    odd = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            keras.layers.RNN(cells.get("rnn", UNITS), return_sequences=True),
+            Erf(name="odd_one"),
+        ]
+    )
     with pytest.raises(ExportError, match="layer 'odd_one' \\(Erf\\) cannot be converted"):
         export_tflite(odd, tmp_path / "m.tflite", max_length=T)
     assert not (tmp_path / "m.tflite").exists()
@@ -383,17 +471,32 @@ def test_cli_export_streaming_int8(tmp_path):
     from keras_deeprnn import cli
 
     keras.utils.set_random_seed(9)
-    model = keras.Sequential([keras.Input((None, D)),
-                              keras.layers.RNN(cells.get("lstm", 8), return_sequences=True),
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            keras.layers.RNN(cells.get("lstm", 8), return_sequences=True),
+            keras.layers.Dense(2),
+        ]
+    )
     folder = tmp_path / "music-tiny"
     folder.mkdir()
     model.save(folder / "model.keras")
     (folder / "metadata.json").write_text(json.dumps({"metrics": {"test_nll": 2.0}}))
     np.save(tmp_path / "rep.npy", _data(samples=8, seed=10))
-    code = cli.main(["export", str(folder / "model.keras"), "--format", "tflite", "--mode",
-                     "streaming", "--quantize", "int8", "--representative",
-                     str(tmp_path / "rep.npy")])
+    code = cli.main(
+        [
+            "export",
+            str(folder / "model.keras"),
+            "--format",
+            "tflite",
+            "--mode",
+            "streaming",
+            "--quantize",
+            "int8",
+            "--representative",
+            str(tmp_path / "rep.npy"),
+        ]
+    )
     assert code == 0
     manifest = check_manifest(folder / "export")
     (entry,) = manifest["exports"]
@@ -401,8 +504,20 @@ def test_cli_export_streaming_int8(tmp_path):
     assert manifest["metrics"] == {"test_nll": 2.0}
     assert cli.main(["export", str(folder), "--quantize", "int8"]) == 2
     assert cli.main(["export", str(folder), "--mode", "streaming", "--fuse-lstm"]) == 2
-    assert cli.main(["export", str(folder), "--max-length", "6", "--fuse-lstm",
-                     "--out", str(tmp_path / "fused")]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                str(folder),
+                "--max-length",
+                "6",
+                "--fuse-lstm",
+                "--out",
+                str(tmp_path / "fused"),
+            ]
+        )
+        == 0
+    )
     (entry,) = check_manifest(tmp_path / "fused")["exports"]
     assert entry["file"] == "model-sequence-fused.tflite"
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in entry["ops"] and "WHILE" not in entry["ops"]
@@ -414,11 +529,21 @@ def test_cli_export_streaming_int8(tmp_path):
 @pytest.mark.parametrize("quantize", [None, "dynamic"])
 def test_each_cell_separately(tmp_path, cell, mode, quantize):
     keras.utils.set_random_seed(11)
-    model = keras.Sequential([keras.Input((None, 16)),
-                              keras.layers.RNN(cells.get(cell, 32), return_sequences=True),
-                              keras.layers.Dense(4)])
-    report = export_tflite(model, tmp_path / "m.tflite", mode=mode, quantize=quantize,
-                           max_length=T, check_inputs=_data(features=16))
+    model = keras.Sequential(
+        [
+            keras.Input((None, 16)),
+            keras.layers.RNN(cells.get(cell, 32), return_sequences=True),
+            keras.layers.Dense(4),
+        ]
+    )
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        mode=mode,
+        quantize=quantize,
+        max_length=T,
+        check_inputs=_data(features=16),
+    )
     assert report["max_abs_diff"] <= (FLOAT_PARITY if quantize is None else TOLERANCES[quantize])
 
 
@@ -426,9 +551,18 @@ def test_each_cell_separately(tmp_path, cell, mode, quantize):
 @pytest.mark.parametrize("cell", cells.CELL_NAMES)
 def test_int8_streaming_every_cell(tmp_path, cell):
     keras.utils.set_random_seed(12)
-    model = keras.Sequential([keras.Input((None, D)),
-                              keras.layers.RNN(cells.get(cell, 8), return_sequences=True),
-                              keras.layers.Dense(2)])
-    report = export_tflite(model, tmp_path / "m.tflite", mode="streaming", quantize="int8",
-                           representative_data=_data(samples=16, seed=13))
+    model = keras.Sequential(
+        [
+            keras.Input((None, D)),
+            keras.layers.RNN(cells.get(cell, 8), return_sequences=True),
+            keras.layers.Dense(2),
+        ]
+    )
+    report = export_tflite(
+        model,
+        tmp_path / "m.tflite",
+        mode="streaming",
+        quantize="int8",
+        representative_data=_data(samples=16, seed=13),
+    )
     print(f"int8 streaming {cell}: max |TFLite - Keras| = {report['max_abs_diff']:.4f}")

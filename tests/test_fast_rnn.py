@@ -4,15 +4,14 @@ keras.layers.RNN driving the same cell, and against Keras's built-in layers."""
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
-from keras import ops
-
 from cell_zoo import CONFIGS as ZOO
 from cell_zoo import IDS
+from keras import ops
+
 from keras_deeprnn import cells
 from keras_deeprnn.cells import RecurrentCell
 from keras_deeprnn.layers import RNN
@@ -33,8 +32,7 @@ MASK[2, 3] = False
 # The zoo's cells that no kernel computes.
 GENERIC = [name for name in IDS if ZOO[name].fused is None]
 CONFIGS = {
-    "backwards-state": dict(return_sequences=True, return_state=True,
-                            go_backwards=True),
+    "backwards-state": dict(return_sequences=True, return_state=True, go_backwards=True),
     "zero-output-last": dict(zero_output_for_mask=True),
 }
 
@@ -71,8 +69,7 @@ def pair(make, **kwargs):
     stock = keras.layers.RNN(make(), **kwargs)
     ours = RNN(make(), **kwargs)
     stock(X), ours(X)
-    weights = [RNG.normal(size=w.shape).astype("float32") * 0.5
-               for w in stock.get_weights()]
+    weights = [RNG.normal(size=w.shape).astype("float32") * 0.5 for w in stock.get_weights()]
     stock.set_weights(weights)
     ours.set_weights(weights)
     return stock, ours
@@ -88,8 +85,8 @@ def run(layer, mask=None, training=False, x=X):
         tape.watch(x)
         outputs = tf.nest.flatten(layer(x, mask=mask, training=training))
         loss = sum(
-            tf.reduce_sum(o * np.cos(np.arange(np.prod(o.shape))).reshape(o.shape))
-            for o in outputs)
+            tf.reduce_sum(o * np.cos(np.arange(np.prod(o.shape))).reshape(o.shape)) for o in outputs
+        )
     grads = tape.gradient(loss, [x] + layer.trainable_weights)
     return [np.asarray(o) for o in plain + outputs + grads]
 
@@ -99,11 +96,18 @@ def assert_agree(stock, ours, **kwargs):
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name, config", [
-    ("lstm-np", "backwards-state"), ("lstm-np", "zero-output-last"),
-    ("lstm-vanilla", "zero-output-last"), ("peephole-lstm", "backwards-state"),
-    ("gru", "backwards-state"), ("rnn", "backwards-state"),
-    ("rnn-leak", "zero-output-last")])
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("lstm-np", "backwards-state"),
+        ("lstm-np", "zero-output-last"),
+        ("lstm-vanilla", "zero-output-last"),
+        ("peephole-lstm", "backwards-state"),
+        ("gru", "backwards-state"),
+        ("rnn", "backwards-state"),
+        ("rnn-leak", "zero-output-last"),
+    ],
+)
 def test_fused_kernels_match_stock_rnn(name, config, loops):
     assert_agree(*pair(zoo(name), **CONFIGS[config]), mask=MASK)
 
@@ -111,15 +115,15 @@ def test_fused_kernels_match_stock_rnn(name, config, loops):
 @pytest.mark.parametrize("name", ["mut1", "mut1-raw", "mut2", "mut2-raw", "mut3"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_fused_mut_kernels_match_stock_rnn(name, masked, loops):
-    assert_agree(*pair(zoo(name), **CONFIGS["backwards-state"]),
-                 mask=MASK if masked else None)
+    assert_agree(*pair(zoo(name), **CONFIGS["backwards-state"]), mask=MASK if masked else None)
 
 
 @pytest.mark.parametrize("variant", ["nig", "nfg", "nog", "niaf", "noaf", "cifg", "fgr"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_fused_lstm_variants_match_stock_rnn(variant, masked, loops):
-    assert_agree(*pair(zoo(f"lstm-{variant}"), **CONFIGS["backwards-state"]),
-                 mask=MASK if masked else None)
+    assert_agree(
+        *pair(zoo(f"lstm-{variant}"), **CONFIGS["backwards-state"]), mask=MASK if masked else None
+    )
 
 
 @pytest.mark.parametrize("name", GENERIC)
@@ -170,11 +174,16 @@ class _GRUWithOwnStep(cells.GRUCell):
         return 0.5 * h, [0.5 * h]
 
 
-@pytest.mark.parametrize("make", [
-    lambda **kw: _ElmanCell(U, **kw), lambda **kw: _GRUWithOwnStep(U, **kw),
-    lambda **kw: DeepTransitionGRUCell(U, depth=1, **kw),
-    lambda **kw: DeepTransitionLSTMCell(U, depth=1, **kw)],
-    ids=["base-class-cell", "gru-with-own-step", "dt-gru-depth-1", "dt-lstm-depth-1"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: _ElmanCell(U, **kw),
+        lambda **kw: _GRUWithOwnStep(U, **kw),
+        lambda **kw: DeepTransitionGRUCell(U, depth=1, **kw),
+        lambda **kw: DeepTransitionLSTMCell(U, depth=1, **kw),
+    ],
+    ids=["base-class-cell", "gru-with-own-step", "dt-gru-depth-1", "dt-lstm-depth-1"],
+)
 def test_cells_without_a_kernel_get_the_hoisted_loop(make, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a fused kernel ran")
@@ -193,9 +202,10 @@ def test_unfused_lstm_matches_stock_rnn():
     assert_agree(stock, ours, mask=MASK)
 
 
-@pytest.mark.parametrize("name, builtin", [
-    ("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU),
-    ("rnn", keras.layers.SimpleRNN)])
+@pytest.mark.parametrize(
+    "name, builtin",
+    [("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU), ("rnn", keras.layers.SimpleRNN)],
+)
 def test_fused_kernels_match_keras_builtin_layers(name, builtin):
     reference = builtin(U, return_sequences=True)
     ours = RNN(cells.get(name, U), return_sequences=True)
@@ -208,8 +218,8 @@ def test_fused_kernels_match_keras_builtin_layers(name, builtin):
 def test_dropout_uses_the_stock_masks(name):
     make = zoo(name)
     stock, ours = pair(
-        lambda: make(dropout=0.3, recurrent_dropout=0.4, seed=7),
-        return_sequences=True)
+        lambda: make(dropout=0.3, recurrent_dropout=0.4, seed=7), return_sequences=True
+    )
     # Equal seeds draw equal masks, call after call.
     assert_agree(stock, ours, training=True)
 
@@ -232,12 +242,17 @@ def test_bidirectional_training_step_matches_stock(jit, monkeypatch):
     x = np.where(MASK[..., None], X, 0.0)
     y = RNG.normal(size=(B, T, 2 * U)).astype("float32")
     models = []
-    for layer_class, jit in ((keras.layers.RNN, False), (RNN, jit)):
-        model = keras.Sequential([
-            keras.Input((T, D)), keras.layers.Masking(0.0),
-            keras.layers.Bidirectional(layer_class(
-                cells.LSTMCell(U, variant="vanilla"), return_sequences=True))])
-        model.compile(keras.optimizers.SGD(0.5), "mse", jit_compile=jit)
+    for layer_class, use_jit in ((keras.layers.RNN, False), (RNN, jit)):
+        model = keras.Sequential(
+            [
+                keras.Input((T, D)),
+                keras.layers.Masking(0.0),
+                keras.layers.Bidirectional(
+                    layer_class(cells.LSTMCell(U, variant="vanilla"), return_sequences=True)
+                ),
+            ]
+        )
+        model.compile(keras.optimizers.SGD(0.5), "mse", jit_compile=use_jit)
         models.append(model)
     models[1].set_weights(models[0].get_weights())
     losses = [m.train_on_batch(x, y) for m in models]
@@ -246,8 +261,7 @@ def test_bidirectional_training_step_matches_stock(jit, monkeypatch):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(
-        tmp_path, monkeypatch):
+def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("KERAS_DEEPRNN_CACHE", str(tmp_path / "cache"))
     for key, value in {"tried": False, "module": None, "error": None}.items():
@@ -268,18 +282,17 @@ def test_kernels_are_off_in_exports_and_for_other_dtypes():
 
 
 def test_config_round_trip_and_keras_file(tmp_path):
-    layer = RNN(cells.LSTMCell(U, variant="vanilla"), return_sequences=True,
-                go_backwards=True, fused=False)
+    layer = RNN(
+        cells.LSTMCell(U, variant="vanilla"), return_sequences=True, go_backwards=True, fused=False
+    )
     clone = RNN.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
-    model = keras.Sequential([keras.Input((T, D)),
-                              RNN(cells.GRUCell(U), return_sequences=True)])
+    model = keras.Sequential([keras.Input((T, D)), RNN(cells.GRUCell(U), return_sequences=True)])
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.layers[0]) is RNN
-    np.testing.assert_allclose(loaded.predict(X, verbose=0),
-                               model.predict(X, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), atol=1e-6)
 
 
 def test_fused_must_be_a_bool():
@@ -313,8 +326,17 @@ def test_kernels_name_a_wrong_shape():
     empty, no_mask = tf.zeros((0,)), tf.zeros((0, 0), tf.bool)
 
     def forward(**changes):
-        args = dict(p=P, states=[h, h], r=tf.zeros((U, 4 * U)), b_rec=empty, extra=[],
-                    rmask=empty, mask=no_mask, kind="lstm", gates="ifco")
+        args = dict(
+            p=P,
+            states=[h, h],
+            r=tf.zeros((U, 4 * U)),
+            b_rec=empty,
+            extra=[],
+            rmask=empty,
+            mask=no_mask,
+            kind="lstm",
+            gates="ifco",
+        )
         ops.deeprnn_sequence_forward(**{**args, **changes})
 
     forward()  # the right shapes run
@@ -332,6 +354,15 @@ def test_kernels_name_a_wrong_shape():
             forward(**changes)
     with pytest.raises(tf.errors.InvalidArgumentError, match="saved must have shape"):
         ops.deeprnn_sequence_backward(
-            dy=tf.zeros((T, B, U)), d_final=[h, h], saved=tf.zeros((T, B, 3 * U)),
-            prev=[tf.zeros((T, B, U))] * 2, h0=h, r=tf.zeros((U, 4 * U)), extra=[],
-            rmask=empty, mask=no_mask, kind="lstm", gates="ifco")
+            dy=tf.zeros((T, B, U)),
+            d_final=[h, h],
+            saved=tf.zeros((T, B, 3 * U)),
+            prev=[tf.zeros((T, B, U))] * 2,
+            h0=h,
+            r=tf.zeros((U, 4 * U)),
+            extra=[],
+            rmask=empty,
+            mask=no_mask,
+            kind="lstm",
+            gates="ifco",
+        )

@@ -21,8 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _env():
     # No kernel build in the children (a fresh HOME for the unprivileged one).
-    return {**os.environ, "KERAS_DEEPRNN_NATIVE": "0", "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return {
+        **os.environ,
+        "KERAS_DEEPRNN_NATIVE": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
 
 
 @pytest.fixture
@@ -35,9 +39,25 @@ def tiny_mat(tmp_path):
 
 
 def _train_argv(mat, tmp_path):
-    return ["train", "--data", str(mat), "--cell", "gru", "--units", "4", "--epochs", "1",
-            "--batch-size", "2", "--name", "n", "--out", str(tmp_path / "saved"),
-            "--run-dir", str(tmp_path / "run")]
+    return [
+        "train",
+        "--data",
+        str(mat),
+        "--cell",
+        "gru",
+        "--units",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--name",
+        "n",
+        "--out",
+        str(tmp_path / "saved"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
 
 
 def test_sigkill_during_the_final_save_keeps_the_previous_model(tmp_path):
@@ -45,7 +65,11 @@ def test_sigkill_during_the_final_save_keeps_the_previous_model(tmp_path):
     target = runner.save(model, tmp_path / "music-m", {"app": "music"})
     x = np.ones((1, 3), "float32")
     expected = np.asarray(model(x))
-    child = subprocess.Popen([sys.executable, "-c", f"""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import sys, time, keras
 from apps.common import runner
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -55,7 +79,12 @@ def slow_save(self, path, **kwargs):
     time.sleep(120)
 keras.Model.save = slow_save
 runner.save(model, {str(target)!r}, {{}}, overwrite=True)
-"""], env=_env(), stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "saving"
         child.send_signal(signal.SIGKILL)
@@ -83,8 +112,13 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_the_model(tiny_mat, tmp_path)
         resource.setrlimit(resource.RLIMIT_FSIZE, (32768, 32768))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "apps.music", *argv, "--overwrite"], env=_env(),
-        preexec_fn=small_disk, capture_output=True, text=True, timeout=600)
+        [sys.executable, "-m", "apps.music", *argv, "--overwrite"],
+        env=_env(),
+        preexec_fn=small_disk,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     # h5py reports the half-written checkpoint it cannot close ("Exception
     # ignored"); the run ends with the error, not a crash.
     assert proc.returncode == 2, proc.stderr[-3000:]

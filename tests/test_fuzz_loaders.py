@@ -36,8 +36,9 @@ def mutate(data, rng):
     elif kind == 4:  # duplicate a span
         data[i:i] = data[i : i + int(rng.integers(1, 64))]
     elif kind == 5:  # replace a span by text that parsers trip on
-        data[i : i + n] = rng.choice([b"\t", b"\n", b"\xff\xfe", b"-1", b"nan", b"\x00",
-                                      b"1e999", b'"', b",", b"_"])
+        data[i : i + n] = rng.choice(
+            [b"\t", b"\n", b"\xff\xfe", b"-1", b"nan", b"\x00", b"1e999", b'"', b",", b"_"]
+        )
     else:  # swap two lines
         lines = bytes(data).split(b"\n")
         a, b = rng.integers(len(lines), size=2)
@@ -79,8 +80,10 @@ def fuzz(tmp_path, name, valid, load, errors, count, seed):
                 signal.alarm(0)
     finally:
         signal.signal(signal.SIGALRM, previous)
-    print(f"\n{name}: {count} mutations, {counts['loaded']} still valid, "
-          f"{counts['refused']} refused with the project's error")
+    print(
+        f"\n{name}: {count} mutations, {counts['loaded']} still valid, "
+        f"{counts['refused']} refused with the project's error"
+    )
     return counts
 
 
@@ -106,8 +109,15 @@ def test_midi_folders(tmp_path):
     notes = [(60, 0.0, 0.5), (64, 0.5, 1.0), (67, 1.0, 2.0), (48, 0.0, 2.0)]
     valid = write_midi(tmp_path / "valid.mid", notes).read_bytes()
     # A folder of one piece per split, as load_music reads a MIDI folder.
-    counts = fuzz(tmp_path / "f", "piece.mid", valid,
-                  lambda path: music.load_music(str(path.parent)), music.MusicDataError, 50, 2)
+    counts = fuzz(
+        tmp_path / "f",
+        "piece.mid",
+        valid,
+        lambda path: music.load_music(str(path.parent)),
+        music.MusicDataError,
+        50,
+        2,
+    )
     _check(counts, 50)
 
 
@@ -129,16 +139,31 @@ CONLLU = """# sent_id = 1
 
 
 def test_conllu_files(tmp_path):
-    counts = fuzz(tmp_path, "data.conllu", CONLLU.encode(),
-                  lambda path: conll.load_tagging(str(path)), conll.ConllError, 80, 3)
+    counts = fuzz(
+        tmp_path,
+        "data.conllu",
+        CONLLU.encode(),
+        lambda path: conll.load_tagging(str(path)),
+        conll.ConllError,
+        80,
+        3,
+    )
     _check(counts, 80)
 
 
 def test_csv_files(tmp_path):
-    rows = ["text,label"] + [f'"a {"good" if i % 2 else "bad"} film, number {i}",{i % 2}'
-                             for i in range(12)]
-    counts = fuzz(tmp_path, "data.csv", ("\n".join(rows) + "\n").encode(),
-                  lambda path: text.load_text(str(path)), text.TextDataError, 80, 4)
+    rows = ["text,label"] + [
+        f'"a {"good" if i % 2 else "bad"} film, number {i}",{i % 2}' for i in range(12)
+    ]
+    counts = fuzz(
+        tmp_path,
+        "data.csv",
+        ("\n".join(rows) + "\n").encode(),
+        lambda path: text.load_text(str(path)),
+        text.TextDataError,
+        80,
+        4,
+    )
     # The CSV reader skips a malformed row with a warning, and most mutations
     # spoil one row: what counts is that nothing else escapes.
     assert counts["loaded"] + counts["refused"] == 80
@@ -149,8 +174,7 @@ def music_model_folder(tmp_path_factory):
     from apps.music.model import build_model
 
     folder = tmp_path_factory.mktemp("model")
-    return runner.save(build_model("gru", units=4, keys=88), folder / "music-m",
-                       {"app": "music"})
+    return runner.save(build_model("gru", units=4, keys=88), folder / "music-m", {"app": "music"})
 
 
 def test_keras_files(tmp_path, music_model_folder):
@@ -161,8 +185,15 @@ def test_keras_files(tmp_path, music_model_folder):
     with zipfile.ZipFile(music_model_folder / "model.keras") as archive:
         for info in archive.infolist():
             members[info.filename] = archive.read(info)
-    counts = fuzz(tmp_path / "bytes", "model.keras", valid, lambda p: runner.load(p, "music"),
-                  (ValueError, FileNotFoundError), 40, 5)
+    counts = fuzz(
+        tmp_path / "bytes",
+        "model.keras",
+        valid,
+        lambda p: runner.load(p, "music"),
+        (ValueError, FileNotFoundError),
+        40,
+        5,
+    )
     _check(counts, 40)
     refused = 0
     for k in range(20):
@@ -206,5 +237,4 @@ def test_tflite_exports(tmp_path, music_model_folder):
         (export / tflite.name).write_bytes(valid)
         load_export(export)
 
-    _check(fuzz(tmp_path / "m", "manifest.json", manifest, load_manifest, ExportError, 40, 7),
-           40)
+    _check(fuzz(tmp_path / "m", "manifest.json", manifest, load_manifest, ExportError, 40, 7), 40)

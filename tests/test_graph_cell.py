@@ -3,20 +3,19 @@ cells, an arbitrary genome against NumPy, training and `.keras` files."""
 
 import random
 
+import keras
 import numpy as np
 import pytest
+from reference import sigmoid
 
-import keras
-from keras_deeprnn.cells import GRUCell
 from keras_deeprnn.cells import GraphCell
+from keras_deeprnn.cells import GRUCell
 from keras_deeprnn.cells import LSTMCell
 from keras_deeprnn.cells.graph import GRU_GENOME
 from keras_deeprnn.cells.graph import LSTM_GENOME
 from keras_deeprnn.cells.graph import format_genome
 from keras_deeprnn.cells.graph import parse_genome
 from keras_deeprnn.cells.graph import render
-
-from reference import sigmoid
 
 
 def _run(cell, x, weights):
@@ -56,10 +55,7 @@ def test_gru_genome_is_gru_with_summed_gate_biases():
 
 
 # Every kind of weight: x, h, c and node terms, and biases starting at 1.1, 0.9.
-GENOME = (
-    "a=relu(lin(x,c));c_t=add(mul(a,c),lin1.1(a,h));"
-    "h_t=sub(tanh(c_t),sigmoid(lin0.9(x,h,a)))"
-)
+GENOME = "a=relu(lin(x,c));c_t=add(mul(a,c),lin1.1(a,h));h_t=sub(tanh(c_t),sigmoid(lin0.9(x,h,a)))"
 
 
 def _numpy_genome(x, W1, W3, U2, U3, V1, M2, M3, b1, b2, b3):
@@ -98,7 +94,11 @@ def test_arbitrary_genome_matches_numpy_equations():
         ],
     )
     assert [w.name for w in cell.weights] == [
-        "kernel", "recurrent_kernel", "bias", "cell_kernel", "hidden_kernel"
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "cell_kernel",
+        "hidden_kernel",
     ]
     want = _numpy_genome(x, W1, W3, U2, U3, V1, M2, M3, b1, b2, b3)
     for g, w in zip(got, want):
@@ -108,9 +108,7 @@ def test_arbitrary_genome_matches_numpy_equations():
 def test_linear_biases_start_at_their_offsets():
     cell = GraphCell(GENOME, 3, bias_initializer="zeros")
     cell.build((None, 2))
-    np.testing.assert_allclose(
-        np.asarray(cell.bias), [0.0] * 3 + [1.1] * 3 + [0.9] * 3, atol=1e-7
-    )
+    np.testing.assert_allclose(np.asarray(cell.bias), [0.0] * 3 + [1.1] * 3 + [0.9] * 3, atol=1e-7)
     lstm = GraphCell(LSTM_GENOME, 2)
     lstm.build((None, 2))
     np.testing.assert_array_equal(np.asarray(lstm.bias), [0, 0, 1, 1, 0, 0, 0, 0])
@@ -119,9 +117,7 @@ def test_linear_biases_start_at_their_offsets():
 def test_format_and_render():
     for genome in (LSTM_GENOME, GRU_GENOME, GENOME):
         assert format_genome(*parse_genome(genome)) == genome
-    assert format_genome(*parse_genome(" h_t = tanh( lin(x , h) ) ; ")) == (
-        "h_t=tanh(lin(x,h))"
-    )
+    assert format_genome(*parse_genome(" h_t = tanh( lin(x , h) ) ; ")) == ("h_t=tanh(lin(x,h))")
     assert render(LSTM_GENOME) == (
         "i = sigmoid(x_t W1 + h_{t-1} U1 + b1)\n"
         "f = sigmoid(x_t W2 + h_{t-1} U2 + b2)\n"
@@ -133,8 +129,12 @@ def test_format_and_render():
         "h_t = relu((x_t W1 + b1) M2 + b2) * (h_{t-1} - (h_{t-1} + h_{t-1} U3 + b3))"
     )
     # A node used twice gets a name; an output can repeat another.
-    nodes = {"#0": ("lin", ("x", "h")), "#1": ("tanh", ("#0",)),
-             "#2": ("mul", ("#1", "#1")), "#9": ("tanh", ("h",))}
+    nodes = {
+        "#0": ("lin", ("x", "h")),
+        "#1": ("tanh", ("#0",)),
+        "#2": ("mul", ("#1", "#1")),
+        "#9": ("tanh", ("h",)),
+    }
     assert format_genome(nodes, {"h_t": "#2"}) == "v1=tanh(lin(x,h));h_t=mul(v1,v1)"
     assert render("y=tanh(lin(x,c));c_t=y;h_t=y") == (
         "y = tanh(x_t W1 + c_{t-1} V1 + b1)\nc_t = y\nh_t = y"

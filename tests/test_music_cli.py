@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from test_music_data import write_mat
 
 from apps.music.cli import main
-from test_music_data import write_mat
 
 
 def _arpeggios(n, frames, seed):
@@ -25,16 +25,35 @@ def _arpeggios(n, frames, seed):
 
 @pytest.fixture()
 def tiny_mat(tmp_path):
-    return write_mat(tmp_path / "tiny.mat", _arpeggios(12, 16, 0), _arpeggios(4, 16, 1),
-                     _arpeggios(4, 16, 2))
+    return write_mat(
+        tmp_path / "tiny.mat", _arpeggios(12, 16, 0), _arpeggios(4, 16, 1), _arpeggios(4, 16, 2)
+    )
 
 
 def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
     pm = pytest.importorskip("pretty_midi")  # noqa: F841
     out = tmp_path / "saved"
-    code = main(["train", "--data", str(tiny_mat), "--epochs", "2", "--units", "16",
-                 "--batch-size", "4", "--lr", "0.02", "--name", "t", "--out", str(out),
-                 "--run-dir", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tiny_mat),
+            "--epochs",
+            "2",
+            "--units",
+            "16",
+            "--batch-size",
+            "4",
+            "--lr",
+            "0.02",
+            "--name",
+            "t",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     meta = json.loads((out / "music-t" / "metadata.json").read_text())
     assert meta["epochs_run"] == 2 and meta["pieces"] == {"train": 12, "valid": 4, "test": 4}
@@ -53,9 +72,26 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
 
     for extra in ([], ["--beam", "3"]):
         target = tmp_path / "gen" / f"piece{len(extra)}"
-        assert main(["generate", str(out / "music-t"), "--frames", "12", "--primer",
-                     str(tiny_mat), "--primer-frames", "4", "--out", str(target),
-                     "--seconds-per-frame", "0.25"] + extra) == 0
+        assert (
+            main(
+                [
+                    "generate",
+                    str(out / "music-t"),
+                    "--frames",
+                    "12",
+                    "--primer",
+                    str(tiny_mat),
+                    "--primer-frames",
+                    "4",
+                    "--out",
+                    str(target),
+                    "--seconds-per-frame",
+                    "0.25",
+                ]
+                + extra
+            )
+            == 0
+        )
         roll = midi_to_roll(target.with_suffix(".mid"), fs=4)
         assert roll.shape == (16, 88)
         assert target.with_suffix(".png").stat().st_size > 1000

@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_deeprnn.data import MusicDataError
+from keras_deeprnn.data import frame_count
+from keras_deeprnn.data import load_mat
+from keras_deeprnn.data import load_music
+from keras_deeprnn.data import load_pickle
 from keras_deeprnn.data import music as M
-from keras_deeprnn.data import (
-    MusicDataError,
-    frame_count,
-    load_mat,
-    load_music,
-    load_pickle,
-    piano_roll_dataset,
-)
+from keras_deeprnn.data import piano_roll_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MUSIC = REPO.parent / "shared" / "data" / "music"
@@ -33,8 +31,9 @@ LOGGER = "keras_deeprnn.data.music"
 def shared_file(name):
     path = SHARED_MUSIC / name
     if not path.is_file():
-        pytest.skip(f"shared benchmark file {path} is absent (expected at "
-                    f"<repo>/../shared/data/music)")
+        pytest.skip(
+            f"shared benchmark file {path} is absent (expected at <repo>/../shared/data/music)"
+        )
     return path
 
 
@@ -57,16 +56,15 @@ def cell(*arrays):
 
 def write_mat(path, train, valid, test, **extra):
     sio = pytest.importorskip("scipy.io")
-    contents = {"traindata": cell(*train), "validdata": cell(*valid),
-                "testdata": cell(*test)}
+    contents = {"traindata": cell(*train), "validdata": cell(*valid), "testdata": cell(*test)}
     contents.update(extra)
     sio.savemat(str(path), contents)
     return path
 
 
 # Three small hand-made pieces.
-P0 = roll_from(3, {0: [60, 64, 67], 1: [62], 2: []})            # C E G, D, rest
-P1 = roll_from(2, {0: [21], 1: [108]})                           # A0, C8
+P0 = roll_from(3, {0: [60, 64, 67], 1: [62], 2: []})  # C E G, D, rest
+P1 = roll_from(2, {0: [21], 1: [108]})  # A0, C8
 P2 = roll_from(4, {0: [48], 1: [48, 55], 2: [55], 3: [72]})
 
 
@@ -74,10 +72,15 @@ P2 = roll_from(4, {0: [48], 1: [48, 55], 2: [55], 3: [72]})
 # load_mat
 # ---------------------------------------------------------------------------
 
+
 def test_load_mat_reads_cell_arrays(tmp_path):
     # MATLAB stores doubles; the loader must give back uint8 0/1 in file order.
-    path = write_mat(tmp_path / "toy.mat", [P0.astype(float), P1.astype(bool)],
-                     [P2.astype(float)], [P1.astype(np.uint8)])
+    path = write_mat(
+        tmp_path / "toy.mat",
+        [P0.astype(float), P1.astype(bool)],
+        [P2.astype(float)],
+        [P1.astype(np.uint8)],
+    )
     data = load_mat(path)
     assert set(data) == {"train", "valid", "test"}
     assert [len(data[s]) for s in ("train", "valid", "test")] == [2, 1, 1]
@@ -98,14 +101,17 @@ def test_load_mat_skips_empty_pieces_with_warning(tmp_path, caplog):
     assert any("empty.mat" in m and "traindata piece 1" in m for m in messages), messages
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing_key", r"missing key 'testdata'"),
-    ("wrong_width", r"traindata piece 1: piano roll has shape \(2, 87\)"),
-    ("transposed", r"shape \(88, 3\).*transposed"),
-    ("non_binary", r"not binary: value 2"),
-    ("nan", r"not binary: value nan"),
-    ("not_cell", r"'validdata' is not a cell array"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing_key", r"missing key 'testdata'"),
+        ("wrong_width", r"traindata piece 1: piano roll has shape \(2, 87\)"),
+        ("transposed", r"shape \(88, 3\).*transposed"),
+        ("non_binary", r"not binary: value 2"),
+        ("nan", r"not binary: value nan"),
+        ("not_cell", r"'validdata' is not a cell array"),
+    ],
+)
 def test_load_mat_bad_contents(tmp_path, case, match):
     sio = pytest.importorskip("scipy.io")
     path = tmp_path / f"{case}.mat"
@@ -124,8 +130,9 @@ def test_load_mat_bad_contents(tmp_path, case, match):
     elif case == "nan":
         write_mat(path, [nan], [P1], [P1])
     elif case == "not_cell":
-        sio.savemat(str(path), {"traindata": cell(P0), "validdata": P0.astype(float),
-                                "testdata": cell(P1)})
+        sio.savemat(
+            str(path), {"traindata": cell(P0), "validdata": P0.astype(float), "testdata": cell(P1)}
+        )
     with pytest.raises(MusicDataError, match=match) as err:
         load_mat(path)
     assert str(path) in str(err.value)
@@ -134,10 +141,12 @@ def test_load_mat_bad_contents(tmp_path, case, match):
 def test_load_mat_corrupt_truncated_and_missing(tmp_path):
     good = write_mat(tmp_path / "good.mat", [P0, P2], [P1], [P1])
     raw = good.read_bytes()
-    for name, content in [("garbage.mat", os.urandom(3000)),
-                          ("truncated.mat", raw[: len(raw) // 2]),
-                          ("header_only.mat", raw[:60]),
-                          ("zero.mat", b"")]:
+    for name, content in [
+        ("garbage.mat", os.urandom(3000)),
+        ("truncated.mat", raw[: len(raw) // 2]),
+        ("header_only.mat", raw[:60]),
+        ("zero.mat", b""),
+    ]:
         path = tmp_path / name
         path.write_bytes(content)
         with pytest.raises(MusicDataError, match="not a readable MATLAB") as err:
@@ -148,12 +157,15 @@ def test_load_mat_corrupt_truncated_and_missing(tmp_path):
     assert issubclass(MusicDataError, ValueError)
 
 
-@pytest.mark.parametrize("name, counts, frames", [
-    # Piece counts from the data README / the benchmark papers; frame totals
-    # counted once with scipy alone.
-    ("JSB_Chorales.mat", (229, 76, 77), (13807, 4602, 4725)),
-    ("Nottingham.mat", (694, 173, 170), (176561, 45513, 44463)),
-])
+@pytest.mark.parametrize(
+    "name, counts, frames",
+    [
+        # Piece counts from the data README / the benchmark papers; frame totals
+        # counted once with scipy alone.
+        ("JSB_Chorales.mat", (229, 76, 77), (13807, 4602, 4725)),
+        ("Nottingham.mat", (694, 173, 170), (176561, 45513, 44463)),
+    ],
+)
 def test_load_mat_shared_benchmarks(name, counts, frames):
     data = load_mat(shared_file(name))
     assert tuple(len(data[s]) for s in ("train", "valid", "test")) == counts
@@ -166,8 +178,7 @@ def test_load_mat_shared_benchmarks(name, counts, frames):
         assert max(int(r.sum(1).max()) for r in data["train"]) == 4
         # First chord of the first training chorale: MIDI 60, 72, 79, 88
         # (columns 39, 51, 58, 67 of the file).
-        np.testing.assert_array_equal(np.flatnonzero(data["train"][0][0]) + 21,
-                                      [60, 72, 79, 88])
+        np.testing.assert_array_equal(np.flatnonzero(data["train"][0][0]) + 21, [60, 72, 79, 88])
 
 
 # ---------------------------------------------------------------------------
@@ -177,8 +188,9 @@ def test_load_mat_shared_benchmarks(name, counts, frames):
 # A Python 2 style protocol-2 pickle, assembled opcode by opcode: byte strings
 # (SHORT_BINSTRING) for the keys and a set built from __builtin__.set, i.e.
 # {'train': [[(60, 64), (), set([67])]], 'valid': [], 'test': []}.
-PY2_PICKLE = (b"\x80\x02}(U\x05train](]((K<K@t)c__builtin__\nset\n](KCe\x85Ree"
-              b"U\x05valid]U\x04test]u.")
+PY2_PICKLE = (
+    b"\x80\x02}(U\x05train](]((K<K@t)c__builtin__\nset\n](KCe\x85ReeU\x05valid]U\x04test]u."
+)
 
 
 def test_load_pickle_python2_file(tmp_path):
@@ -186,27 +198,27 @@ def test_load_pickle_python2_file(tmp_path):
     path.write_bytes(PY2_PICKLE)
     data = load_pickle(path)
     assert [len(data[s]) for s in ("train", "valid", "test")] == [1, 0, 0]
-    np.testing.assert_array_equal(data["train"][0],
-                                  roll_from(3, {0: [60, 64], 2: [67]}))
+    np.testing.assert_array_equal(data["train"][0], roll_from(3, {0: [60, 64], 2: [67]}))
     assert data["train"][0].dtype == np.uint8
 
 
 def test_load_pickle_lists_tuples_floats(tmp_path, caplog):
-    raw = {"train": [[[60, 64, 67], [62]], [], [(21,), (108.0,), ()]],
-           "valid": [[frozenset({48}), {48, 55}]],
-           "test": [[[72]]]}
+    raw = {
+        "train": [[[60, 64, 67], [62]], [], [(21,), (108.0,), ()]],
+        "valid": [[frozenset({48}), {48, 55}]],
+        "test": [[[72]]],
+    }
     path = tmp_path / "toy.pkl"
     path.write_bytes(pickle.dumps(raw, protocol=2))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         data = load_pickle(path)
     assert [len(data[s]) for s in ("train", "valid", "test")] == [2, 1, 1]
-    np.testing.assert_array_equal(data["train"][0], roll_from(2, {0: [60, 64, 67],
-                                                                  1: [62]}))
+    np.testing.assert_array_equal(data["train"][0], roll_from(2, {0: [60, 64, 67], 1: [62]}))
     np.testing.assert_array_equal(data["train"][1], roll_from(3, {0: [21], 1: [108]}))
-    np.testing.assert_array_equal(data["valid"][0], roll_from(2, {0: [48],
-                                                                  1: [48, 55]}))
-    assert any("train piece 1" in r.getMessage() and "toy.pkl" in r.getMessage()
-               for r in caplog.records)
+    np.testing.assert_array_equal(data["valid"][0], roll_from(2, {0: [48], 1: [48, 55]}))
+    assert any(
+        "train piece 1" in r.getMessage() and "toy.pkl" in r.getMessage() for r in caplog.records
+    )
 
 
 class _Evil:
@@ -222,28 +234,30 @@ def test_load_pickle_refuses_other_globals(tmp_path, kind):
     marker = tmp_path / "pwned"
     if kind == "os.system":
         payload = _Evil(os.system, f"touch {marker}")
-        refused = f"{os.system.__module__}.system"        # posix.system on Linux
+        refused = f"{os.system.__module__}.system"  # posix.system on Linux
     elif kind == "eval":
         payload = _Evil(eval, f"open({str(marker)!r}, 'w').close()")
-        refused = "builtin__.eval"       # protocol 2 names builtins __builtin__
+        refused = "builtin__.eval"  # protocol 2 names builtins __builtin__
     else:
         payload = np.zeros((2, 88))
         refused = "numpy"
     path = tmp_path / f"{kind}.pickle"
-    path.write_bytes(pickle.dumps({"train": [payload], "valid": [], "test": []},
-                                  protocol=2))
+    path.write_bytes(pickle.dumps({"train": [payload], "valid": [], "test": []}, protocol=2))
     with pytest.raises(MusicDataError, match="refusing to load") as err:
         load_pickle(path)
     assert refused in str(err.value) and str(path) in str(err.value)
     assert not marker.exists(), "the pickle's payload ran"
 
 
-@pytest.mark.parametrize("note, match", [
-    (20, "note 20 outside the piano range 21..108"),
-    (109, "note 109 outside the piano range 21..108"),
-    (60.5, "not a whole MIDI note number"),
-    ("C4", "is not a MIDI note number"),
-])
+@pytest.mark.parametrize(
+    "note, match",
+    [
+        (20, "note 20 outside the piano range 21..108"),
+        (109, "note 109 outside the piano range 21..108"),
+        (60.5, "not a whole MIDI note number"),
+        ("C4", "is not a MIDI note number"),
+    ],
+)
 def test_load_pickle_bad_notes(tmp_path, note, match):
     raw = {"train": [[[60]], [[62], [64, note]]], "valid": [], "test": []}
     path = tmp_path / "bad.pickle"
@@ -260,10 +274,14 @@ def test_load_pickle_bad_files(tmp_path):
         "truncated.pickle": (good[: len(good) // 2], "not a readable pickle"),
         "garbage.pickle": (b"this is not a pickle", "not a readable pickle"),
         "list.pickle": (pickle.dumps([[[60]]], protocol=2), "expected a dict"),
-        "keys.pickle": (pickle.dumps({"train": []}, protocol=2),
-                        r"missing key\(s\) \['valid', 'test'\]"),
-        "frame.pickle": (pickle.dumps({"train": [[60, 62]], "valid": [], "test": []},
-                                      protocol=2), "frame 0: is a int"),
+        "keys.pickle": (
+            pickle.dumps({"train": []}, protocol=2),
+            r"missing key\(s\) \['valid', 'test'\]",
+        ),
+        "frame.pickle": (
+            pickle.dumps({"train": [[60, 62]], "valid": [], "test": []}, protocol=2),
+            "frame 0: is a int",
+        ),
     }
     for name, (content, match) in cases.items():
         path = tmp_path / name
@@ -278,6 +296,7 @@ def test_load_pickle_bad_files(tmp_path):
 # ---------------------------------------------------------------------------
 # MIDI
 # ---------------------------------------------------------------------------
+
 
 def write_midi(path, notes, tempo=120.0, drums=(), program=0):
     """notes: (pitch, start_s, end_s) for one piano track."""
@@ -297,17 +316,24 @@ def write_midi(path, notes, tempo=120.0, drums=(), program=0):
 def test_midi_to_roll_quarter_and_fs_grids(tmp_path, caplog):
     pytest.importorskip("pretty_midi")
     # 120 quarter notes per minute: a quarter lasts 0.5 s.
-    path = write_midi(tmp_path / "a.mid",
-                      [(60, 0.0, 1.0), (64, 0.5, 1.0), (67, 1.0, 2.0),
-                       (10, 0.0, 0.5), (120, 0.5, 1.0)],      # out of range
-                      drums=[(36, 0.0, 0.5)])
+    path = write_midi(
+        tmp_path / "a.mid",
+        [
+            (60, 0.0, 1.0),
+            (64, 0.5, 1.0),
+            (67, 1.0, 2.0),
+            (10, 0.0, 0.5),
+            (120, 0.5, 1.0),
+        ],  # out of range
+        drums=[(36, 0.0, 0.5)],
+    )
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        roll = M.midi_to_roll(path)                          # 1 step per quarter
-    np.testing.assert_array_equal(roll, roll_from(4, {0: [60], 1: [60, 64],
-                                                      2: [67], 3: [67]}))
-    assert any("a.mid" in r.getMessage() and "2 note(s) outside" in r.getMessage()
-               for r in caplog.records)
-    roll = M.midi_to_roll(path, fs=4)                        # 4 frames per second
+        roll = M.midi_to_roll(path)  # 1 step per quarter
+    np.testing.assert_array_equal(roll, roll_from(4, {0: [60], 1: [60, 64], 2: [67], 3: [67]}))
+    assert any(
+        "a.mid" in r.getMessage() and "2 note(s) outside" in r.getMessage() for r in caplog.records
+    )
+    roll = M.midi_to_roll(path, fs=4)  # 4 frames per second
     assert roll.shape == (8, 88)
     np.testing.assert_array_equal(np.flatnonzero(roll[:, 60 - 21]), [0, 1, 2, 3])
     np.testing.assert_array_equal(np.flatnonzero(roll[:, 64 - 21]), [2, 3])
@@ -315,8 +341,9 @@ def test_midi_to_roll_quarter_and_fs_grids(tmp_path, caplog):
     assert roll[0, 36 - 21] == 1
     # At 60 quarter notes per minute a quarter lasts 1 s.
     slow = write_midi(tmp_path / "slow.mid", [(60, 0.0, 1.0), (62, 1.0, 1.5)], tempo=60)
-    np.testing.assert_array_equal(M.midi_to_roll(slow, steps_per_quarter=2),
-                                  roll_from(3, {0: [60], 1: [60], 2: [62]}))
+    np.testing.assert_array_equal(
+        M.midi_to_roll(slow, steps_per_quarter=2), roll_from(3, {0: [60], 1: [60], 2: [62]})
+    )
     with pytest.raises(ValueError, match="not both"):
         M.midi_to_roll(path, steps_per_quarter=2, fs=4)
 
@@ -326,10 +353,10 @@ def test_midi_to_roll_rounds_to_the_nearest_frame(tmp_path):
     # Played, not quantised (quarter = 0.5 s): 62 from 0.4 to 1.6 quarters
     # -> frames 0..1; 64 from 1.8 to 2.1 quarters, shorter than a frame -> still
     # one frame (2); 67 from 2.7 to 3.2 quarters -> frame 3 (nearest beat).
-    path = write_midi(tmp_path / "played.mid",
-                      [(62, 0.2, 0.8), (64, 0.9, 1.05), (67, 1.35, 1.6)])
-    np.testing.assert_array_equal(M.midi_to_roll(path),
-                                  roll_from(4, {0: [62], 1: [62], 2: [64], 3: [67]}))
+    path = write_midi(tmp_path / "played.mid", [(62, 0.2, 0.8), (64, 0.9, 1.05), (67, 1.35, 1.6)])
+    np.testing.assert_array_equal(
+        M.midi_to_roll(path), roll_from(4, {0: [62], 1: [62], 2: [64], 3: [67]})
+    )
 
 
 def test_load_midi_dir_split_and_bad_files(tmp_path, caplog):
@@ -350,8 +377,9 @@ def test_load_midi_dir_split_and_bad_files(tmp_path, caplog):
     lengths = {s: sorted(len(r) for r in data[s]) for s in data}
     # 12 MIDI files found (the broken one included), split 0.6/0.2/0.2:
     # round(12 * 0.2) = 2 valid, 2 test, 8 train; the broken one is skipped.
-    assert sorted(lengths["train"] + lengths["valid"] + lengths["test"]) == \
-        list(range(2, 12)) + [20]
+    assert sorted(lengths["train"] + lengths["valid"] + lengths["test"]) == list(range(2, 12)) + [
+        20
+    ]
     assert len(lengths["valid"]) + len(lengths["test"]) + len(lengths["train"]) == 11
     assert {len(data["valid"]), len(data["test"])} <= {1, 2}
     # Deterministic: same call, same split; the seed changes it.
@@ -382,27 +410,32 @@ def test_load_midi_dir_errors(tmp_path):
 
 def test_midi_round_trip(tmp_path):
     pretty_midi = pytest.importorskip("pretty_midi")
-    roll = roll_from(10, {0: [60, 64], 1: [60, 64], 2: [67], 4: [21, 108],
-                          5: [21], 6: [60]})                 # frames 7-9 silent
+    roll = roll_from(
+        10, {0: [60, 64], 1: [60, 64], 2: [67], 4: [21, 108], 5: [21], 6: [60]}
+    )  # frames 7-9 silent
     pm = M.rolls_to_midi(roll, tmp_path / "out" / "a.mid", steps_per_second=4)
     # The file itself, read independently: 6 notes (runs of 1s), timed in 0.25 s.
     back = pretty_midi.PrettyMIDI(str(tmp_path / "out" / "a.mid"))
-    notes = sorted((n.pitch, round(n.start, 3), round(n.end, 3))
-                   for n in back.instruments[0].notes)
-    assert notes == [(21, 1.0, 1.5), (60, 0.0, 0.5), (60, 1.5, 1.75), (64, 0.0, 0.5),
-                     (67, 0.5, 0.75), (108, 1.0, 1.25)]
-    assert back.get_end_time() == pytest.approx(2.5)         # 10 frames of 0.25 s
+    notes = sorted((n.pitch, round(n.start, 3), round(n.end, 3)) for n in back.instruments[0].notes)
+    assert notes == [
+        (21, 1.0, 1.5),
+        (60, 0.0, 0.5),
+        (60, 1.5, 1.75),
+        (64, 0.0, 0.5),
+        (67, 0.5, 0.75),
+        (108, 1.0, 1.25),
+    ]
+    assert back.get_end_time() == pytest.approx(2.5)  # 10 frames of 0.25 s
     assert pm.get_end_time() == pytest.approx(2.5)
     got = M.midi_to_roll(tmp_path / "out" / "a.mid", fs=4)
-    assert got.shape[0] == 10                                # trailing silence kept
+    assert got.shape[0] == 10  # trailing silence kept
     np.testing.assert_array_equal(got, roll)
     # Quarter-note grid: 2 frames per quarter at 90 quarters per minute.
-    M.rolls_to_midi(roll.astype(np.float32), tmp_path / "b.mid", tempo=90,
-                    steps_per_quarter=2)
-    assert pretty_midi.PrettyMIDI(str(tmp_path / "b.mid")).get_end_time() == \
-        pytest.approx(10 * 60 / 90 / 2, abs=1e-3)   # ticks
-    np.testing.assert_array_equal(M.midi_to_roll(tmp_path / "b.mid",
-                                                 steps_per_quarter=2), roll)
+    M.rolls_to_midi(roll.astype(np.float32), tmp_path / "b.mid", tempo=90, steps_per_quarter=2)
+    assert pretty_midi.PrettyMIDI(str(tmp_path / "b.mid")).get_end_time() == pytest.approx(
+        10 * 60 / 90 / 2, abs=1e-3
+    )  # ticks
+    np.testing.assert_array_equal(M.midi_to_roll(tmp_path / "b.mid", steps_per_quarter=2), roll)
     with pytest.raises(ValueError, match="only 0 and 1"):
         M.rolls_to_midi(roll * 0.7, tmp_path / "c.mid")
     with pytest.raises(ValueError, match="expected \\(frames, 88\\)"):
@@ -412,6 +445,7 @@ def test_midi_round_trip(tmp_path):
 # ---------------------------------------------------------------------------
 # piano_roll_dataset and frame_count
 # ---------------------------------------------------------------------------
+
 
 def numbered_roll(frames, piece):
     """Frame t of piece p has keys t and 40 + p down: every frame is distinct."""
@@ -432,10 +466,10 @@ def test_piano_roll_dataset_shift_padding_weights(caplog):
     assert x.shape == (2, 4, 88) and y.shape == (2, 4, 88) and w.shape == (2, 4)
     assert x.dtype == y.dtype == w.dtype == np.float32
     np.testing.assert_array_equal(x[0], r0[0:4])
-    np.testing.assert_array_equal(y[0], r0[1:5])          # shifted one frame ahead
+    np.testing.assert_array_equal(y[0], r0[1:5])  # shifted one frame ahead
     np.testing.assert_array_equal(x[1, :2], r1[0:2])
     np.testing.assert_array_equal(y[1, :2], r1[1:3])
-    assert not x[1, 2:].any() and not y[1, 2:].any()       # zero padding
+    assert not x[1, 2:].any() and not y[1, 2:].any()  # zero padding
     np.testing.assert_array_equal(w, [[1, 1, 1, 1], [1, 1, 0, 0]])
     assert w.sum() == (5 - 1) + (3 - 1) == frame_count([r0, r1, r2], transitions=True)
 
@@ -460,8 +494,7 @@ def test_piano_roll_dataset_windows_and_remainder():
     # 3 pieces, batches of 2: the last batch has 1 piece unless dropped.
     three = [numbered_roll(4, i) for i in range(3)]
     assert [b[0].shape[0] for b in piano_roll_dataset(three, 2)] == [2, 1]
-    assert [b[0].shape[0] for b in piano_roll_dataset(three, 2, drop_remainder=True)] \
-        == [2]
+    assert [b[0].shape[0] for b in piano_roll_dataset(three, 2, drop_remainder=True)] == [2]
 
 
 def test_piano_roll_dataset_shuffle_is_seeded():
@@ -469,8 +502,7 @@ def test_piano_roll_dataset_shuffle_is_seeded():
 
     def order(ds):
         # Which piece each batch holds: the key 40 + p is down in every frame.
-        return [int(np.flatnonzero(x[0, 0, 40:])[0])
-                for x, _, _ in ds.as_numpy_iterator()]
+        return [int(np.flatnonzero(x[0, 0, 40:])[0]) for x, _, _ in ds.as_numpy_iterator()]
 
     plain = order(piano_roll_dataset(rolls, 1))
     assert plain == list(range(12))
@@ -497,15 +529,15 @@ def test_padding_adds_nothing_to_a_summed_keras_loss():
     import keras
 
     rolls = [numbered_roll(6, 0), numbered_roll(2, 1)]
-    model = keras.Sequential([keras.Input((None, 88)),
-                              keras.layers.Dense(88, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((None, 88)), keras.layers.Dense(88, activation="sigmoid")]
+    )
     model.compile(loss=keras.losses.BinaryCrossentropy(reduction="sum"))
     loss = model.evaluate(piano_roll_dataset(rolls, 2), verbose=0)
     # Reference: the same model on each piece alone, no padding at all.
     want = 0.0
     for r in rolls:
-        p = np.clip(model.predict(r[None, :-1].astype("float32"), verbose=0)[0],
-                    1e-7, 1 - 1e-7)
+        p = np.clip(model.predict(r[None, :-1].astype("float32"), verbose=0)[0], 1e-7, 1 - 1e-7)
         t = r[1:]
         want += float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).mean(-1).sum())
     assert loss == pytest.approx(want, rel=1e-4)
@@ -523,6 +555,7 @@ def test_frame_count():
 # load_music
 # ---------------------------------------------------------------------------
 
+
 def test_load_music_names_paths_and_folders(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEPRNN_DATA_DIR", raising=False)
     d = tmp_path / "data"
@@ -531,7 +564,7 @@ def test_load_music_names_paths_and_folders(tmp_path, monkeypatch):
     write_mat(d / "music" / "Nottingham.mat", [P2, P2], [P1], [P0])
     data = load_music("JSB", data_dir=d)
     np.testing.assert_array_equal(data["train"][0], P0)
-    assert len(load_music("nottingham", data_dir=d)["train"]) == 2   # music/ subfolder
+    assert len(load_music("nottingham", data_dir=d)["train"]) == 2  # music/ subfolder
     # $DEEPRNN_DATA_DIR when no data_dir.
     monkeypatch.setenv("DEEPRNN_DATA_DIR", str(d))
     np.testing.assert_array_equal(load_music("jsb")["test"][0], P2)
@@ -554,8 +587,7 @@ def test_load_music_names_paths_and_folders(tmp_path, monkeypatch):
     assert len(load_music(pkl)["train"]) == 1
     with pytest.raises(MusicDataError, match="no such file"):
         load_music(str(tmp_path / "nope.mat"))
-    with pytest.raises(MusicDataError, match="accepted: 'bach', 'jsb', 'nottingham'") \
-            as err:
+    with pytest.raises(MusicDataError, match="accepted: 'bach', 'jsb', 'nottingham'") as err:
         load_music("mozart")
     assert "folder of MIDI files" in str(err.value)
     # "bach" goes to load_bach_chorales with the keyword arguments.
@@ -576,7 +608,7 @@ def test_load_music_midi_folder(tmp_path):
 def test_load_music_finds_shared_files_beside_the_repo(tmp_path, monkeypatch):
     shared_file("JSB_Chorales.mat")
     monkeypatch.delenv("DEEPRNN_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)             # not beside the shared folder
+    monkeypatch.chdir(tmp_path)  # not beside the shared folder
     data = load_music("jsb")
     assert [len(data[s]) for s in ("train", "valid", "test")] == [229, 76, 77]
 
@@ -586,10 +618,8 @@ def test_load_music_finds_shared_files_beside_the_repo(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------
 
 # Krumhansl-Kessler key profiles (Krumhansl 1990), pitch class C first.
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09,
-                     2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53,
-                     2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 def estimated_key(roll):
@@ -597,9 +627,11 @@ def estimated_key(roll):
     hist = np.zeros(12)
     for k in range(88):
         hist[(21 + k) % 12] += roll[:, k].sum()
-    scores = {(t, mode): np.corrcoef(hist, np.roll(profile, t))[0, 1]
-              for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR))
-              for t in range(12)}
+    scores = {
+        (t, mode): np.corrcoef(hist, np.roll(profile, t))[0, 1]
+        for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR))
+        for t in range(12)
+    }
     return max(scores, key=scores.get)
 
 
@@ -617,7 +649,7 @@ def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog):
         assert set(np.unique(roll)) == {0, 1}
         # Four voices sampled on the beat: 1 to 4 keys per frame (rests aside).
         assert roll.sum(1).max() <= 4 and np.median(roll.sum(1)) >= 3
-        assert estimated_key(roll)[0] == 0, estimated_key(roll)   # tonic C
+        assert estimated_key(roll)[0] == 0, estimated_key(roll)  # tonic C
     # The cache file is there, and the second call does not parse anything.
     files = list(tmp_path.glob("bach_chorales_v*.npz"))
     assert len(files) == 1
@@ -637,13 +669,13 @@ def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog):
     assert any("unusable cache" in r.getMessage() for r in caplog.records)
     for a, b in zip(all_rolls(rebuilt), rolls):
         np.testing.assert_array_equal(a, b)
-    with np.load(files[0]) as z:                  # and the file is whole again
+    with np.load(files[0]) as z:  # and the file is whole again
         assert int(z["lengths"].sum()) == sum(len(r) for r in rolls)
 
 
 def test_load_bach_chorales_transposition(tmp_path, monkeypatch):
     pytest.importorskip("music21")
-    monkeypatch.setenv("HOME", str(tmp_path))     # where the default cache would go
+    monkeypatch.setenv("HOME", str(tmp_path))  # where the default cache would go
     raw = M.load_bach_chorales(limit=4, transpose=False, use_cache=False)
     moved = M.load_bach_chorales(limit=4, transpose=True, use_cache=False)
     assert list(tmp_path.iterdir()) == []
@@ -651,8 +683,7 @@ def test_load_bach_chorales_transposition(tmp_path, monkeypatch):
     for r, m in zip(all_rolls(raw), all_rolls(moved)):
         keys.add(estimated_key(r))
         # Transposing shifts every note by the same interval, at most a tritone.
-        shifts = [s for s in range(-6, 7)
-                  if np.array_equal(np.roll(r, s, axis=1), m)]
+        shifts = [s for s in range(-6, 7) if np.array_equal(np.roll(r, s, axis=1), m)]
         assert len(shifts) == 1, "not a pure transposition"
         assert (estimated_key(r)[0] + shifts[0]) % 12 == 0
     assert any(k[0] != 0 for k in keys), "the untransposed chorales were all in C"

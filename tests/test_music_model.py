@@ -2,16 +2,18 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
-
 from apps.common import runner
 from apps.music import generate
-from apps.music.model import build_model, compile_model
-from keras_deeprnn.metrics import FrameNLL, FrameNLLMetric, frame_nll
+from apps.music.model import build_model
+from apps.music.model import compile_model
+from keras_deeprnn.metrics import FrameNLL
+from keras_deeprnn.metrics import FrameNLLMetric
+from keras_deeprnn.metrics import frame_nll
 
 
 def test_frame_nll_matches_hand_computation():
@@ -86,7 +88,9 @@ def test_sample_shapes_primer_and_temperature():
     assert roll.shape == (13, 6)
     np.testing.assert_array_equal(roll[:3], primer)
     assert set(np.unique(roll)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(roll, generate.sample(model, 10, primer=primer, temperature=0.7, seed=3))
+    np.testing.assert_array_equal(
+        roll, generate.sample(model, 10, primer=primer, temperature=0.7, seed=3)
+    )
     with pytest.raises(ValueError, match="temperature"):
         generate.sample(model, 4, temperature=0)
     with pytest.raises(ValueError, match="frames"):
@@ -112,11 +116,13 @@ def test_beam_search_finds_at_least_the_greedy_likelihood():
 
 
 def test_generation_refuses_non_causal_models():
-    model = keras.Sequential([
-        keras.Input((None, 6)),
-        keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
-        keras.layers.Dense(6),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 6)),
+            keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
+            keras.layers.Dense(6),
+        ]
+    )
     with pytest.raises(ValueError, match="bidirectional"):
         generate.FrameStepper(model)
 
@@ -157,8 +163,14 @@ def test_fit_lowers_loss_and_resumes_after_interruption(tmp_path, monkeypatch):
 
     fresh = compile_model(build_model("gru", units=16, keys=6), lr=0.02)
     history = runner.fit(
-        fresh, data, data, tmp_path / "run", epochs=4, monitor="val_nll",
-        grad_batch=next(iter(data)), verbose=0,
+        fresh,
+        data,
+        data,
+        tmp_path / "run",
+        epochs=4,
+        monitor="val_nll",
+        grad_batch=next(iter(data)),
+        verbose=0,
     )
     assert history.epoch == [2, 3]  # epochs 0 and 1 were done before the interruption
     assert history.history["loss"][-1] < 4.0  # 6 keys: chance is 6 log 2 = 4.16
@@ -170,8 +182,9 @@ def test_fit_lowers_loss_and_resumes_after_interruption(tmp_path, monkeypatch):
 def test_two_epochs_lower_the_loss(tmp_path):
     data = _toy_data()
     model = compile_model(build_model("lstm", units=16, keys=6), lr=0.02)
-    history = runner.fit(model, data, data, tmp_path / "run", epochs=2, monitor="val_nll",
-                         patience=5, verbose=0)
+    history = runner.fit(
+        model, data, data, tmp_path / "run", epochs=2, monitor="val_nll", patience=5, verbose=0
+    )
     assert history.history["loss"][1] < history.history["loss"][0]
 
 
@@ -203,9 +216,15 @@ def test_unknown_strategy_and_missing_tf_config(monkeypatch):
         runner.get_strategy("multi-worker")
 
 
-@pytest.mark.parametrize("arch,cell,unit_type", [
-    ("dt", "rnn", "lp"), ("dots", "gru", "maxout"), ("dot", "lstm", "relu"), ("srnn", "mut1", "tanh"),
-])
+@pytest.mark.parametrize(
+    "arch,cell,unit_type",
+    [
+        ("dt", "rnn", "lp"),
+        ("dots", "gru", "maxout"),
+        ("dot", "lstm", "relu"),
+        ("srnn", "mut1", "tanh"),
+    ],
+)
 def test_deep_architectures_step_like_the_full_sequence(arch, cell, unit_type):
     model = build_model(cell, arch, units=6, depth=2, unit_type=unit_type, keys=6)
     x = (np.random.default_rng(3).random((2, 7, 6)) < 0.3).astype("float32")

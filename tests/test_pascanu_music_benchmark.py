@@ -3,11 +3,11 @@
 import json
 
 import numpy as np
+from test_music_data import write_mat
 
 from benchmarks import pascanu_music
 from keras_deeprnn.data.music import frame_count
 from keras_deeprnn.data.music import load_mat
-from test_music_data import write_mat
 
 
 def _scales(n, frames, seed):
@@ -33,13 +33,31 @@ def _naive_nll(train, test):
 
 
 def test_benchmark_writes_results_and_resumes(tmp_path, capsys):
-    path = write_mat(tmp_path / "tiny.mat", _scales(8, 12, 0), _scales(4, 12, 1),
-                     _scales(4, 12, 2))
+    path = write_mat(tmp_path / "tiny.mat", _scales(8, 12, 0), _scales(4, 12, 1), _scales(4, 12, 2))
     out = tmp_path / "bench"
     table = tmp_path / "docs" / "table.md"
-    argv = ["--data", str(path), "--budget", "3000", "--models", "rnn,dots",
-            "--epochs", "1", "--patience", "1", "--batch-size", "4", "--lr", "0.01",
-            "--dropout", "0", "--out", str(out), "--table", str(table)]
+    argv = [
+        "--data",
+        str(path),
+        "--budget",
+        "3000",
+        "--models",
+        "rnn,dots",
+        "--epochs",
+        "1",
+        "--patience",
+        "1",
+        "--batch-size",
+        "4",
+        "--lr",
+        "0.01",
+        "--dropout",
+        "0",
+        "--out",
+        str(out),
+        "--table",
+        str(table),
+    ]
     assert pascanu_music.main(argv) == 0
 
     results = json.loads((out / "results.json").read_text())

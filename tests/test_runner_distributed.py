@@ -31,11 +31,20 @@ def test_two_workers_train_in_sync(tmp_path):
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         )
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        procs.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "multi_worker_job.py"),
-             str(tmp_path / f"out{index}.json"), str(tmp_path / f"run{index}")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "multi_worker_job.py"),
+                    str(tmp_path / f"out{index}.json"),
+                    str(tmp_path / f"run{index}"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     try:
         logs = [p.communicate(timeout=300)[0] for p in procs]
     finally:

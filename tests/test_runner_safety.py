@@ -34,14 +34,22 @@ def test_a_nan_loss_stops_the_run_and_says_where(tmp_path):
     x = np.ones((8, 3), "float32")
     x[5] = np.nan  # the third batch of two
     with pytest.raises(runner.TrainingDiverged, match="epoch 1, step 3"):
-        runner.fit(_model(), _data(x), _data(x[:2]), tmp_path / "run", epochs=3,
-                   monitor="val_loss", verbose=0)
+        runner.fit(
+            _model(),
+            _data(x),
+            _data(x[:2]),
+            tmp_path / "run",
+            epochs=3,
+            monitor="val_loss",
+            verbose=0,
+        )
 
 
 def test_a_finite_run_is_not_stopped(tmp_path):
     x = np.ones((8, 3), "float32")
-    history = runner.fit(_model(), _data(x), _data(x[:2]), tmp_path / "run", epochs=2,
-                         monitor="val_loss", verbose=0)
+    history = runner.fit(
+        _model(), _data(x), _data(x[:2]), tmp_path / "run", epochs=2, monitor="val_loss", verbose=0
+    )
     assert history.epoch == [0, 1]
 
 
@@ -49,11 +57,18 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; sys.path.insert(0, sys.argv[1]); from apps.common import runner;"
-         "lock = runner.run_lock(sys.argv[2]); lock.__enter__(); print('held', flush=True);"
-         "time.sleep(60)", str(ROOT), str(run_dir)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; sys.path.insert(0, sys.argv[1]); from apps.common import runner;"
+            "lock = runner.run_lock(sys.argv[2]); lock.__enter__(); print('held', flush=True);"
+            "time.sleep(60)",
+            str(ROOT),
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(runner.RunLocked, match=f"in use by pid {holder.pid}"):
@@ -132,14 +147,17 @@ def test_load_tells_the_failures_apart(tmp_path):
         runner.read_metadata(out)
 
 
-@pytest.mark.parametrize("parse, good, bad", [
-    (cli.positive_float, ["1e-3", "2"], ["nan", "inf", "-1", "0", "x"]),
-    (cli.non_negative_float, ["0", "0.5"], ["nan", "-inf", "-0.1"]),
-    (cli.rate, ["0", "0.99"], ["1", "-0.1", "nan"]),
-    (cli.fraction, ["0.1"], ["0", "1", "nan"]),
-    (cli.positive_int, ["1", "64"], ["0", "-3", "1.5", "nan"]),
-    (cli.non_negative_int, ["0", "3"], ["-1", "2.0"]),
-])
+@pytest.mark.parametrize(
+    "parse, good, bad",
+    [
+        (cli.positive_float, ["1e-3", "2"], ["nan", "inf", "-1", "0", "x"]),
+        (cli.non_negative_float, ["0", "0.5"], ["nan", "-inf", "-0.1"]),
+        (cli.rate, ["0", "0.99"], ["1", "-0.1", "nan"]),
+        (cli.fraction, ["0.1"], ["0", "1", "nan"]),
+        (cli.positive_int, ["1", "64"], ["0", "-3", "1.5", "nan"]),
+        (cli.non_negative_int, ["0", "3"], ["-1", "2.0"]),
+    ],
+)
 def test_numeric_options_are_checked_when_parsed(parse, good, bad):
     for text in good:
         assert parse(text) == float(text)
@@ -148,18 +166,24 @@ def test_numeric_options_are_checked_when_parsed(parse, good, bad):
             parse(text)
 
 
-@pytest.mark.parametrize("app, argv, option", [
-    ("music", ["train", "--lr", "nan"], "--lr"),
-    ("music", ["train", "--clipnorm", "-1"], "--clipnorm"),
-    ("music", ["train", "--dropout", "1.5"], "--dropout"),
-    ("music", ["train", "--weight-noise", "inf"], "--weight-noise"),
-    ("music", ["train", "--units", "0"], "--units"),
-    ("sentiment", ["train", "--batch-size", "-4"], "--batch-size"),
-    ("sentiment", ["train", "--valid-fraction", "1"], "--valid-fraction"),
-    ("tagging", ["train", "--train", "x.conllu", "--epochs", "0"], "--epochs"),
-    ("tagging", ["train", "--train", "x.conllu", "--recurrent-dropout", "nan"],
-     "--recurrent-dropout"),
-])
+@pytest.mark.parametrize(
+    "app, argv, option",
+    [
+        ("music", ["train", "--lr", "nan"], "--lr"),
+        ("music", ["train", "--clipnorm", "-1"], "--clipnorm"),
+        ("music", ["train", "--dropout", "1.5"], "--dropout"),
+        ("music", ["train", "--weight-noise", "inf"], "--weight-noise"),
+        ("music", ["train", "--units", "0"], "--units"),
+        ("sentiment", ["train", "--batch-size", "-4"], "--batch-size"),
+        ("sentiment", ["train", "--valid-fraction", "1"], "--valid-fraction"),
+        ("tagging", ["train", "--train", "x.conllu", "--epochs", "0"], "--epochs"),
+        (
+            "tagging",
+            ["train", "--train", "x.conllu", "--recurrent-dropout", "nan"],
+            "--recurrent-dropout",
+        ),
+    ],
+)
 def test_the_apps_name_the_bad_option_and_exit_2(app, argv, option, capsys):
     main = __import__(f"apps.{app}.cli", fromlist=["main"]).main
     with pytest.raises(SystemExit) as exit_:
@@ -169,15 +193,32 @@ def test_the_apps_name_the_bad_option_and_exit_2(app, argv, option, capsys):
 
 
 def test_a_diverged_training_exits_3_and_keeps_the_saved_model(tmp_path, capsys, monkeypatch):
-    from apps.music import cli as music
     from test_music_data import write_mat
+
+    from apps.music import cli as music
 
     rng = np.random.default_rng(0)
     pieces = [rng.integers(0, 2, (n, 88)).astype(np.uint8) for n in (9, 12, 7, 10)]
     path = write_mat(tmp_path / "t.mat", pieces, pieces[:2], pieces[2:])
-    argv = ["train", "--data", str(path), "--cell", "gru", "--units", "4", "--epochs", "1",
-            "--batch-size", "2", "--name", "n", "--out", str(tmp_path / "saved"),
-            "--run-dir", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "--data",
+        str(path),
+        "--cell",
+        "gru",
+        "--units",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--name",
+        "n",
+        "--out",
+        str(tmp_path / "saved"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     assert music.main(argv) == 0
     saved = tmp_path / "saved" / "music-n" / "model.keras"
     before = saved.read_bytes()

@@ -38,10 +38,31 @@ def toy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(toy):
     out = toy.parent / "saved"
-    code = main(["train", "--data", str(toy), "--epochs", "4", "--units", "8",
-                 "--embedding-dim", "8", "--batch-size", "16", "--lr", "0.02",
-                 "--test-fraction", "0.25", "--name", "toy", "--out", str(out),
-                 "--run-dir", str(toy.parent / "run")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(toy),
+            "--epochs",
+            "4",
+            "--units",
+            "8",
+            "--embedding-dim",
+            "8",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.02",
+            "--test-fraction",
+            "0.25",
+            "--name",
+            "toy",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(toy.parent / "run"),
+        ]
+    )
     assert code == 0
     return out / "sentiment-toy"
 
@@ -55,8 +76,9 @@ def test_train_beats_chance_and_writes_metadata(trained):
 
 
 def test_predict_raw_text_arguments(trained, capsys):
-    code = main(["predict", str(trained), "a truly wonderful film", "",
-                 "the plot was awful and boring"])
+    code = main(
+        ["predict", str(trained), "a truly wonderful film", "", "the plot was awful and boring"]
+    )
     assert code == 0
     out, err = capsys.readouterr()
     lines = [line.split("\t") for line in out.strip().split("\n")]
@@ -145,9 +167,29 @@ def test_export_savedmodel_tflite_and_vocab(trained, tmp_path, capsys):
 def test_cross_validation_with_baseline_and_resume(toy, tmp_path, capsys):
     pytest.importorskip("sklearn")
     run_dir = tmp_path / "cv"
-    args = ["train", "--data", str(toy), "--cv", "2", "--epochs", "1", "--units", "4",
-            "--embedding-dim", "4", "--batch-size", "32", "--cell", "rnn",
-            "--baseline", "--wide", "--wide-buckets", "64", "--run-dir", str(run_dir)]
+    args = [
+        "train",
+        "--data",
+        str(toy),
+        "--cv",
+        "2",
+        "--epochs",
+        "1",
+        "--units",
+        "4",
+        "--embedding-dim",
+        "4",
+        "--batch-size",
+        "32",
+        "--cell",
+        "rnn",
+        "--baseline",
+        "--wide",
+        "--wide-buckets",
+        "64",
+        "--run-dir",
+        str(run_dir),
+    ]
     assert main(args) == 0
     summary = json.loads((run_dir / "cv.json").read_text())
     assert [r["fold"] for r in summary["results"]] == [0, 1]

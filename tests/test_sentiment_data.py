@@ -26,6 +26,7 @@ def write(path, data):
 # MR format
 # ----------------------------------------------------------------------------
 
+
 @pytest.fixture()
 def mr_dir(tmp_path):
     # Latin-1: 0xe9 is "é"; 0x85 is NEL, which str.splitlines would take for a
@@ -38,16 +39,24 @@ def mr_dir(tmp_path):
 def test_mr_latin1_and_nel(mr_dir, caplog):
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         data = T.load_mr(mr_dir)
-    assert data.texts == ["a caf\u00e9 of a film", "great\x85 really great",
-                          "dull , dull , dull", "not good"]
+    assert data.texts == [
+        "a caf\u00e9 of a film",
+        "great\x85 really great",
+        "dull , dull , dull",
+        "not good",
+    ]
     assert data.labels.tolist() == [1, 1, 0, 0]
     assert data.label_names == ("negative", "positive")
     assert "empty text" in caplog.text and "rt-polarity.neg:2" in caplog.text
 
 
 def test_mr_path_forms(mr_dir):
-    for form in (mr_dir, mr_dir / "rt-polarity.pos", mr_dir / "rt-polarity.neg",
-                 mr_dir / "rt-polarity"):
+    for form in (
+        mr_dir,
+        mr_dir / "rt-polarity.pos",
+        mr_dir / "rt-polarity.neg",
+        mr_dir / "rt-polarity",
+    ):
         assert len(T.load_mr(form)) == 4
     assert len(T.load_text(str(mr_dir / "rt-polarity.pos"))["train"]) == 4
     assert len(T.load_text(str(mr_dir))["train"]) == 4
@@ -74,14 +83,17 @@ def test_shared_mr_counts():
 # Delimited files
 # ----------------------------------------------------------------------------
 
+
 def test_tsv_with_header_bare_quotes_and_malformed_rows(tmp_path, caplog):
-    path = write(tmp_path / "sst.tsv",
-                 'sentence\tlabel\n'
-                 'a "quoted" gem\t1\n'
-                 'no label here\n'            # malformed: one field
-                 'empty label\t\n'            # malformed: empty label
-                 'awful\t0\n'
-                 'odd one\t7\n')              # label outside the set
+    path = write(
+        tmp_path / "sst.tsv",
+        "sentence\tlabel\n"
+        'a "quoted" gem\t1\n'
+        "no label here\n"  # malformed: one field
+        "empty label\t\n"  # malformed: empty label
+        "awful\t0\n"
+        "odd one\t7\n",
+    )  # label outside the set
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         data = T.load_delimited(path, label_names=("negative", "positive"))
     assert data.texts == ['a "quoted" gem', "awful"]
@@ -91,10 +103,12 @@ def test_tsv_with_header_bare_quotes_and_malformed_rows(tmp_path, caplog):
 
 
 def test_csv_quoting_commas_and_inferred_labels(tmp_path):
-    path = write(tmp_path / "reviews.csv",
-                 '"good, really good",pos\n'
-                 'bad, bad film,neg\n'              # unquoted commas: last field is the label
-                 '"line one\nline two",pos\n')      # quoted line break
+    path = write(
+        tmp_path / "reviews.csv",
+        '"good, really good",pos\n'
+        "bad, bad film,neg\n"  # unquoted commas: last field is the label
+        '"line one\nline two",pos\n',
+    )  # quoted line break
     data = T.load_delimited(path)
     assert data.label_names == ("neg", "pos")
     assert data.texts == ["good, really good", "bad, bad film", "line one\nline two"]
@@ -133,8 +147,9 @@ def test_very_long_field_is_read(tmp_path):
 
 
 def test_encode_labels_names_case_and_indices():
-    idx, names, keep = T.encode_labels(["Positive", "0", " negative ", "x"],
-                                       ("negative", "positive"))
+    idx, names, keep = T.encode_labels(
+        ["Positive", "0", " negative ", "x"], ("negative", "positive")
+    )
     assert idx.tolist() == [1, 0, 0] and keep.tolist() == [True, True, True, False]
     _, inferred, _ = T.encode_labels(["10", "9", "2"])
     assert inferred == ("2", "9", "10")
@@ -143,6 +158,7 @@ def test_encode_labels_names_case_and_indices():
 # ----------------------------------------------------------------------------
 # Folder per class
 # ----------------------------------------------------------------------------
+
 
 def test_class_folders(tmp_path, caplog):
     for label, docs in {"neg": ["bad.", "worse."], "pos": ["good."], "unsup": ["?"]}.items():
@@ -168,9 +184,13 @@ def test_unknown_spec_lists_the_forms(tmp_path):
 # TFDS (offline: the download boundary is mocked)
 # ----------------------------------------------------------------------------
 
+
 def test_tfds_texts_skips_unlabelled():
-    examples = [{"sentence": b"nice", "label": 1}, {"sentence": b"meh", "label": 0},
-                {"sentence": b"hidden", "label": -1}]
+    examples = [
+        {"sentence": b"nice", "label": 1},
+        {"sentence": b"meh", "label": 0},
+        {"sentence": b"hidden", "label": -1},
+    ]
     data = T.tfds_texts(examples, "sentence", ("negative", "positive"))
     assert data.texts == ["nice", "meh"] and data.labels.tolist() == [1, 0]
 
@@ -184,7 +204,8 @@ def test_load_tfds_reads_through_tfds(tmp_path):
     def as_dataset(self, split, *args, **kwargs):
         texts, labels = reviews[str(split)]
         return tf.data.Dataset.from_tensor_slices(
-            {"text": tf.constant(texts), "label": tf.constant(labels, tf.int64)})
+            {"text": tf.constant(texts), "label": tf.constant(labels, tf.int64)}
+        )
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
         data = T.load_text("imdb", data_dir=str(tmp_path))
@@ -210,6 +231,7 @@ def test_load_tfds_failure_is_a_clear_error(monkeypatch):
 # ----------------------------------------------------------------------------
 # Folds
 # ----------------------------------------------------------------------------
+
 
 def test_kfold_is_a_stratified_partition():
     labels = np.array([0] * 23 + [1] * 17)

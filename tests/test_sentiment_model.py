@@ -2,11 +2,10 @@
 with every architecture, raw-text models (bad input, save and reload), the
 length-bucketed pipeline and the language-model pre-training."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
 
 from apps.sentiment import model as M
 from apps.sentiment import train as TR
@@ -19,7 +18,13 @@ def tokens(text):
 
 def test_standardize():
     assert tokens("Great movie!It's  GOOD<br />Caf\u00c9\u2019s") == [
-        "great", "movie", "!", "it's", "good", "caf\u00e9's"]
+        "great",
+        "movie",
+        "!",
+        "it's",
+        "good",
+        "caf\u00e9's",
+    ]
     assert tokens("a\x85b\tc\u00a0d") == ["a", "b", "c", "d"]  # NEL, tab, no-break space
     assert tokens("") == []
 
@@ -30,9 +35,10 @@ def _masked(values, mask):
 
 
 def test_masked_max_pooling():
-    x, mask = _masked([[[1.0, -5.0], [9.0, -1.0], [99.0, 99.0]],
-                       [[-3.0, -4.0], [0.0, 0.0], [0.0, 0.0]]],
-                      [[True, True, False], [False, False, False]])
+    x, mask = _masked(
+        [[[1.0, -5.0], [9.0, -1.0], [99.0, 99.0]], [[-3.0, -4.0], [0.0, 0.0], [0.0, 0.0]]],
+        [[True, True, False], [False, False, False]],
+    )
     out = M.MaskedMaxPooling()(x, mask=mask).numpy()
     np.testing.assert_allclose(out, [[9.0, -1.0], [0.0, 0.0]])  # padding ignored; empty -> 0
     np.testing.assert_allclose(M.MaskedMaxPooling()(x).numpy()[0], [99.0, 99.0])
@@ -59,17 +65,29 @@ def test_attention_pooling_weights_and_output():
         M.AttentionPooling(units=0)
 
 
-@pytest.mark.parametrize("arch,cell,pooling,bidirectional", [
-    ("rnn", "lstm", "max", True),
-    ("rnn", "gru", "last", True),
-    ("srnn", "mut2", "attention", False),
-    ("dt", "lstm-cifg", "last", False),
-    ("dots", "rnn", "max", True),
-])
+@pytest.mark.parametrize(
+    "arch,cell,pooling,bidirectional",
+    [
+        ("rnn", "lstm", "max", True),
+        ("rnn", "gru", "last", True),
+        ("srnn", "mut2", "attention", False),
+        ("dt", "lstm-cifg", "last", False),
+        ("dots", "rnn", "max", True),
+    ],
+)
 def test_classifier_architectures(arch, cell, pooling, bidirectional):
-    model = M.build_classifier(30, 3, cell=cell, arch=arch, units=4, embedding_dim=5,
-                               pooling=pooling, bidirectional=bidirectional,
-                               word_dropout=0.1, recurrent_dropout=0.1)
+    model = M.build_classifier(
+        30,
+        3,
+        cell=cell,
+        arch=arch,
+        units=4,
+        embedding_dim=5,
+        pooling=pooling,
+        bidirectional=bidirectional,
+        word_dropout=0.1,
+        recurrent_dropout=0.1,
+    )
     ids = np.array([[3, 4, 5, 0], [6, 0, 0, 0], [0, 0, 0, 0]], np.int32)
     probs = np.asarray(model(ids))
     assert probs.shape == (3, 3) and np.isfinite(probs).all()
@@ -93,21 +111,29 @@ def text_model():
     texts = ["a good film", "a bad film", "good good", "bad bad bad"]
     vectorizer = M.make_vectorizer(max_tokens=50, max_length=6)
     vectorizer.adapt(np.array(texts, dtype=object))
-    classifier = M.build_classifier(vectorizer.vocabulary_size(), 2, cell="gru", units=4,
-                                    embedding_dim=4, pooling="attention")
+    classifier = M.build_classifier(
+        vectorizer.vocabulary_size(), 2, cell="gru", units=4, embedding_dim=4, pooling="attention"
+    )
     return M.text_model(vectorizer, classifier)
 
 
 def test_text_model_handles_bad_input(text_model):
-    texts = ["a good film", "", "   ", "\ufffd\ufffd unknown words only",
-             "good " * 5000, "bad film " + "!" * 100]
+    texts = [
+        "a good film",
+        "",
+        "   ",
+        "\ufffd\ufffd unknown words only",
+        "good " * 5000,
+        "bad film " + "!" * 100,
+    ]
     probs = text_model.predict(tf.constant(texts), verbose=0)
     assert probs.shape == (6, 2) and np.isfinite(probs).all()
     vectorizer, classifier = M.parts(text_model)
     ids = vectorizer(tf.constant(texts)).numpy()
     assert ids.shape == (6, 6)  # cut at max_length
-    np.testing.assert_allclose(text_model.predict(tf.constant(["good " * 6]), verbose=0)[0],
-                               probs[4], rtol=1e-5)  # only the first 6 tokens count
+    np.testing.assert_allclose(
+        text_model.predict(tf.constant(["good " * 6]), verbose=0)[0], probs[4], rtol=1e-5
+    )  # only the first 6 tokens count
 
 
 def test_save_and_reload_with_safe_mode(text_model, tmp_path):
@@ -144,8 +170,9 @@ def test_length_buckets_cover_every_example_once():
 def test_predict_ids_keeps_the_input_order():
     model = M.build_classifier(20, 2, cell="rnn", units=3, embedding_dim=3)
     ids = np.array([[5, 6, 7, 8], [9, 0, 0, 0], [3, 4, 0, 0]], np.int32)
-    np.testing.assert_allclose(TR.predict_ids(model, ids, batch_size=2),
-                               np.asarray(model(ids)), atol=1e-6)
+    np.testing.assert_allclose(
+        TR.predict_ids(model, ids, batch_size=2), np.asarray(model(ids)), atol=1e-6
+    )
 
 
 def test_reversed_lm_copy_matches_the_backward_layer():
@@ -175,8 +202,9 @@ def test_pretrain_lm_learns_the_training_text():
         ids[i] = [2 + (start - 2 + t) % 8 for t in range(8)]
     model = M.build_classifier(10, 2, cell="gru", units=16, embedding_dim=8)
     before = [w.copy() for w in model.get_weights()]
-    history = TR.pretrain_lm(model, ids, epochs=8, batch_size=16, lr=0.03, dropout=0.0,
-                             valid_ids=ids[:16], verbose=False)
+    history = TR.pretrain_lm(
+        model, ids, epochs=8, batch_size=16, lr=0.03, dropout=0.0, valid_ids=ids[:16], verbose=False
+    )
     assert history["valid_perplexity"][-1] < 3.0 < history["valid_perplexity"][0]
     changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights())]
     assert sum(changed) >= 7  # embedding and both directions' kernels, not the classifier

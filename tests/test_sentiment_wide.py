@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_sentiment_cli import _toy_rows
 
 from apps.common import runner
 from apps.sentiment.cli import main
@@ -19,13 +20,16 @@ from apps.sentiment.wide import MixLogProbs
 from apps.sentiment.wide import NgramLogits
 from apps.sentiment.wide import fit_mix_weights
 from apps.sentiment.wide import nb_ratios
-from test_sentiment_cli import _toy_rows
 
-IDS = np.array([[2, 3, 2, 3, 5, 0, 0],     # the bigram (2, 3) and the unigrams 2, 3 repeat
-                [4, 1, 4, 1, 0, 0, 0],     # [UNK] (id 1) is a feature like any other
-                [9, 0, 0, 0, 0, 0, 0],     # id 9 is outside a vocabulary of 8: clipped to 7
-                [0, 0, 0, 0, 0, 0, 0]],    # an empty text
-               "int32")
+IDS = np.array(
+    [
+        [2, 3, 2, 3, 5, 0, 0],  # the bigram (2, 3) and the unigrams 2, 3 repeat
+        [4, 1, 4, 1, 0, 0, 0],  # [UNK] (id 1) is a feature like any other
+        [9, 0, 0, 0, 0, 0, 0],  # id 9 is outside a vocabulary of 8: clipped to 7
+        [0, 0, 0, 0, 0, 0, 0],
+    ],  # an empty text
+    "int32",
+)
 
 
 def reference_features(row, vocab_size, buckets):
@@ -59,8 +63,12 @@ def test_logits_sum_ratio_times_weight_over_distinct_features():
     layer.ratio.assign(ratio)
     layer.kernel.assign(kernel)
     layer.bias.assign(bias)
-    want = np.stack([sum((ratio[f] * kernel[f] for f in reference_features(row, 8, 32)),
-                         np.zeros(3)) + bias for row in IDS])
+    want = np.stack(
+        [
+            sum((ratio[f] * kernel[f] for f in reference_features(row, 8, 32)), np.zeros(3)) + bias
+            for row in IDS
+        ]
+    )
     np.testing.assert_allclose(np.asarray(layer(IDS)), want, rtol=1e-5, atol=1e-5)
     log_probs = NgramLogits(8, 3, buckets=32, log_probs=True)
     log_probs.build(IDS.shape)
@@ -68,7 +76,10 @@ def test_logits_sum_ratio_times_weight_over_distinct_features():
     shifted = want - want.max(axis=1, keepdims=True)
     np.testing.assert_allclose(
         np.asarray(log_probs(IDS)),
-        shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)), rtol=1e-5, atol=1e-5)
+        shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_feature_dropout_only_in_training():
@@ -115,8 +126,9 @@ def test_bad_arguments_name_the_problem():
 
 
 def test_wide_classifier_config_round_trip():
-    model = build_classifier(30, 2, units=4, embedding_dim=4, wide=True, wide_buckets=16,
-                             wide_l2=1e-3, wide_dropout=0.25)
+    model = build_classifier(
+        30, 2, units=4, embedding_dim=4, wide=True, wide_buckets=16, wide_l2=1e-3, wide_dropout=0.25
+    )
     copy = keras.Model.from_config(model.get_config())
     assert copy.get_layer("wide").get_config() == model.get_layer("wide").get_config()
     copy.set_weights(model.get_weights())
@@ -147,8 +159,11 @@ def test_fit_mix_weights_minimises_the_held_out_cross_entropy():
     wide = _log_softmax(0.6 * signal + rng.normal(size=(400, 2)))
     deep = _log_softmax(rng.normal(size=(400, 2)))  # knows nothing
     a, b, loss = fit_mix_weights(deep, wide, labels)
-    losses = {(x, y): -_log_softmax(x * deep + y * wide)[np.arange(400), labels].mean()
-              for x in MIX_GRID for y in MIX_GRID}
+    losses = {
+        (x, y): -_log_softmax(x * deep + y * wide)[np.arange(400), labels].mean()
+        for x in MIX_GRID
+        for y in MIX_GRID
+    }
     assert loss == pytest.approx(min(losses.values()), abs=1e-9)
     assert losses[(a, b)] == pytest.approx(loss, abs=1e-9)
     assert a <= 0.15 and b >= 0.5
@@ -188,10 +203,34 @@ def wide_trained(tmp_path_factory):
     data = folder / "toy.tsv"
     data.write_text("text\tlabel\n" + "\n".join(_toy_rows(160, 0)) + "\n")
     out = folder / "saved"
-    code = main(["train", "--data", str(data), "--wide", "--wide-buckets", "64",
-                 "--epochs", "3", "--units", "4", "--embedding-dim", "4",
-                 "--batch-size", "16", "--lr", "0.02", "--test-fraction", "0.25",
-                 "--name", "toy", "--out", str(out), "--run-dir", str(folder / "run")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--wide",
+            "--wide-buckets",
+            "64",
+            "--epochs",
+            "3",
+            "--units",
+            "4",
+            "--embedding-dim",
+            "4",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.02",
+            "--test-fraction",
+            "0.25",
+            "--name",
+            "toy",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(folder / "run"),
+        ]
+    )
     assert code == 0
     return out / "sentiment-toy"
 

@@ -7,8 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from apps.tagging import baselines, evaluation
-from apps.tagging.text import normalize_word, tokenize
+from apps.tagging import baselines
+from apps.tagging import evaluation
+from apps.tagging.text import normalize_word
+from apps.tagging.text import tokenize
 from keras_deeprnn.data import conll
 
 CONLLU = """\
@@ -58,8 +60,10 @@ def test_conllu_tags_syntactic_words_and_skips_ranges_empty_nodes_and_comments(t
     sentences = conll.read_conllu(write(tmp_path, "a.conllu", CONLLU))
     assert sentences == [
         (("I", "do", "n't", "know", "."), ("PRON", "AUX", "PART", "VERB", "PUNCT")),
-        (("Sue", "likes", "tea", "and", "Bob", "coffee"),
-         ("PROPN", "VERB", "NOUN", "CCONJ", "PROPN", "NOUN")),
+        (
+            ("Sue", "likes", "tea", "and", "Bob", "coffee"),
+            ("PROPN", "VERB", "NOUN", "CCONJ", "PROPN", "NOUN"),
+        ),
     ]
     xpos = conll.read_conllu(tmp_path / "a.conllu", tag="xpos")
     assert xpos[0].tags == ("PRP", "VBP", "RB", "VB", ".")
@@ -72,16 +76,19 @@ def test_conllu_without_final_blank_line_bom_and_crlf():
     assert len(conll.parse_conllu(lines)) == 2
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ("1\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_", "expected 10 tab-separated columns, found 9"),
-    ("1 I I PRON PRP _ 4 nsubj _ _", "found 1 (spaces instead of tabs?)"),
-    ("one\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "ID 'one' is not an integer"),
-    ("1.x\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "ID '1.x' is not an integer"),
-    ("0\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "word id must be 1 or more"),
-    ("2\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "word id 2 out of sequence, expected 1"),
-    ("1\tI\tI\t\tPRP\t_\t4\tnsubj\t_\t_", "empty UPOS column"),
-    ("3-2\tI\t_\t_\t_\t_\t_\t_\t_\t_", "range '3-2' must be N-M"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ("1\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_", "expected 10 tab-separated columns, found 9"),
+        ("1 I I PRON PRP _ 4 nsubj _ _", "found 1 (spaces instead of tabs?)"),
+        ("one\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "ID 'one' is not an integer"),
+        ("1.x\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "ID '1.x' is not an integer"),
+        ("0\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "word id must be 1 or more"),
+        ("2\tI\tI\tPRON\tPRP\t_\t4\tnsubj\t_\t_", "word id 2 out of sequence, expected 1"),
+        ("1\tI\tI\t\tPRP\t_\t4\tnsubj\t_\t_", "empty UPOS column"),
+        ("3-2\tI\t_\t_\t_\t_\t_\t_\t_\t_", "range '3-2' must be N-M"),
+    ],
+)
 def test_conllu_errors_name_file_and_line(tmp_path, bad_line, message):
     lines = CONLLU.splitlines()
     lines[3] = bad_line  # word 1 of the first sentence, line 4 of the file
@@ -121,8 +128,10 @@ def test_missing_and_non_utf8_files(tmp_path):
 def test_conll_column_files_choose_the_column_and_skip_docstart(tmp_path):
     path = write(tmp_path, "train.txt", CONLL2003)
     ner = conll.read_conll(path)
-    assert ner == [(("EU", "rejects", "German"), ("B-ORG", "O", "B-MISC")),
-                   (("Peter", "Blackburn"), ("B-PER", "I-PER"))]
+    assert ner == [
+        (("EU", "rejects", "German"), ("B-ORG", "O", "B-MISC")),
+        (("Peter", "Blackburn"), ("B-PER", "I-PER")),
+    ]
     assert conll.read_conll(path, column=1)[1].tags == ("NNP", "NNP")
     assert conll.read_tagged(path, column=2)[0].tags == ("B-NP", "B-VP", "B-NP")
     tabs = conll.parse_conll(["a\tDT", "b c\tNN", ""], separator="\t")
@@ -156,8 +165,26 @@ def test_load_tagging_joins_files_and_parses_tfds_specs(tmp_path):
 # -- TFDS ----------------------------------------------------------------------------
 
 
-UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
-        "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X", "_")
+UPOS = (
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
+    "_",
+)
 
 
 def test_tfds_examples_drop_multiword_ranges_and_empty_nodes():
@@ -187,11 +214,10 @@ def test_load_tfds_offline_with_mocked_tfds():
             "head": [["3", "None", "0", "3", "3"]],
         }
         return tf.data.Dataset.from_tensor_slices(
-            {k: tf.ragged.constant(v) for k, v in examples.items()}).map(
-            lambda ex: {k: v for k, v in ex.items()})
+            {k: tf.ragged.constant(v) for k, v in examples.items()}
+        ).map(lambda ex: {k: v for k, v in ex.items()})
 
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset,
-                                policy=tfds.testing.MockPolicy.USE_CODE):
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset, policy=tfds.testing.MockPolicy.USE_CODE):
         sentences = conll.load_tagging("tfds:universal_dependencies/en_ewt:test")
         xpos = conll.load_tfds("universal_dependencies/en_ewt", "test", tag="xpos")
     assert sentences == [(("I", "do", "n't", "."), ("PRON", "AUX", "PART", "PUNCT"))]
@@ -205,8 +231,11 @@ def test_load_tfds_reports_tfds_failures(monkeypatch):
         raise ConnectionError("Failed to resolve 'data.deepai.org'")
 
     monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(conll.ConllError, match=r"tfds:conll2003:test: could not load .*"
-                       r"ConnectionError: Failed to resolve"):
+    with pytest.raises(
+        conll.ConllError,
+        match=r"tfds:conll2003:test: could not load .*"
+        r"ConnectionError: Failed to resolve",
+    ):
         conll.load_tagging("tfds:conll2003:test")
 
 
@@ -252,24 +281,49 @@ def test_tagging_dataset_unknown_tags_and_bad_arguments(caplog):
 
 def test_tokenize_and_normalize():
     assert tokenize("I don't know, Dr. Smith said...") == [
-        "I", "do", "n't", "know", ",", "Dr.", "Smith", "said", "..."]
-    assert tokenize('"We\'re (in) the U.S."') == ["\"", "We", "'re", "(", "in", ")", "the",
-                                                  "U.S.", "\""]
+        "I",
+        "do",
+        "n't",
+        "know",
+        ",",
+        "Dr.",
+        "Smith",
+        "said",
+        "...",
+    ]
+    assert tokenize('"We\'re (in) the U.S."') == [
+        '"',
+        "We",
+        "'re",
+        "(",
+        "in",
+        ")",
+        "the",
+        "U.S.",
+        '"',
+    ]
     assert tokenize("   ") == []
     assert normalize_word("Élan-1984") == "élan-0000"
 
 
 def test_score_accuracy_unseen_words_per_tag_and_unknown_tags(tmp_path):
-    gold = [conll.Sentence(("The", "cat", "zorps"), ("DET", "NOUN", "VERB")),
-            conll.Sentence(("A", "dog", "!"), ("DET", "NOUN", "SYM"))]
+    gold = [
+        conll.Sentence(("The", "cat", "zorps"), ("DET", "NOUN", "VERB")),
+        conll.Sentence(("A", "dog", "!"), ("DET", "NOUN", "SYM")),
+    ]
     predicted = [["DET", "NOUN", "NOUN"], ["DET", "VERB", "PUNCT"]]
-    report = evaluation.score(gold, predicted, known_words={"the", "a", "cat", "dog", "!"},
-                              known_tags={"DET", "NOUN", "VERB", "PUNCT"})
+    report = evaluation.score(
+        gold,
+        predicted,
+        known_words={"the", "a", "cat", "dog", "!"},
+        known_tags={"DET", "NOUN", "VERB", "PUNCT"},
+    )
     assert (report["tokens"], report["correct"]) == (6, 3)
     assert report["accuracy"] == pytest.approx(0.5)
     assert (report["unseen_tokens"], report["unseen_correct"]) == (1, 0)  # "zorps"
     assert report["per_tag"]["NOUN"] == pytest.approx(
-        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "predicted": 2})
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "predicted": 2}
+    )
     assert report["per_tag"]["DET"]["f1"] == 1.0 and report["per_tag"]["PUNCT"]["support"] == 0
     assert report["unknown_tags"] == {"SYM": 1}
     assert report["labels"] == ["DET", "NOUN", "SYM", "VERB", "PUNCT"]

@@ -7,22 +7,35 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_tagging_data import CONLLU
+from test_tagging_data import toy_language
 
 from apps.common import runner
-from apps.tagging import baselines, cli, evaluation
-from apps.tagging.model import (CharSplit, NormalizeWords, TokenAccuracy, WordDropout,
-                                build_model, model_tags, model_vocabulary, pad_tokens,
-                                predict_tags)
+from apps.tagging import baselines
+from apps.tagging import cli
+from apps.tagging import evaluation
+from apps.tagging.model import CharSplit
+from apps.tagging.model import NormalizeWords
+from apps.tagging.model import TokenAccuracy
+from apps.tagging.model import WordDropout
+from apps.tagging.model import build_model
+from apps.tagging.model import model_tags
+from apps.tagging.model import model_vocabulary
+from apps.tagging.model import pad_tokens
+from apps.tagging.model import predict_tags
 from apps.tagging.text import normalize_word
 from keras_deeprnn.data import conll
-from test_tagging_data import CONLLU, toy_language
 
 
 def to_conllu(sentences):
     blocks = []
     for tokens, tags in sentences:
-        blocks.append("\n".join(f"{i}\t{t}\t_\t{g}\t_\t_\t0\t_\t_\t_"
-                                for i, (t, g) in enumerate(zip(tokens, tags), 1)))
+        blocks.append(
+            "\n".join(
+                f"{i}\t{t}\t_\t{g}\t_\t_\t0\t_\t_\t_"
+                for i, (t, g) in enumerate(zip(tokens, tags), 1)
+            )
+        )
     return "\n\n".join(blocks) + "\n\n"
 
 
@@ -58,15 +71,27 @@ def test_token_accuracy_counts_tokens_across_batches_of_different_lengths():
     # a batch of one 2-token sentence, all right; a batch of one 4-token sentence
     # (and 2 padding steps), all wrong: 2 of 6 tokens, whatever the padding
     metric.update_state([[0, 0]], np.eye(2)[[[0, 0]]], sample_weight=[[1.0, 1.0]])
-    metric.update_state([[0, 0, 0, 0, 0, 0]], np.eye(2)[[[1, 1, 1, 1, 0, 0]]],
-                        sample_weight=[[1, 1, 1, 1, 0, 0]])
+    metric.update_state(
+        [[0, 0, 0, 0, 0, 0]], np.eye(2)[[[1, 1, 1, 1, 0, 0]]], sample_weight=[[1, 1, 1, 1, 0, 0]]
+    )
     assert float(metric.result()) == pytest.approx(2 / 6)
 
 
 def test_other_cells_and_architectures_save_and_reload(tmp_path):
-    model = build_model(["the", "cat"], sorted(set("thecat")), ["DET", "NOUN"], cell="mut1",
-                        arch="srnn", depth=2, bi_layers=2, units=4, word_dim=4, char_cell="gru",
-                        char_units=3, char_dim=3)
+    model = build_model(
+        ["the", "cat"],
+        sorted(set("thecat")),
+        ["DET", "NOUN"],
+        cell="mut1",
+        arch="srnn",
+        depth=2,
+        bi_layers=2,
+        units=4,
+        word_dim=4,
+        char_cell="gru",
+        char_units=3,
+        char_dim=3,
+    )
     x = pad_tokens([["The", "cat"], ["A", "dog", "barks"]])
     before = np.asarray(model.predict_on_batch(x))
     out = runner.save(model, tmp_path / "m", {"tags": ["DET", "NOUN"]})
@@ -92,13 +117,43 @@ def trained(tmp_path_factory):
     train, test = toy_language(240, 0), toy_language(80, 1)
     (folder / "train.conllu").write_text(to_conllu(train))
     (folder / "test.conllu").write_text(to_conllu(test))
-    code = cli.main([
-        "train", "--train", str(folder / "train.conllu"), "--test", str(folder / "test.conllu"),
-        "--valid-fraction", "0.2", "--cell", "gru", "--units", "16", "--word-dim", "16",
-        "--char-units", "8", "--char-dim", "8", "--dropout", "0.1", "--epochs", "8",
-        "--patience", "8", "--batch-size", "16", "--lr", "0.01", "--name", "toy",
-        "--out", str(folder / "saved"), "--run-dir", str(folder / "run"),
-    ])
+    code = cli.main(
+        [
+            "train",
+            "--train",
+            str(folder / "train.conllu"),
+            "--test",
+            str(folder / "test.conllu"),
+            "--valid-fraction",
+            "0.2",
+            "--cell",
+            "gru",
+            "--units",
+            "16",
+            "--word-dim",
+            "16",
+            "--char-units",
+            "8",
+            "--char-dim",
+            "8",
+            "--dropout",
+            "0.1",
+            "--epochs",
+            "8",
+            "--patience",
+            "8",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.01",
+            "--name",
+            "toy",
+            "--out",
+            str(folder / "saved"),
+            "--run-dir",
+            str(folder / "run"),
+        ]
+    )
     assert code == 0
     return folder, train, test
 
@@ -120,8 +175,10 @@ def test_reload_predicts_the_same_and_exports(trained, tmp_path):
     x = pad_tokens([s.tokens for s in test[:5]])
     again = runner.load(folder / "saved" / "tagging-toy" / "model.keras")
     np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
-    assert cli.main(["export", str(folder / "saved" / "tagging-toy"),
-                     "--out", str(tmp_path / "sm")]) == 0
+    assert (
+        cli.main(["export", str(folder / "saved" / "tagging-toy"), "--out", str(tmp_path / "sm")])
+        == 0
+    )
     exported = tf.saved_model.load(str(tmp_path / "sm" / "saved_model"))
     served = exported.serve(tf.constant(x.astype(str)))
     np.testing.assert_allclose(served.numpy(), model.predict_on_batch(x), atol=1e-5)
@@ -133,9 +190,21 @@ def test_evaluate_and_tag_commands(trained, tmp_path, capsys):
     # an unknown gold tag ("INTJ") and an unseen word ("swim" is in; "jog" is not)
     extra = test + [conll.Sentence(("wow", "we", "jog", "."), ("INTJ", "PRON", "VERB", "PUNCT"))]
     (tmp_path / "eval.conllu").write_text(to_conllu(extra))
-    assert cli.main(["evaluate", str(model_dir), "--data", str(tmp_path / "eval.conllu"),
-                     "--confusion", str(tmp_path / "c.png"),
-                     "--json", str(tmp_path / "s.json")]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(model_dir),
+                "--data",
+                str(tmp_path / "eval.conllu"),
+                "--confusion",
+                str(tmp_path / "c.png"),
+                "--json",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "token accuracy:" in out and "unseen-word accuracy:" in out
     assert "gold tags the model was not trained on, counted as errors: INTJ (1)" in out
@@ -178,11 +247,13 @@ def test_crf_marginals_match_enumeration():
     potentials[0] = potentials[0, :1]  # the first step's rows are equal
     weight = {}
     for y in itertools.product(range(3), repeat=4):
-        weight[y] = np.exp(potentials[0, 0, y[0]] + sum(
-            potentials[t, y[t - 1], y[t]] for t in range(1, 4)))
+        weight[y] = np.exp(
+            potentials[0, 0, y[0]] + sum(potentials[t, y[t - 1], y[t]] for t in range(1, 4))
+        )
     z = sum(weight.values())
-    want = np.array([[sum(w for y, w in weight.items() if y[t] == k) / z for k in range(3)]
-                     for t in range(4)])
+    want = np.array(
+        [[sum(w for y, w in weight.items() if y[t] == k) / z for k in range(3)] for t in range(4)]
+    )
     np.testing.assert_allclose(_crf_marginals(potentials), want, rtol=1e-10)
 
 
@@ -190,13 +261,45 @@ def test_crf_tagger_trains_saves_and_tags(tmp_path, capsys):
     train, test = toy_language(240, 0), toy_language(80, 1)
     (tmp_path / "train.conllu").write_text(to_conllu(train))
     (tmp_path / "test.conllu").write_text(to_conllu(test))
-    assert cli.main([
-        "train", "--train", str(tmp_path / "train.conllu"), "--test", str(tmp_path / "test.conllu"),
-        "--valid-fraction", "0.2", "--cell", "gru", "--units", "16", "--word-dim", "16",
-        "--char-units", "0", "--dropout", "0.1", "--epochs", "8", "--patience", "8",
-        "--batch-size", "16", "--lr", "0.01", "--crf", "--name", "crf",
-        "--out", str(tmp_path / "saved"), "--run-dir", str(tmp_path / "run"),
-    ]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--train",
+                str(tmp_path / "train.conllu"),
+                "--test",
+                str(tmp_path / "test.conllu"),
+                "--valid-fraction",
+                "0.2",
+                "--cell",
+                "gru",
+                "--units",
+                "16",
+                "--word-dim",
+                "16",
+                "--char-units",
+                "0",
+                "--dropout",
+                "0.1",
+                "--epochs",
+                "8",
+                "--patience",
+                "8",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--crf",
+                "--name",
+                "crf",
+                "--out",
+                str(tmp_path / "saved"),
+                "--run-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     saved = tmp_path / "saved" / "tagging-crf"
     meta = json.loads((saved / "metadata.json").read_text())
     most = baselines.MostFrequentTagger().fit(train)

@@ -14,13 +14,18 @@ B, T, D, P, U, O = 3, 12, 2, 4, 5, 2
 
 
 def _model(activation, return_sequences=True, recurrent_scale=1.0):
-    model = keras.Sequential([
-        keras.Input((T, D)),
-        keras.layers.Dense(P, name="before"),
-        keras.layers.RNN(SimpleRNNCell(U, activation=activation),
-                         return_sequences=return_sequences, name="rnn"),
-        keras.layers.Dense(O, name="after"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            keras.layers.Dense(P, name="before"),
+            keras.layers.RNN(
+                SimpleRNNCell(U, activation=activation),
+                return_sequences=return_sequences,
+                name="rnn",
+            ),
+            keras.layers.Dense(O, name="after"),
+        ]
+    )
     rnn = model.get_layer("rnn").cell
     rnn.recurrent_kernel.assign(rnn.recurrent_kernel.numpy() * recurrent_scale)
     model.compile("sgd", "mse")
@@ -110,8 +115,9 @@ def test_bad_arguments_and_models_are_refused():
     inputs = keras.Input((T, D))
     functional = keras.Model(inputs, keras.layers.SimpleRNN(O, return_sequences=True)(inputs))
     dense_only = keras.Sequential([keras.Input((T, D)), keras.layers.Dense(O)])
-    backwards = keras.Sequential([keras.Input((T, D)), keras.layers.SimpleRNN(
-        O, return_sequences=True, go_backwards=True)])
+    backwards = keras.Sequential(
+        [keras.Input((T, D)), keras.layers.SimpleRNN(O, return_sequences=True, go_backwards=True)]
+    )
     for model, kwargs, message in [
         (functional, {}, "needs a keras.Sequential model"),
         (dense_only, {}, "has no keras.layers.RNN layer"),

@@ -18,8 +18,10 @@ def _np(x):
 # ---------------------------------------------------------------------------
 # SparseInit
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("shape, k, expected", [((100, 40), 15, 15), ((88, 512), 20, 20),
-                                                ((7, 5), 15, 7), ((30, 1), 1, 1)])
+@pytest.mark.parametrize(
+    "shape, k, expected",
+    [((100, 40), 15, 15), ((88, 512), 20, 20), ((7, 5), 15, 7), ((30, 1), 1, 1)],
+)
 def test_sparse_init_has_exactly_k_nonzeros_per_unit(shape, k, expected):
     w = _np(SparseInit(k, seed=3)(shape))
     assert w.shape == shape
@@ -49,8 +51,9 @@ def test_sparse_init_is_reproducible_and_serializable():
 
 
 def test_sparse_init_in_a_saved_cell(tmp_path):
-    model = keras.Sequential([keras.Input((3, 30)),
-                              keras.layers.RNN(GRUCell(20, kernel_initializer=SparseInit(15)))])
+    model = keras.Sequential(
+        [keras.Input((3, 30)), keras.layers.RNN(GRUCell(20, kernel_initializer=SparseInit(15)))]
+    )
     kernel = model.layers[0].cell.kernel.numpy()
     np.testing.assert_array_equal((kernel != 0).sum(axis=0), 15)  # every gate's unit
     model.save(tmp_path / "m.keras")
@@ -61,8 +64,12 @@ def test_sparse_init_in_a_saved_cell(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(k=0), "`k` must be a positive integer"), (dict(k=2.5), "`k` must be a positive"),
-     (dict(scale=0.0), "`scale` must be a positive"), (dict(seed="a"), "`seed` must be")],
+    [
+        (dict(k=0), "`k` must be a positive integer"),
+        (dict(k=2.5), "`k` must be a positive"),
+        (dict(scale=0.0), "`scale` must be a positive"),
+        (dict(seed="a"), "`seed` must be"),
+    ],
 )
 def test_sparse_init_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -110,8 +117,9 @@ def test_spectral_radius_of_a_rotation_like_matrix():
 
 def test_scaled_init_in_an_lstm_and_its_round_trip(tmp_path):
     init = ScaledInit(SparseInit(4, seed=1), spectral_radius=1.1)
-    model = keras.Sequential([keras.Input((3, 2)),
-                              keras.layers.RNN(LSTMCell(8, recurrent_initializer=init))])
+    model = keras.Sequential(
+        [keras.Input((3, 2)), keras.layers.RNN(LSTMCell(8, recurrent_initializer=init))]
+    )
     u = model.layers[0].cell.recurrent_kernel.numpy()
     for block in _blocks(u, 8):
         assert np.abs(np.linalg.eigvals(block)).max() == pytest.approx(1.1, rel=1e-5)
@@ -126,9 +134,12 @@ def test_scaled_init_in_an_lstm_and_its_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(), "exactly one of"), (dict(spectral_radius=1.0, max_abs=1.0), "exactly one of"),
-     (dict(spectral_radius=0.0), "`spectral_radius` must be a positive"),
-     (dict(max_abs=-1.0), "`max_abs` must be a positive")],
+    [
+        (dict(), "exactly one of"),
+        (dict(spectral_radius=1.0, max_abs=1.0), "exactly one of"),
+        (dict(spectral_radius=0.0), "`spectral_radius` must be a positive"),
+        (dict(max_abs=-1.0), "`max_abs` must be a positive"),
+    ],
 )
 def test_bad_targets_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -32,10 +32,34 @@ def test_music_train_with_weight_and_gradient_noise(tmp_path, monkeypatch, capsy
     path = write_mat(tmp_path / "t.mat", pieces, pieces[:2], pieces[2:])
     monkeypatch.setattr(cli, "WeightNoise", RecordingWeightNoise)
     out = tmp_path / "saved"
-    assert cli.main(["train", "--data", str(path), "--cell", "gru", "--units", "6",
-                     "--epochs", "1", "--batch-size", "2", "--weight-noise", "0.075",
-                     "--gradient-noise", "0.01", "--name", "n", "--out", str(out),
-                     "--run-dir", str(tmp_path / "run")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(path),
+                "--cell",
+                "gru",
+                "--units",
+                "6",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+                "--weight-noise",
+                "0.075",
+                "--gradient-noise",
+                "0.01",
+                "--name",
+                "n",
+                "--out",
+                str(out),
+                "--run-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
 
     (noise,) = RecordingWeightNoise.made
     drawn = np.concatenate([n.ravel() for n in noise.drawn])

@@ -44,10 +44,12 @@ def test_gradient_noise_is_added_before_the_inner_optimizers_clipping():
 
 
 def _regression_model():
-    model = keras.Sequential([keras.Input((4, 3)), keras.layers.SimpleRNN(5),
-                              keras.layers.Dense(2)])
-    model.compile(GradientNoise(keras.optimizers.Adam(1e-2, clipnorm=1.0),
-                                eta=0.05, gamma=0.5, seed=7), "mse")
+    model = keras.Sequential(
+        [keras.Input((4, 3)), keras.layers.SimpleRNN(5), keras.layers.Dense(2)]
+    )
+    model.compile(
+        GradientNoise(keras.optimizers.Adam(1e-2, clipnorm=1.0), eta=0.05, gamma=0.5, seed=7), "mse"
+    )
     return model
 
 
@@ -122,8 +124,9 @@ def test_weight_noise_gradient_at_the_noisy_point_updates_the_clean_weights():
     model.compile(keras.optimizers.SGD(lr), "mse")
     clean = model.get_weights()[0]
     probe = WeightProbe()
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0,
-              callbacks=[WeightNoise(0.075, seed=0), probe])
+    model.fit(
+        x, y, batch_size=8, epochs=1, verbose=0, callbacks=[WeightNoise(0.075, seed=0), probe]
+    )
 
     noisy = probe.seen[0][0]
     noise = noisy - clean
@@ -132,8 +135,7 @@ def test_weight_noise_gradient_at_the_noisy_point_updates_the_clean_weights():
     # Reference: L = mean((x W - y)^2), dL/dW = 2 x^T (x W - y) / (B * units),
     # evaluated at the noisy point and applied to the clean weights.
     grad = 2.0 * x.T @ (x @ noisy - y) / y.size
-    np.testing.assert_allclose(model.get_weights()[0], clean - lr * grad,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.get_weights()[0], clean - lr * grad, rtol=1e-4, atol=1e-5)
 
 
 def _simple_rnn_loss(x, y, kernel, recurrent, bias, dense, dense_bias):
@@ -147,13 +149,21 @@ def test_weight_noise_reaches_the_rnn_loop_and_is_off_at_inference():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(4, 6, 3)).astype("float32")
     y = rng.normal(size=(4, 2)).astype("float32")
-    model = keras.Sequential([keras.Input((6, 3)), keras.layers.RNN(SimpleRNNCell(5)),
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((6, 3)), keras.layers.RNN(SimpleRNNCell(5)), keras.layers.Dense(2)]
+    )
     model.compile(keras.optimizers.SGD(0.0), "mse")
     clean = model.get_weights()
     probe = WeightProbe()
-    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, validation_data=(x, y),
-                        callbacks=[WeightNoise(0.3, seed=1), probe])
+    history = model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[WeightNoise(0.3, seed=1), probe],
+    )
 
     clean_loss = _simple_rnn_loss(x, y, *clean)
     for epoch, seen in enumerate(probe.seen):
@@ -162,7 +172,8 @@ def test_weight_noise_reaches_the_rnn_loop_and_is_off_at_inference():
             assert np.array_equal(before, during) == (before.ndim == 1)
         # The training loss is the loss at the noisy weights ...
         assert history.history["loss"][epoch] == pytest.approx(
-            _simple_rnn_loss(x, y, *seen), rel=1e-4)
+            _simple_rnn_loss(x, y, *seen), rel=1e-4
+        )
         # ... and validation, run after the epoch's batches, at the clean ones.
         assert history.history["val_loss"][epoch] == pytest.approx(clean_loss, rel=1e-4)
     assert not np.allclose(probe.seen[0][0], probe.seen[1][0])  # one sample per batch
@@ -173,15 +184,21 @@ def test_weight_noise_reaches_the_rnn_loop_and_is_off_at_inference():
 
 def test_weight_noise_only_touches_the_chosen_layers():
     x = np.ones((2, 3), "float32")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="a"),
-                              keras.layers.Dense(2, name="b")])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")]
+    )
     model.compile(keras.optimizers.SGD(0.0), "mse")
     clean = model.get_weights()
     probe = WeightProbe()
-    model.fit(x, np.zeros((2, 2)), verbose=0,
-              callbacks=[WeightNoise(0.1, layers=["b"], include_biases=True, seed=0), probe])
-    a_kernel, a_bias, b_kernel, b_bias = (np.array_equal(c, s)
-                                          for c, s in zip(clean, probe.seen[0]))
+    model.fit(
+        x,
+        np.zeros((2, 2)),
+        verbose=0,
+        callbacks=[WeightNoise(0.1, layers=["b"], include_biases=True, seed=0), probe],
+    )
+    a_kernel, a_bias, b_kernel, b_bias = (
+        np.array_equal(c, s) for c, s in zip(clean, probe.seen[0])
+    )
     assert a_kernel and a_bias and not b_kernel and not b_bias
 
 

@@ -20,7 +20,7 @@ def test_windows_match_slicing_by_hand():
     w = windows(x, k=3, batch_size=2, targets=y)
 
     def cut(s, j):  # steps [3j, 3j + 3) of s, zeros past its end
-        piece = s[3 * j: 3 * j + 3]
+        piece = s[3 * j : 3 * j + 3]
         return np.concatenate([piece, np.zeros((3 - len(piece),) + s.shape[1:], s.dtype)])
 
     empty = np.zeros((0, 2), "float32")
@@ -77,13 +77,13 @@ def test_carried_state_equals_one_pass_over_the_whole_sequence():
     x = _sequences([8, 6, 9, 12], features, seed=1)
     y = [np.zeros((len(s), 2), "float32") for s in x]
     rnn = keras.layers.RNN(LSTMCell(units), return_sequences=True, stateful=True)
-    model = keras.Sequential([keras.Input(batch_shape=(2, None, features)), rnn,
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input(batch_shape=(2, None, features)), rnn, keras.layers.Dense(2)]
+    )
     model.compile(keras.optimizers.SGD(0.0), "mse")  # a forward pass that learns nothing
     # Windows: pieces 0, 1 -> 8 steps, windows 0-1; pieces 2, 3 -> 12 steps, windows 2-4.
     probe = StateProbe(rnn, steps=(1, 4))
-    history = fit_truncated(model, x, y, k=k, batch_size=2, shuffle=False,
-                            callbacks=[probe])
+    history = fit_truncated(model, x, y, k=k, batch_size=2, shuffle=False, callbacks=[probe])
     assert probe.calls == 5 and len(history.history["loss"]) == 1
 
     # Reference: the same cell, unrolled over each padded batch of pieces at
@@ -106,7 +106,7 @@ def test_carried_state_equals_one_pass_over_the_whole_sequence():
         # Per-step MSE against zero targets, averaged over each window's real steps.
         mse = ((hs.numpy() @ dense_w + dense_b) ** 2).mean(axis=-1)
         for j in range(0, steps, k):
-            window_losses.append((mse * mask)[:, j:j + k].sum() / mask[:, j:j + k].sum())
+            window_losses.append((mse * mask)[:, j : j + k].sum() / mask[:, j : j + k].sum())
     assert history.history["loss"][0] == pytest.approx(np.mean(window_losses), rel=1e-4)
 
 
@@ -117,10 +117,13 @@ def test_fit_truncated_trains_across_windows():
     signs = rng.choice([-1.0, 1.0], size=16).astype("float32")
     x = [np.concatenate([[[s]], np.zeros((11, 1))]).astype("float32") for s in signs]
     y = [np.full((12, 1), s, "float32") for s in signs]
-    model = keras.Sequential([
-        keras.Input(batch_shape=(8, None, 1)),
-        keras.layers.RNN(keras.layers.GRUCell(8), return_sequences=True, stateful=True),
-        keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(8, None, 1)),
+            keras.layers.RNN(keras.layers.GRUCell(8), return_sequences=True, stateful=True),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(keras.optimizers.Adam(0.05), "mse")
     history = fit_truncated(model, x, y, k=3, batch_size=8, epochs=30, seed=0)
     losses = history.history["loss"]
@@ -128,8 +131,9 @@ def test_fit_truncated_trains_across_windows():
 
 
 def test_fit_truncated_needs_a_stateful_model():
-    model = keras.Sequential([keras.Input((None, 2)),
-                              keras.layers.RNN(LSTMCell(3), return_sequences=True)])
+    model = keras.Sequential(
+        [keras.Input((None, 2)), keras.layers.RNN(LSTMCell(3), return_sequences=True)]
+    )
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="needs a model with stateful recurrent layers"):
         fit_truncated(model, [np.ones((4, 2))], [np.ones((4, 3))], k=2, batch_size=1)

@@ -19,13 +19,27 @@ from test_music_cli import _arpeggios
 from test_music_data import write_mat
 from test_runner_distributed import ROOT
 from test_runner_distributed import _free_ports
+
 from tuning import distributed
 from tuning.distributed import ENVIRONMENT
 
 
 def test_worker_argv_drops_the_launcher_options():
-    argv = ["music", "--workers", "2", "--bind", "0.0.0.0", "--port=5000", "--overwrite",
-            "--max-trials", "3", "--max-restarts", "1", "--fix", "units=4"]
+    argv = [
+        "music",
+        "--workers",
+        "2",
+        "--bind",
+        "0.0.0.0",
+        "--port=5000",
+        "--overwrite",
+        "--max-trials",
+        "3",
+        "--max-restarts",
+        "1",
+        "--fix",
+        "units=4",
+    ]
     assert distributed.worker_argv(argv) == ["music", "--max-trials", "3", "--fix", "units=4"]
 
 
@@ -34,9 +48,25 @@ def _search(tmp_path, directory):
     data = tmp_path / "tiny.mat"
     if not data.exists():
         write_mat(data, _arpeggios(8, 8, 0), _arpeggios(4, 8, 1), _arpeggios(2, 8, 2))
-    return ["music", "--data", str(data), "--batch-size", "4", "--epochs", "2",
-            "--fix", "units=4", "--fix", "arch=rnn", "--fix", "cell=gru", "--verbose", "0",
-            "--directory", str(directory)]
+    return [
+        "music",
+        "--data",
+        str(data),
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--fix",
+        "units=4",
+        "--fix",
+        "arch=rnn",
+        "--fix",
+        "cell=gru",
+        "--verbose",
+        "0",
+        "--directory",
+        str(directory),
+    ]
 
 
 def _chief(tmp_path, monkeypatch, *extra, mode=()):
@@ -46,8 +76,9 @@ def _chief(tmp_path, monkeypatch, *extra, mode=()):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = signal.getsignal(signal.SIGTERM)
     try:
-        return distributed.main([*mode, *_search(tmp_path, tmp_path / "search"),
-                                 "--poll", "0.2", *extra])
+        return distributed.main(
+            [*mode, *_search(tmp_path, tmp_path / "search"), "--poll", "0.2", *extra]
+        )
     finally:
         signal.signal(signal.SIGTERM, handler)
 
@@ -80,16 +111,18 @@ def _kill_when_running(project, tuner_id, killed, pid_file, timeout=120):
 def test_killed_worker_and_restarted_chief(tmp_path, monkeypatch, capsys):
     project = tmp_path / "search" / "music"
     killed = {}
-    killer = threading.Thread(target=_kill_when_running,
-                              args=(project, "worker1", killed, project / "workers.json"))
+    killer = threading.Thread(
+        target=_kill_when_running, args=(project, "worker1", killed, project / "workers.json")
+    )
     killer.start()
     code = _chief(tmp_path, monkeypatch, "--workers", "2", "--max-trials", "2")
     killer.join()
     out = capsys.readouterr().out
     assert code == 0, out
     assert "trial" in killed, "worker1 never ran a trial"
-    assert (f"worker1 died (signal SIGKILL) during trial {killed['trial']}: "
-            "the trial is queued again") in out
+    assert (
+        f"worker1 died (signal SIGKILL) during trial {killed['trial']}: the trial is queued again"
+    ) in out
     trials = {name: json.loads(text) for name, text in _trials(project).items()}
     assert sorted(trials) == ["trial_0", "trial_1"]
     assert all(t["status"] == "COMPLETED" for t in trials.values()), out
@@ -119,32 +152,57 @@ def test_worker_needs_keras_tuner_environment(monkeypatch, capsys):
     assert "an id without 'chief'" in capsys.readouterr().err
 
 
-def test_chief_on_a_given_port_and_a_worker_joined_by_environment(tmp_path, monkeypatch,
-                                                                    capsys):
+def test_chief_on_a_given_port_and_a_worker_joined_by_environment(tmp_path, monkeypatch, capsys):
     """The chief runs no worker of its own; one `worker` process joins it
     with KerasTuner's three variables and its own directory, as on another
     machine. Its search process is killed mid-trial: restarted under the
     same id, it gets the trial back and the search completes."""
     port = _free_ports(1)[0]
     project = tmp_path / "search" / "music"
-    env = {**os.environ, "KERASTUNER_TUNER_ID": "remote0", "KERASTUNER_ORACLE_IP": "127.0.0.1",
-           "KERASTUNER_ORACLE_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
-                                         if p)}
+    env = {
+        **os.environ,
+        "KERASTUNER_TUNER_ID": "remote0",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(port),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tuning.distributed", "worker",
-         *_search(tmp_path, tmp_path / "remote")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tuning.distributed",
+            "worker",
+            *_search(tmp_path, tmp_path / "remote"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     killed = {}
-    killer = threading.Thread(target=_kill_when_running, args=(
-        project, "remote0", killed, tmp_path / "remote" / "music" / "workers.json"))
+    killer = threading.Thread(
+        target=_kill_when_running,
+        args=(project, "remote0", killed, tmp_path / "remote" / "music" / "workers.json"),
+    )
     killer.start()
     # A chief that never finishes fails the test instead of hanging it.
     watchdog = threading.Timer(240, os.kill, (os.getpid(), signal.SIGTERM))
     watchdog.start()
     try:
-        code = _chief(tmp_path, monkeypatch, "--workers", "0", "--bind", "127.0.0.1",
-                      "--port", str(port), "--max-trials", "2", mode=["chief"])
+        code = _chief(
+            tmp_path,
+            monkeypatch,
+            "--workers",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-trials",
+            "2",
+            mode=["chief"],
+        )
         log = worker.communicate(timeout=60)[0]
     finally:
         watchdog.cancel()

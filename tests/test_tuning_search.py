@@ -12,12 +12,12 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_music_cli import _arpeggios
+from test_music_data import write_mat
 
 from keras_deeprnn.cells import CELL_NAMES
 from keras_deeprnn.models import KINDS
 from keras_deeprnn.utils import sublayers
-from test_music_cli import _arpeggios
-from test_music_data import write_mat
 from tuning import search
 from tuning.hypermodels import FORGET_GATE_CELLS
 from tuning.hypermodels import MusicHyperModel
@@ -30,8 +30,9 @@ MUSIC = ["--batch-size", "4", "--epochs", "2", "--fix", "units=4", "--verbose", 
 @pytest.fixture(scope="module")
 def tiny_mat(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tuning")
-    return write_mat(folder / "tiny.mat", _arpeggios(8, 8, 0), _arpeggios(4, 8, 1),
-                     _arpeggios(2, 8, 2))
+    return write_mat(
+        folder / "tiny.mat", _arpeggios(8, 8, 0), _arpeggios(4, 8, 1), _arpeggios(2, 8, 2)
+    )
 
 
 def _hp(hypermodel, **values):
@@ -43,7 +44,7 @@ def _hp(hypermodel, **values):
 
 
 def _rnn_cell(model):
-    layer = next(l for l in sublayers(model) if isinstance(l, keras.layers.RNN))
+    layer = next(x for x in sublayers(model) if isinstance(x, keras.layers.RNN))
     return layer.cell
 
 
@@ -52,8 +53,16 @@ def test_space_covers_every_cell_and_architecture():
     hp = keras_tuner.HyperParameters()
     hypermodel.values(hp)
     space = {p.name: p for p in hp.space}
-    assert list(space) == ["cell", "arch", "depth", "units", "dropout", "learning_rate",
-                           "clipnorm", "forget_bias"]
+    assert list(space) == [
+        "cell",
+        "arch",
+        "depth",
+        "units",
+        "dropout",
+        "learning_rate",
+        "clipnorm",
+        "forget_bias",
+    ]
     assert list(space["cell"].values) == list(CELL_NAMES)
     assert list(space["arch"].values) == list(KINDS)
     assert [c.values for c in space["depth"].conditions] == [["dt", "dts", "dot", "dots", "srnn"]]
@@ -72,8 +81,18 @@ def test_space_covers_every_cell_and_architecture():
 
 def test_chosen_values_reach_the_music_model():
     hypermodel = MusicHyperModel(units=(4, 8))
-    model = hypermodel.build(_hp(hypermodel, cell="lstm", arch="rnn", units=6, dropout=0.25,
-                                 learning_rate=0.004, clipnorm=2.5, forget_bias=1.75))
+    model = hypermodel.build(
+        _hp(
+            hypermodel,
+            cell="lstm",
+            arch="rnn",
+            units=6,
+            dropout=0.25,
+            learning_rate=0.004,
+            clipnorm=2.5,
+            forget_bias=1.75,
+        )
+    )
     cell = _rnn_cell(model)
     # Keras gate order i, f, c, o, zero-initialised: the f block holds the forget bias.
     bias = keras.ops.convert_to_numpy(cell.bias)
@@ -84,8 +103,9 @@ def test_chosen_values_reach_the_music_model():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.004)
     assert model.optimizer.clipnorm == 2.5
 
-    deep = hypermodel.build(_hp(hypermodel, cell="lstm-vanilla", arch="dts", depth=3, units=4,
-                                forget_bias=0.5))
+    deep = hypermodel.build(
+        _hp(hypermodel, cell="lstm-vanilla", arch="dts", depth=3, units=4, forget_bias=0.5)
+    )
     config = _rnn_cell(deep).get_config()
     assert (config["depth"], config["variant"], config["forget_bias"]) == (3, "vanilla", 0.5)
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="no deep-transition form"):
@@ -94,26 +114,41 @@ def test_chosen_values_reach_the_music_model():
 
 def test_chosen_values_reach_the_sentiment_and_tagging_models():
     sentiment = SentimentHyperModel(50, 3, units=(4, 8), embedding_dim=4)
-    model = sentiment.build(_hp(sentiment, cell="lstm-nog", arch="srnn", depth=2, units=5,
-                                learning_rate=0.01, clipnorm=0.5, forget_bias=2.0))
+    model = sentiment.build(
+        _hp(
+            sentiment,
+            cell="lstm-nog",
+            arch="srnn",
+            depth=2,
+            units=5,
+            learning_rate=0.01,
+            clipnorm=0.5,
+            forget_bias=2.0,
+        )
+    )
     cells = _rnn_cell(model).cells
     assert [(c.units, c.variant, c.forget_bias) for c in cells] == [(5, "nog", 2.0)] * 2
     assert model.output_shape == (None, 3) and model.optimizer.clipnorm == 0.5
 
-    tagging = TaggingHyperModel(["a", "b"], ["a", "b"], ["X", "Y"], units=(4, 8), word_dim=4,
-                                char_units=2, char_dim=2)
-    model = tagging.build(_hp(tagging, cell="gru", arch="dt", depth=2, units=4,
-                              learning_rate=0.02))
+    tagging = TaggingHyperModel(
+        ["a", "b"], ["a", "b"], ["X", "Y"], units=(4, 8), word_dim=4, char_units=2, char_dim=2
+    )
+    model = tagging.build(_hp(tagging, cell="gru", arch="dt", depth=2, units=4, learning_rate=0.02))
     assert tagging.values(_hp(tagging, cell="gru"))["forget_bias"] is None
     cell = model.get_layer("birnn_1").forward_layer.cell
     assert (type(cell).__name__, cell.units, cell.get_config()["depth"]) == (
-        "DeepTransitionGRUCell", 4, 2)
+        "DeepTransitionGRUCell",
+        4,
+        2,
+    )
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
 
 
 def _trials(project):
-    return {p.parent.name: json.loads(p.read_text())
-            for p in sorted(Path(project).glob("trial_*/trial.json"))}
+    return {
+        p.parent.name: json.loads(p.read_text())
+        for p in sorted(Path(project).glob("trial_*/trial.json"))
+    }
 
 
 def _hparams_sessions(project):
@@ -126,21 +161,39 @@ def _hparams_sessions(project):
             for value in event.summary.value:
                 if value.tag == "_hparams_/session_start_info":
                     data = plugin_data_pb2.HParamsPluginData.FromString(
-                        value.metadata.plugin_data.content)
+                        value.metadata.plugin_data.content
+                    )
                     info = data.session_start_info
                     sessions[info.group_name or Path(path).parts[-3]] = {
-                        k: v.string_value or v.number_value for k, v in info.hparams.items()}
+                        k: v.string_value or v.number_value for k, v in info.hparams.items()
+                    }
     return sessions
 
 
-@pytest.mark.parametrize("tuner, extra", [
-    ("random", []),
-    ("bayesian", ["--initial-points", "2", "--fix", "arch=rnn"]),
-    ("hyperband", ["--factor", "2", "--fix", "arch=rnn"]),
-])
+@pytest.mark.parametrize(
+    "tuner, extra",
+    [
+        ("random", []),
+        ("bayesian", ["--initial-points", "2", "--fix", "arch=rnn"]),
+        ("hyperband", ["--factor", "2", "--fix", "arch=rnn"]),
+    ],
+)
 def test_three_trial_search(tuner, extra, tiny_mat, tmp_path, capsys):
-    code = search.main(["music", "--data", str(tiny_mat), "--tuner", tuner, "--max-trials", "3",
-                        "--directory", str(tmp_path), *MUSIC, *extra])
+    code = search.main(
+        [
+            "music",
+            "--data",
+            str(tiny_mat),
+            "--tuner",
+            tuner,
+            "--max-trials",
+            "3",
+            "--directory",
+            str(tmp_path),
+            *MUSIC,
+            *extra,
+        ]
+    )
     assert code == 0
     project = tmp_path / "music"
     trials = _trials(project)
@@ -165,7 +218,8 @@ def test_three_trial_search(tuner, extra, tiny_mat, tmp_path, capsys):
 
     valid = music.piano_roll_dataset(music.load_music(str(tiny_mat))["valid"], 4)
     assert model.evaluate(valid, verbose=0, return_dict=True)["nll"] == pytest.approx(
-        best["score"], rel=1e-4)
+        best["score"], rel=1e-4
+    )
 
     # Every completed trial is in TensorBoard's hparams view with its values.
     sessions = _hparams_sessions(project)
@@ -174,7 +228,8 @@ def test_three_trial_search(tuner, extra, tiny_mat, tmp_path, capsys):
         chosen = trial["hyperparameters"]["values"]
         assert (logged["cell"], logged["arch"]) == (chosen["cell"], chosen["arch"])
         assert (logged["units"], logged["learning_rate"]) == pytest.approx(
-            (chosen["units"], chosen["learning_rate"]))
+            (chosen["units"], chosen["learning_rate"])
+        )
 
     # The summary table ranks the completed trials by score.
     table = (project / "summary.md").read_text()
@@ -198,13 +253,20 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
 
     data = music.load_music(str(tiny_mat))
     train, valid = (music.piano_roll_dataset(data[s], 4) for s in ("train", "valid"))
-    hypermodel = MusicHyperModel(fixed={"cell": "gru", "arch": "rnn", "units": 4,
-                                        "dropout": 0.0, "clipnorm": 1.0})
+    hypermodel = MusicHyperModel(
+        fixed={"cell": "gru", "arch": "rnn", "units": 4, "dropout": 0.0, "clipnorm": 1.0}
+    )
     hp = keras_tuner.HyperParameters()
     hp.Choice("learning_rate", [0.01, math.inf])  # an infinite step makes the weights NaN
-    tuner = keras_tuner.RandomSearch(hypermodel, objective=hypermodel.objective, max_trials=2,
-                                     hyperparameters=hp, directory=str(tmp_path), seed=0,
-                                     max_consecutive_failed_trials=2)
+    tuner = keras_tuner.RandomSearch(
+        hypermodel,
+        objective=hypermodel.objective,
+        max_trials=2,
+        hyperparameters=hp,
+        directory=str(tmp_path),
+        seed=0,
+        max_consecutive_failed_trials=2,
+    )
     tuner.search(train, validation_data=valid, epochs=1, verbose=0)
     trials = {t.hyperparameters.values["learning_rate"]: t for t in tuner.oracle.trials.values()}
     assert set(trials) == {0.01, math.inf}
@@ -216,11 +278,19 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
 
 
 def test_bad_arguments_are_reported(tiny_mat, tmp_path, capsys):
-    assert search.main(["music", "--data", str(tiny_mat), "--fix", "width=3",
-                        "--directory", str(tmp_path)]) == 2
+    assert (
+        search.main(
+            ["music", "--data", str(tiny_mat), "--fix", "width=3", "--directory", str(tmp_path)]
+        )
+        == 2
+    )
     assert "Unknown hyperparameter(s) ['width']" in capsys.readouterr().err
-    assert search.main(["music", "--data", str(tiny_mat), "--max-trials", "0",
-                        "--directory", str(tmp_path)]) == 2
+    assert (
+        search.main(
+            ["music", "--data", str(tiny_mat), "--max-trials", "0", "--directory", str(tmp_path)]
+        )
+        == 2
+    )
     assert "--max-trials must be positive" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         search.main(["music", "--units", "8"])
@@ -233,11 +303,29 @@ def test_tasks_search_runs_the_evolution_oracle(tmp_path):
     from keras_deeprnn.cells.graph import GRU_GENOME
     from keras_deeprnn.cells.graph import LSTM_GENOME
 
-    assert search.main(["tasks", "--units", "4", "--steps", "2", "--max-trials", "2",
-                        "--directory", str(tmp_path), "--verbose", "0"]) == 0
+    assert (
+        search.main(
+            [
+                "tasks",
+                "--units",
+                "4",
+                "--steps",
+                "2",
+                "--max-trials",
+                "2",
+                "--directory",
+                str(tmp_path),
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     trials = _trials(tmp_path / "tasks")
     # The population starts with the GRU and the LSTM genomes.
     assert {t["hyperparameters"]["values"]["genome"] for t in trials.values()} == {
-        GRU_GENOME, LSTM_GENOME}
+        GRU_GENOME,
+        LSTM_GENOME,
+    }
     assert all(t["status"] == "COMPLETED" for t in trials.values())
     assert GRU_GENOME in (tmp_path / "tasks" / "summary.md").read_text()

@@ -38,23 +38,40 @@ from keras_deeprnn import _compat
 from tuning import search
 
 ENVIRONMENT = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-LAUNCHER_OPTIONS = {"--workers": True, "--bind": True, "--port": True, "--max-restarts": True,
-                    "--poll": True, "--overwrite": False}  # option -> takes a value
+LAUNCHER_OPTIONS = {
+    "--workers": True,
+    "--bind": True,
+    "--port": True,
+    "--max-restarts": True,
+    "--poll": True,
+    "--overwrite": False,
+}  # option -> takes a value
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _add_restarts(p):
-    p.add_argument("--max-restarts", type=int, default=3,
-                   help="worker restarts after abnormal exits before giving up")
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=3,
+        help="worker restarts after abnormal exits before giving up",
+    )
 
 
 def _add_chief(p):
-    p.add_argument("--workers", type=int, default=2,
-                   help="worker processes on this machine (default 2; 0: remote workers only)")
-    p.add_argument("--bind", default="127.0.0.1",
-                   help="address the oracle listens on (default 127.0.0.1; 0.0.0.0: every "
-                   "interface, for workers on other machines)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes on this machine (default 2; 0: remote workers only)",
+    )
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address the oracle listens on (default 127.0.0.1; 0.0.0.0: every "
+        "interface, for workers on other machines)",
+    )
     p.add_argument("--port", type=int, default=0, help="port of the oracle (default: a free one)")
     _add_restarts(p)
     p.add_argument("--poll", type=float, default=0.5, help="seconds between checks of the workers")
@@ -62,8 +79,9 @@ def _add_chief(p):
 
 def parser(mode="chief"):
     prog = "python -m tuning.distributed" + (" worker" if mode == "worker" else "")
-    return search.parser(prog, __doc__.split("\n\n")[1],
-                         _add_restarts if mode == "worker" else _add_chief)
+    return search.parser(
+        prog, __doc__.split("\n\n")[1], _add_restarts if mode == "worker" else _add_chief
+    )
 
 
 def worker_argv(argv):
@@ -135,10 +153,14 @@ class Workers:
 
     def __init__(self, argv, oracle_ip, port, project_dir):
         self.argv = worker_argv(argv)
-        self.env = {**os.environ, "KERASTUNER_ORACLE_IP": oracle_ip,
-                    "KERASTUNER_ORACLE_PORT": str(port),
-                    "PYTHONPATH": os.pathsep.join(
-                        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+        self.env = {
+            **os.environ,
+            "KERASTUNER_ORACLE_IP": oracle_ip,
+            "KERASTUNER_ORACLE_PORT": str(port),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+            ),
+        }
         self.logs = Path(project_dir) / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.pid_file = Path(project_dir) / "workers.json"
@@ -149,11 +171,18 @@ class Workers:
             self.procs[tuner_id] = subprocess.Popen(
                 [sys.executable, "-m", "tuning.search", *self.argv],
                 env={**self.env, "KERASTUNER_TUNER_ID": tuner_id},
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        self.pid_file.write_text(json.dumps(
-            {tid: proc.pid for tid, proc in self.procs.items()}, indent=1) + "\n")
-        print(f"{tuner_id} started (pid {self.procs[tuner_id].pid}, log "
-              f"{self.logs / (tuner_id + '.log')})", flush=True)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        self.pid_file.write_text(
+            json.dumps({tid: proc.pid for tid, proc in self.procs.items()}, indent=1) + "\n"
+        )
+        print(
+            f"{tuner_id} started (pid {self.procs[tuner_id].pid}, log "
+            f"{self.logs / (tuner_id + '.log')})",
+            flush=True,
+        )
 
     def exited(self):
         """`(tuner_id, returncode)` of the workers that exited since the last call."""
@@ -163,9 +192,12 @@ class Workers:
         return done
 
     def report_death(self, tuner_id, code, trial_id=None):
-        print(f"{tuner_id} died ({_describe(code)})"
-              + (f" during trial {trial_id}: the trial is queued again" if trial_id else "")
-              + f"; its log ends:\n{self.log_tail(tuner_id)}", flush=True)
+        print(
+            f"{tuner_id} died ({_describe(code)})"
+            + (f" during trial {trial_id}: the trial is queued again" if trial_id else "")
+            + f"; its log ends:\n{self.log_tail(tuner_id)}",
+            flush=True,
+        )
 
     def log_tail(self, tuner_id, lines=5):
         text = (self.logs / f"{tuner_id}.log").read_text(errors="replace").splitlines()
@@ -214,8 +246,10 @@ def supervise(oracle, servicer, workers, count, max_restarts, poll):
         if restarts >= max_restarts:
             return False
         restarts += 1
-        print(f"{queued} trial(s) queued; starting worker0 again ({restarts}/{max_restarts})",
-              flush=True)
+        print(
+            f"{queued} trial(s) queued; starting worker0 again ({restarts}/{max_restarts})",
+            flush=True,
+        )
         workers.start("worker0")
 
 
@@ -226,8 +260,7 @@ def _raise_interrupt(signum, frame):
 def chief(argv):
     args = parser().parse_args(argv)
     if args.workers < 0 or args.max_restarts < 0 or args.poll <= 0:
-        print("error: --workers and --max-restarts must be >= 0 and --poll > 0.",
-              file=sys.stderr)
+        print("error: --workers and --max-restarts must be >= 0 and --poll > 0.", file=sys.stderr)
         return 2
     # The chief's own id (KerasTuner names its state file after it); it serves
     # the oracle itself instead of running KerasTuner's blocking chief loop.
@@ -245,15 +278,18 @@ def chief(argv):
         return 2
     print(f"oracle serving on {args.bind}:{port}; search in {tuner.project_dir}", flush=True)
     if args.bind not in LOOPBACK:
-        print("warning: the oracle's port is unauthenticated; keep it on a trusted network.",
-              file=sys.stderr)
+        print(
+            "warning: the oracle's port is unauthenticated; keep it on a trusted network.",
+            file=sys.stderr,
+        )
     signal.signal(signal.SIGTERM, _raise_interrupt)
     # Local workers reach a wildcard address through loopback.
     local = "127.0.0.1" if args.bind in ("0.0.0.0", "::", "") else args.bind
     workers = Workers(argv, local, port, tuner.project_dir)
     try:
-        finished = supervise(tuner.oracle, servicer, workers, args.workers, args.max_restarts,
-                             args.poll)
+        finished = supervise(
+            tuner.oracle, servicer, workers, args.workers, args.max_restarts, args.poll
+        )
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
@@ -264,8 +300,11 @@ def chief(argv):
     search.write_summary(tuner, args)
     if not finished:
         queued, _ = backlog(tuner.oracle)
-        print(f"error: workers kept dying ({args.max_restarts} restarts); {queued} trial(s) "
-              "left. Run the same command again to resume.", file=sys.stderr)
+        print(
+            f"error: workers kept dying ({args.max_restarts} restarts); {queued} trial(s) "
+            "left. Run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -276,12 +315,18 @@ def worker(argv):
     missing = [name for name in ENVIRONMENT if not os.environ.get(name)]
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
     if missing or "chief" in tuner_id or args.max_restarts < 0:
-        print(f"error: a worker needs {', '.join(ENVIRONMENT)} (an id without 'chief', which "
-              "KerasTuner reserves for the chief) and --max-restarts >= 0.", file=sys.stderr)
+        print(
+            f"error: a worker needs {', '.join(ENVIRONMENT)} (an id without 'chief', which "
+            "KerasTuner reserves for the chief) and --max-restarts >= 0.",
+            file=sys.stderr,
+        )
         return 2
-    workers = Workers(argv, os.environ["KERASTUNER_ORACLE_IP"],
-                      os.environ["KERASTUNER_ORACLE_PORT"],
-                      args.directory / search.project_name(args))
+    workers = Workers(
+        argv,
+        os.environ["KERASTUNER_ORACLE_IP"],
+        os.environ["KERASTUNER_ORACLE_PORT"],
+        args.directory / search.project_name(args),
+    )
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         for restart in range(args.max_restarts + 1):

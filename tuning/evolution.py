@@ -23,12 +23,12 @@ import keras_tuner
 from keras_tuner.engine.metrics_tracking import infer_metric_direction
 from keras_tuner.engine.trial import TrialStatus
 
+from keras_deeprnn.cells.graph import ACTIVATIONS
 from keras_deeprnn.cells.graph import ELEMENTWISE
 from keras_deeprnn.cells.graph import GRU_GENOME
 from keras_deeprnn.cells.graph import INPUTS
 from keras_deeprnn.cells.graph import LINEAR_BIASES
 from keras_deeprnn.cells.graph import LSTM_GENOME
-from keras_deeprnn.cells.graph import ACTIVATIONS
 from keras_deeprnn.cells.graph import format_genome
 from keras_deeprnn.cells.graph import parse_genome
 from keras_deeprnn.cells.graph import render
@@ -79,9 +79,7 @@ def replace_activation(nodes, outputs, node, rng):
     if op not in ACTIVATION_CHOICES:
         return False
     unary = len(args) == 1 and args[0] != "x"
-    choices = [
-        a for a in (ACTIVATION_CHOICES if unary else LINEAR_BIASES) if a != op
-    ]
+    choices = [a for a in (ACTIVATION_CHOICES if unary else LINEAR_BIASES) if a != op]
     nodes[node] = (rng.choice(choices), args)
     return True
 
@@ -184,9 +182,7 @@ def mutate(genome, rng, max_nodes=40, attempts=100):
 
 
 def _reads(nodes, outputs, name):
-    return any(
-        name in _ancestors(nodes, out) for out in outputs.values()
-    )
+    return any(name in _ancestors(nodes, out) for out in outputs.values())
 
 
 def _objectives(objective):
@@ -207,9 +203,7 @@ def _objectives(objective):
                 )
             item = keras_tuner.Objective(item, direction)
         if not isinstance(item, keras_tuner.Objective):
-            raise ValueError(
-                f"Objectives must be names or keras_tuner.Objective, got {item!r}."
-            )
+            raise ValueError(f"Objectives must be names or keras_tuner.Objective, got {item!r}.")
         made.append(item)
     return made
 
@@ -257,11 +251,20 @@ class EvolutionOracle(keras_tuner.Oracle):
     True
     """
 
-    def __init__(self, objective=None, max_trials=100, population_size=100,
-                 reevaluate_probability=0.25, max_nodes=40, seed=None,
-                 hyperparameters=None, allow_new_entries=True,
-                 tune_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=10):
+    def __init__(
+        self,
+        objective=None,
+        max_trials=100,
+        population_size=100,
+        reevaluate_probability=0.25,
+        max_nodes=40,
+        seed=None,
+        hyperparameters=None,
+        allow_new_entries=True,
+        tune_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=10,
+    ):
         objectives = _objectives(objective)
         super().__init__(
             objective=objectives[0],
@@ -274,13 +277,10 @@ class EvolutionOracle(keras_tuner.Oracle):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         if population_size < 1:
-            raise ValueError(
-                f"population_size must be at least 1, got {population_size!r}."
-            )
+            raise ValueError(f"population_size must be at least 1, got {population_size!r}.")
         if not 0.0 <= reevaluate_probability <= 1.0:
             raise ValueError(
-                "reevaluate_probability must be in [0, 1], got "
-                f"{reevaluate_probability!r}."
+                f"reevaluate_probability must be in [0, 1], got {reevaluate_probability!r}."
             )
         self.tasks = {o.name: o.direction for o in objectives}
         self.population_size = int(population_size)
@@ -299,28 +299,22 @@ class EvolutionOracle(keras_tuner.Oracle):
     def ranking(self):
         """The population, best first: `[(genome, score, results), ...]`."""
         scored = [
-            (genome, self.score(results), results)
-            for genome, results in self.population.items()
+            (genome, self.score(results), results) for genome, results in self.population.items()
         ]
-        return sorted(
-            scored, key=lambda item: -item[1] if math.isfinite(item[1]) else math.inf
-        )
+        return sorted(scored, key=lambda item: -item[1] if math.isfinite(item[1]) else math.inf)
 
     def _values(self, genome, rng, defaults):
         values = {}
         for hp in self.hyperparameters.space:
             if hp.name == "genome":
                 continue
-            values[hp.name] = (
-                hp.default if defaults else hp.random_sample(rng.randrange(2**31))
-            )
+            values[hp.name] = hp.default if defaults else hp.random_sample(rng.randrange(2**31))
         values["genome"] = genome
         return values
 
     def _running(self, genome):
         return any(
-            t.hyperparameters.values.get("genome") == genome
-            for t in self.ongoing_trials.values()
+            t.hyperparameters.values.get("genome") == genome for t in self.ongoing_trials.values()
         )
 
     def populate_space(self, trial_id):
@@ -330,14 +324,12 @@ class EvolutionOracle(keras_tuner.Oracle):
         for start in (GRU_GENOME, LSTM_GENOME):
             if start not in self.proposed:
                 self.proposed.append(start)
-                return {"status": running,
-                        "values": self._values(start, rng, defaults=True)}
+                return {"status": running, "values": self._values(start, rng, defaults=True)}
         if not self.baseline:
             if self._running(GRU_GENOME):
                 # Scores need the GRU's results; wait for them.
                 return {"status": TrialStatus.IDLE, "values": None}
-            return {"status": running,
-                    "values": self._values(GRU_GENOME, rng, defaults=True)}
+            return {"status": running, "values": self._values(GRU_GENOME, rng, defaults=True)}
         members = [genome for genome, _, _ in self.ranking()]
         parent = rng.choice(members)
         genome = parent
@@ -349,8 +341,7 @@ class EvolutionOracle(keras_tuner.Oracle):
                     break
         if genome not in self.proposed:
             self.proposed.append(genome)
-        return {"status": running,
-                "values": self._values(genome, rng, defaults=False)}
+        return {"status": running, "values": self._values(genome, rng, defaults=False)}
 
     @keras_tuner.synchronized
     def end_trial(self, trial):
@@ -387,9 +378,7 @@ class EvolutionOracle(keras_tuner.Oracle):
                 trial.metrics.exists(t) for t in self.tasks
             ):
                 return math.inf
-            value = self.score(
-                {t: float(trial.metrics.get_last_value(t)) for t in self.tasks}
-            )
+            value = self.score({t: float(trial.metrics.get_last_value(t)) for t in self.tasks})
             return -value if math.isfinite(value) else math.inf
 
         return sorted(self.trials.values(), key=key)[:num_trials]
@@ -423,56 +412,68 @@ def main(argv=None):
     from tuning.tasks import TaskSuite
     from tuning.tasks import compare
 
-    parser = argparse.ArgumentParser(
-        prog="python -m tuning.evolution", description=main.__doc__
+    parser = argparse.ArgumentParser(prog="python -m tuning.evolution", description=main.__doc__)
+    parser.add_argument(
+        "--tasks", default="arithmetic", help="comma-separated: arithmetic, xml, music"
     )
-    parser.add_argument("--tasks", default="arithmetic",
-                        help="comma-separated: arithmetic, xml, music")
     parser.add_argument("--max-trials", type=int, default=100)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--units", type=int)
-    size.add_argument("--params", type=int, default=5000,
-                      help="parameter budget of each task model (default)")
+    size.add_argument(
+        "--params", type=int, default=5000, help="parameter budget of each task model (default)"
+    )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--population", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--max-digits", type=int, default=3,
-                        help="arithmetic: digits per number")
+    parser.add_argument("--max-digits", type=int, default=3, help="arithmetic: digits per number")
     parser.add_argument("--directory", default="runs/evolution")
     parser.add_argument("--project", default="search")
-    parser.add_argument("--top", type=int, default=3,
-                        help="best genomes to print")
-    parser.add_argument("--compare-seeds", type=int, default=0,
-                        help="re-train the best evolved genome, the GRU and "
-                        "the LSTM with this many seeds and three learning "
-                        "rates; print the results as JSON")
+    parser.add_argument("--top", type=int, default=3, help="best genomes to print")
+    parser.add_argument(
+        "--compare-seeds",
+        type=int,
+        default=0,
+        help="re-train the best evolved genome, the GRU and "
+        "the LSTM with this many seeds and three learning "
+        "rates; print the results as JSON",
+    )
     args = parser.parse_args(argv)
     tasks = args.tasks.split(",")
     options = {"arithmetic": {"max_digits": args.max_digits}}
     suite = TaskSuite(
-        tasks, units=args.units, params=None if args.units else args.params,
-        steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+        tasks,
+        units=args.units,
+        params=None if args.units else args.params,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
         task_options={t: o for t, o in options.items() if t in tasks},
     )
-    oracle = EvolutionOracle(suite.objectives, max_trials=args.max_trials,
-                             population_size=args.population, seed=args.seed)
-    tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=suite,
-                              directory=args.directory,
-                              project_name=args.project)
+    oracle = EvolutionOracle(
+        suite.objectives,
+        max_trials=args.max_trials,
+        population_size=args.population,
+        seed=args.seed,
+    )
+    tuner = keras_tuner.Tuner(
+        oracle=oracle, hypermodel=suite, directory=args.directory, project_name=args.project
+    )
     tuner.search(verbose=0)
     ranking = tuner.oracle.ranking()
-    print(f"{len(tuner.oracle.trials)} trials, {len(tuner.oracle.proposed)} "
-          f"genomes; GRU {tuner.oracle.baseline}")
+    print(
+        f"{len(tuner.oracle.trials)} trials, {len(tuner.oracle.proposed)} "
+        f"genomes; GRU {tuner.oracle.baseline}"
+    )
     for rank, (genome, score, results) in enumerate(ranking[: args.top], 1):
-        print(f"\n#{rank}  score {score:.4f}  {results}  "
-              f"({tuner.oracle.evaluations[genome]} evaluations)\n{genome}\n"
-              + render(genome))
+        print(
+            f"\n#{rank}  score {score:.4f}  {results}  "
+            f"({tuner.oracle.evaluations[genome]} evaluations)\n{genome}\n" + render(genome)
+        )
     evolved = [g for g, _, _ in ranking if g not in (GRU_GENOME, LSTM_GENOME)]
     if args.compare_seeds and evolved:
         genomes = {"evolved": evolved[0], "gru": GRU_GENOME, "lstm": LSTM_GENOME}
-        table = compare(genomes, suite, (3e-3, 1e-2, 3e-2),
-                        range(args.compare_seeds))
+        table = compare(genomes, suite, (3e-3, 1e-2, 3e-2), range(args.compare_seeds))
         print(json.dumps({"genomes": genomes, "results": table}, indent=1))
 
 

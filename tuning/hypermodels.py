@@ -38,8 +38,7 @@ from keras_deeprnn.cells.lstm import VARIANTS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
 
-HP_NAMES = ("cell", "arch", "depth", "units", "dropout", "learning_rate", "clipnorm",
-            "forget_bias")
+HP_NAMES = ("cell", "arch", "depth", "units", "dropout", "learning_rate", "clipnorm", "forget_bias")
 # Cells with a forget gate: every LSTM variant but nfg and cifg.
 FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
 
@@ -58,30 +57,46 @@ class AppHyperModel(keras_tuner.HyperModel):
         name: Name of the hypermodel.
     """
 
-    def __init__(self, archs, objective, fixed=None, units=(32, 256), max_depth=3,
-                 build_kwargs=None, name=None):
+    def __init__(
+        self,
+        archs,
+        objective,
+        fixed=None,
+        units=(32, 256),
+        max_depth=3,
+        build_kwargs=None,
+        name=None,
+    ):
         super().__init__(name=name)
         self.archs = tuple(archs)
         self.objective = objective
         self.fixed = dict(fixed or {})
         unknown = sorted(set(self.fixed) - set(HP_NAMES))
         if unknown:
-            raise ValueError(f"Unknown hyperparameter(s) {unknown} to fix; the space has "
-                             f"{', '.join(HP_NAMES)}.")
+            raise ValueError(
+                f"Unknown hyperparameter(s) {unknown} to fix; the space has {', '.join(HP_NAMES)}."
+            )
         if "cell" in self.fixed and self.fixed["cell"] not in CELL_NAMES:
-            raise ValueError(f"Unknown cell {self.fixed['cell']!r}; choose one of "
-                             f"{', '.join(CELL_NAMES)}.")
+            raise ValueError(
+                f"Unknown cell {self.fixed['cell']!r}; choose one of {', '.join(CELL_NAMES)}."
+            )
         if "arch" in self.fixed and self.fixed["arch"] not in self.archs:
-            raise ValueError(f"Unknown arch {self.fixed['arch']!r}; this app takes "
-                             f"{', '.join(self.archs)}.")
-        if (self.fixed.get("cell") not in (None, *DEEP_TRANSITION_CELLS)
-                and self.fixed.get("arch") in DEEP_TRANSITION_KINDS):
-            raise ValueError(f"cell {self.fixed['cell']!r} has no deep-transition form "
-                             f"(arch {self.fixed['arch']!r}).")
+            raise ValueError(
+                f"Unknown arch {self.fixed['arch']!r}; this app takes {', '.join(self.archs)}."
+            )
+        if (
+            self.fixed.get("cell") not in (None, *DEEP_TRANSITION_CELLS)
+            and self.fixed.get("arch") in DEEP_TRANSITION_KINDS
+        ):
+            raise ValueError(
+                f"cell {self.fixed['cell']!r} has no deep-transition form "
+                f"(arch {self.fixed['arch']!r})."
+            )
         low, high = (int(u) for u in units)
         if not 1 <= low <= high:
-            raise ValueError(f"units must be a range (min, max) with 1 <= min <= max, "
-                             f"got {units!r}.")
+            raise ValueError(
+                f"units must be a range (min, max) with 1 <= min <= max, got {units!r}."
+            )
         self.units = (low, high)
         if int(max_depth) < 2:
             raise ValueError(f"max_depth must be at least 2, got {max_depth}.")
@@ -110,19 +125,19 @@ class AppHyperModel(keras_tuner.HyperModel):
         v["depth"] = None
         if deep:
             with hp.conditional_scope("arch", deep):
-                v["depth"] = self._choose(hp, "depth",
-                                          lambda: hp.Int("depth", 2, self.max_depth))
-        v["units"] = self._choose(
-            hp, "units", lambda: hp.Int("units", *self.units, sampling="log"))
+                v["depth"] = self._choose(hp, "depth", lambda: hp.Int("depth", 2, self.max_depth))
+        v["units"] = self._choose(hp, "units", lambda: hp.Int("units", *self.units, sampling="log"))
         v["dropout"] = self._choose(hp, "dropout", lambda: hp.Float("dropout", 0.0, 0.5))
         v["learning_rate"] = self._choose(
-            hp, "learning_rate",
-            lambda: hp.Float("learning_rate", 1e-4, 3e-2, sampling="log"))
+            hp, "learning_rate", lambda: hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")
+        )
         v["clipnorm"] = self._choose(
-            hp, "clipnorm", lambda: hp.Float("clipnorm", 0.1, 10.0, sampling="log"))
+            hp, "clipnorm", lambda: hp.Float("clipnorm", 0.1, 10.0, sampling="log")
+        )
         with hp.conditional_scope("cell", [c for c in cells if c in FORGET_GATE_CELLS]):
             v["forget_bias"] = self._choose(
-                hp, "forget_bias", lambda: hp.Float("forget_bias", 0.0, 3.0))
+                hp, "forget_bias", lambda: hp.Float("forget_bias", 0.0, 3.0)
+            )
         return v
 
     def build(self, hp):
@@ -130,7 +145,8 @@ class AppHyperModel(keras_tuner.HyperModel):
         if v["arch"] in DEEP_TRANSITION_KINDS and v["cell"] not in DEEP_TRANSITION_CELLS:
             raise keras_tuner.errors.FailedTrialError(
                 f"cell {v['cell']!r} has no deep-transition form (arch {v['arch']!r}); "
-                "trial skipped.")
+                "trial skipped."
+            )
         cell_kwargs = {"forget_bias": v["forget_bias"]} if v["forget_bias"] is not None else None
         return self.build_model(v, cell_kwargs)
 
@@ -148,7 +164,8 @@ class AppHyperModel(keras_tuner.HyperModel):
             if not math.isfinite(loss):
                 raise keras_tuner.errors.FailedTrialError(
                     f"the training loss became {loss} in epoch {epoch + 1}; trial marked "
-                    "failed (TerminateOnNaN stopped it).")
+                    "failed (TerminateOnNaN stopped it)."
+                )
         return history
 
 
@@ -172,15 +189,29 @@ class MusicHyperModel(AppHyperModel):
     def __init__(self, fixed=None, units=(32, 256), max_depth=3, name="music", **build_kwargs):
         from apps.music.model import ARCHS
 
-        super().__init__(ARCHS, keras_tuner.Objective("val_nll", "min"), fixed, units,
-                         max_depth, build_kwargs, name)
+        super().__init__(
+            ARCHS,
+            keras_tuner.Objective("val_nll", "min"),
+            fixed,
+            units,
+            max_depth,
+            build_kwargs,
+            name,
+        )
 
     def build_model(self, v, cell_kwargs):
-        from apps.music.model import build_model, compile_model
+        from apps.music.model import build_model
+        from apps.music.model import compile_model
 
-        model = build_model(v["cell"], v["arch"], v["units"], depth=v["depth"],
-                            dropout=v["dropout"], cell_kwargs=cell_kwargs,
-                            **self.build_kwargs)
+        model = build_model(
+            v["cell"],
+            v["arch"],
+            v["units"],
+            depth=v["depth"],
+            dropout=v["dropout"],
+            cell_kwargs=cell_kwargs,
+            **self.build_kwargs,
+        )
         return compile_model(model, v["learning_rate"], v["clipnorm"])
 
 
@@ -197,22 +228,45 @@ class SentimentHyperModel(AppHyperModel):
             `pooling`).
     """
 
-    def __init__(self, vocab_size, num_classes=2, fixed=None, units=(16, 128), max_depth=3,
-                 name="sentiment", **build_kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        num_classes=2,
+        fixed=None,
+        units=(16, 128),
+        max_depth=3,
+        name="sentiment",
+        **build_kwargs,
+    ):
         from apps.sentiment.model import ARCHS
 
-        super().__init__(ARCHS, keras_tuner.Objective("val_accuracy", "max"), fixed, units,
-                         max_depth, build_kwargs, name)
+        super().__init__(
+            ARCHS,
+            keras_tuner.Objective("val_accuracy", "max"),
+            fixed,
+            units,
+            max_depth,
+            build_kwargs,
+            name,
+        )
         self.vocab_size = int(vocab_size)
         self.num_classes = int(num_classes)
 
     def build_model(self, v, cell_kwargs):
-        from apps.sentiment.model import build_classifier, compile_classifier
+        from apps.sentiment.model import build_classifier
+        from apps.sentiment.model import compile_classifier
 
-        model = build_classifier(self.vocab_size, self.num_classes, cell=v["cell"],
-                                 arch=v["arch"], units=v["units"], depth=v["depth"],
-                                 dropout=v["dropout"], cell_kwargs=cell_kwargs,
-                                 **self.build_kwargs)
+        model = build_classifier(
+            self.vocab_size,
+            self.num_classes,
+            cell=v["cell"],
+            arch=v["arch"],
+            units=v["units"],
+            depth=v["depth"],
+            dropout=v["dropout"],
+            cell_kwargs=cell_kwargs,
+            **self.build_kwargs,
+        )
         return compile_classifier(model, v["learning_rate"], v["clipnorm"])
 
 
@@ -227,18 +281,44 @@ class TaggingHyperModel(AppHyperModel):
             (e.g. `word_dim`, `char_units`, `word_counts`, `crf`).
     """
 
-    def __init__(self, vocabulary, characters, tags, fixed=None, units=(32, 256), max_depth=3,
-                 name="tagging", **build_kwargs):
+    def __init__(
+        self,
+        vocabulary,
+        characters,
+        tags,
+        fixed=None,
+        units=(32, 256),
+        max_depth=3,
+        name="tagging",
+        **build_kwargs,
+    ):
         from apps.tagging.model import ARCHS
 
-        super().__init__(ARCHS, keras_tuner.Objective("val_accuracy", "max"), fixed, units,
-                         max_depth, build_kwargs, name)
+        super().__init__(
+            ARCHS,
+            keras_tuner.Objective("val_accuracy", "max"),
+            fixed,
+            units,
+            max_depth,
+            build_kwargs,
+            name,
+        )
         self.vocabulary, self.characters, self.tags = list(vocabulary), list(characters), list(tags)
 
     def build_model(self, v, cell_kwargs):
-        from apps.tagging.model import build_model, compile_model
+        from apps.tagging.model import build_model
+        from apps.tagging.model import compile_model
 
-        model = build_model(self.vocabulary, self.characters, self.tags, cell=v["cell"],
-                            arch=v["arch"], depth=v["depth"], units=v["units"],
-                            dropout=v["dropout"], cell_kwargs=cell_kwargs, **self.build_kwargs)
+        model = build_model(
+            self.vocabulary,
+            self.characters,
+            self.tags,
+            cell=v["cell"],
+            arch=v["arch"],
+            depth=v["depth"],
+            units=v["units"],
+            dropout=v["dropout"],
+            cell_kwargs=cell_kwargs,
+            **self.build_kwargs,
+        )
         return compile_model(model, v["learning_rate"], v["clipnorm"])

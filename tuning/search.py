@@ -25,7 +25,6 @@ import os
 import sys
 from pathlib import Path
 
-
 from apps.common import runner
 from apps.music import data as music_data
 from apps.sentiment import data as sentiment_data
@@ -64,72 +63,123 @@ def _range(text):
 
 def _add_search(p):
     """Options of every search: budget, folder, seed, summary."""
-    p.add_argument("--max-trials", type=int, default=20,
-                   help="trials to run (for hyperband a cap on its own schedule)")
-    p.add_argument("--directory", type=Path, default=Path("runs") / "tuning",
-                   help="folder of the search (default runs/tuning)")
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=20,
+        help="trials to run (for hyperband a cap on its own schedule)",
+    )
+    p.add_argument(
+        "--directory",
+        type=Path,
+        default=Path("runs") / "tuning",
+        help="folder of the search (default runs/tuning)",
+    )
     p.add_argument("--project-name", default=None, help="subfolder of --directory (default APP)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh instead of resuming the search in the folder")
-    p.add_argument("--max-failed", type=int, default=10,
-                   help="stop after this many consecutive failed trials")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh instead of resuming the search in the folder",
+    )
+    p.add_argument(
+        "--max-failed", type=int, default=10, help="stop after this many consecutive failed trials"
+    )
     p.add_argument("--top", type=int, default=10, help="rows of the summary table")
     p.add_argument("--seed", type=int, default=0, help="random seed (search and data)")
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
-                   help="Keras fit verbosity of each trial")
+    p.add_argument(
+        "--verbose",
+        type=int,
+        default=2,
+        choices=(0, 1, 2),
+        help="Keras fit verbosity of each trial",
+    )
 
 
 def _add_common(p):
     """Options of the app searches: tuner and search space."""
-    p.add_argument("--tuner", default="random", choices=TUNERS,
-                   help="random search, Bayesian optimisation (Gaussian process) or Hyperband")
+    p.add_argument(
+        "--tuner",
+        default="random",
+        choices=TUNERS,
+        help="random search, Bayesian optimisation (Gaussian process) or Hyperband",
+    )
     _add_search(p)
-    p.add_argument("--epochs", type=int, default=10,
-                   help="epochs per trial (for hyperband: its max_epochs)")
+    p.add_argument(
+        "--epochs", type=int, default=10, help="epochs per trial (for hyperband: its max_epochs)"
+    )
     p.add_argument("--factor", type=int, default=3, help="hyperband's reduction factor")
-    p.add_argument("--initial-points", type=int, default=None,
-                   help="random trials before the Gaussian process of bayesian takes over "
-                   "(default: 3 per hyperparameter)")
-    p.add_argument("--fix", type=_fix, action="append", default=[], metavar="NAME=VALUE",
-                   help="pin a hyperparameter (" + ", ".join(HP_NAMES) + "); repeatable")
-    p.add_argument("--units", type=_range, default=None, metavar="MIN,MAX",
-                   help="range of the units (default: the app's)")
+    p.add_argument(
+        "--initial-points",
+        type=int,
+        default=None,
+        help="random trials before the Gaussian process of bayesian takes over "
+        "(default: 3 per hyperparameter)",
+    )
+    p.add_argument(
+        "--fix",
+        type=_fix,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pin a hyperparameter (" + ", ".join(HP_NAMES) + "); repeatable",
+    )
+    p.add_argument(
+        "--units",
+        type=_range,
+        default=None,
+        metavar="MIN,MAX",
+        help="range of the units (default: the app's)",
+    )
     p.add_argument("--max-depth", type=int, default=3, help="largest depth of deep architectures")
 
 
 def parser(prog="python -m tuning.search", description=None, extra=None):
     """The command line; `extra(subparser)` adds options to every app."""
-    top = argparse.ArgumentParser(prog=prog,
-                                  description=description or __doc__.split("\n\n")[1])
+    top = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[1])
     sub = top.add_subparsers(dest="app", required=True, metavar="APP")
 
     # Each app's own data options (apps.APP.data.add_arguments), with its defaults.
-    music = sub.add_parser("music", allow_abbrev=False,
-                           help="polyphonic music: next-frame NLL (val_nll, min)")
+    music = sub.add_parser(
+        "music", allow_abbrev=False, help="polyphonic music: next-frame NLL (val_nll, min)"
+    )
     music_data.add_arguments(music, training=True)
-    sentiment = sub.add_parser("sentiment", allow_abbrev=False,
-                               help="sentence sentiment (val_accuracy, max)")
+    sentiment = sub.add_parser(
+        "sentiment", allow_abbrev=False, help="sentence sentiment (val_accuracy, max)"
+    )
     sentiment_data.add_arguments(sentiment)
     sentiment.add_argument("--embedding-dim", type=int, default=64, help="word vector size")
-    tagging = sub.add_parser("tagging", allow_abbrev=False,
-                             help="part-of-speech tagging (val_accuracy, max)")
+    tagging = sub.add_parser(
+        "tagging", allow_abbrev=False, help="part-of-speech tagging (val_accuracy, max)"
+    )
     tagging_data.add_arguments(tagging, train_required=False)
     tagging.add_argument("--word-dim", type=int, default=100, help="word embedding size")
-    tagging.add_argument("--char-units", type=int, default=50,
-                         help="character RNN units per direction (0: words only)")
+    tagging.add_argument(
+        "--char-units",
+        type=int,
+        default=50,
+        help="character RNN units per direction (0: words only)",
+    )
     tagging.add_argument("--char-dim", type=int, default=32, help="character embedding size")
 
     # No abbreviated options: tuning.distributed passes the workers the
     # options it does not know by their full names.
     tasks = sub.add_parser(
-        "tasks", allow_abbrev=False, help="evolutionary search of cell genomes on generated tasks "
-        "(tuning.evolution.EvolutionOracle over tuning.tasks.TaskSuite)")
-    tasks.add_argument("--tasks", default="arithmetic",
-                       help="comma-separated: arithmetic, xml, music")
+        "tasks",
+        allow_abbrev=False,
+        help="evolutionary search of cell genomes on generated tasks "
+        "(tuning.evolution.EvolutionOracle over tuning.tasks.TaskSuite)",
+    )
+    tasks.add_argument(
+        "--tasks", default="arithmetic", help="comma-separated: arithmetic, xml, music"
+    )
     size = tasks.add_mutually_exclusive_group()
     size.add_argument("--units", type=int, default=None, help="units of every cell")
-    size.add_argument("--params", type=int, default=5000,
-                      help="parameter budget of each task model (default 5000)")
+    size.add_argument(
+        "--params",
+        type=int,
+        default=5000,
+        help="parameter budget of each task model (default 5000)",
+    )
     tasks.add_argument("--steps", type=int, default=300, help="training steps per task")
     tasks.add_argument("--batch-size", type=int, default=32, help="sequences per step")
     tasks.add_argument("--population", type=int, default=100, help="genomes kept")
@@ -146,6 +196,7 @@ def parser(prog="python -m tuning.search", description=None, extra=None):
 # ----------------------------------------------------------------------------
 # Data and hypermodels, built with the apps' own loaders
 # ----------------------------------------------------------------------------
+
 
 def _space(args):
     space = {"fixed": dict(args.fix), "max_depth": args.max_depth}
@@ -168,8 +219,11 @@ def _sentiment(args):
     ds = sentiment_data.datasets(args)
     vectorizer = ds.info["vectorizer"]
     hypermodel = SentimentHyperModel(
-        vectorizer.vocabulary_size(), len(ds.info["sets"]["train"].label_names),
-        embedding_dim=args.embedding_dim, **_space(args))
+        vectorizer.vocabulary_size(),
+        len(ds.info["sets"]["train"].label_names),
+        embedding_dim=args.embedding_dim,
+        **_space(args),
+    )
     return hypermodel, ds.train, ds.valid
 
 
@@ -177,31 +231,43 @@ def _tagging(args):
     from tuning.hypermodels import TaggingHyperModel
 
     if not args.valid and not 0 < args.valid_fraction < 1:
-        raise ValueError("--valid-fraction must be in (0, 1) without --valid, got "
-                         f"{args.valid_fraction}.")
+        raise ValueError(
+            f"--valid-fraction must be in (0, 1) without --valid, got {args.valid_fraction}."
+        )
     args.test = None  # the search never scores a test split
     ds = tagging_data.datasets(args)
     info = ds.info
     hypermodel = TaggingHyperModel(
-        info["vocabulary"], info["characters"], info["tags"], word_counts=info["counts"],
-        word_dim=args.word_dim, char_units=args.char_units, char_dim=args.char_dim,
-        seed=args.seed, **_space(args))
+        info["vocabulary"],
+        info["characters"],
+        info["tags"],
+        word_counts=info["counts"],
+        word_dim=args.word_dim,
+        char_units=args.char_units,
+        char_dim=args.char_dim,
+        seed=args.seed,
+        **_space(args),
+    )
     return hypermodel, ds.train, ds.valid
 
 
 def _tasks(args):
     from tuning.tasks import TaskSuite
 
-    suite = TaskSuite(args.tasks.split(","), units=args.units,
-                      params=None if args.units else args.params, steps=args.steps,
-                      batch_size=args.batch_size, seed=args.seed)
+    suite = TaskSuite(
+        args.tasks.split(","),
+        units=args.units,
+        params=None if args.units else args.params,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     return suite, None, None  # every task brings its own data
 
 
 def load(args):
     """`(hypermodel, train dataset, validation dataset)` of `args.app`."""
-    for name in ("max_trials", "epochs", "batch_size", "top", "max_failed", "steps",
-                 "population"):
+    for name in ("max_trials", "epochs", "batch_size", "top", "max_failed", "steps", "population"):
         if getattr(args, name, 1) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive.")
     loaders = {"music": _music, "sentiment": _sentiment, "tagging": _tagging, "tasks": _tasks}
@@ -211,6 +277,7 @@ def load(args):
 # ----------------------------------------------------------------------------
 # Tuners
 # ----------------------------------------------------------------------------
+
 
 def project_name(args):
     return args.project_name or args.app
@@ -226,11 +293,17 @@ def _evolution_tuner(args, suite, common):
     except ModuleNotFoundError as error:
         if error.name != "tuning.evolution":
             raise
-        raise ValueError("the tasks search needs tuning/evolution.py (EvolutionOracle), "
-                         "which this installation lacks.") from None
-    oracle = EvolutionOracle(suite.objectives, max_trials=args.max_trials,
-                             population_size=args.population, seed=args.seed,
-                             max_consecutive_failed_trials=args.max_failed)
+        raise ValueError(
+            "the tasks search needs tuning/evolution.py (EvolutionOracle), "
+            "which this installation lacks."
+        ) from None
+    oracle = EvolutionOracle(
+        suite.objectives,
+        max_trials=args.max_trials,
+        population_size=args.population,
+        seed=args.seed,
+        max_consecutive_failed_trials=args.max_failed,
+    )
     return keras_tuner.Tuner(oracle=oracle, **common)
 
 
@@ -239,23 +312,31 @@ def make_tuner(args, hypermodel):
     `args.directory / project_name(args)` (reloaded from there if it exists)."""
     import keras_tuner
 
-    common = dict(hypermodel=hypermodel, directory=str(args.directory),
-                  project_name=project_name(args), overwrite=args.overwrite)
+    common = dict(
+        hypermodel=hypermodel,
+        directory=str(args.directory),
+        project_name=project_name(args),
+        overwrite=args.overwrite,
+    )
     if args.app == "tasks":
         return _evolution_tuner(args, hypermodel, common)
-    search = dict(objective=hypermodel.objective, seed=args.seed,
-                  max_consecutive_failed_trials=args.max_failed)
+    search = dict(
+        objective=hypermodel.objective,
+        seed=args.seed,
+        max_consecutive_failed_trials=args.max_failed,
+    )
     if args.tuner == "random":
         return keras_tuner.RandomSearch(max_trials=args.max_trials, **search, **common)
     if args.tuner == "bayesian":
         return keras_tuner.BayesianOptimization(
-            max_trials=args.max_trials, num_initial_points=args.initial_points, **search,
-            **common)
+            max_trials=args.max_trials, num_initial_points=args.initial_points, **search, **common
+        )
     if args.tuner == "hyperband":
         if args.factor < 2:
             raise ValueError(f"--factor must be at least 2, got {args.factor}.")
-        tuner = keras_tuner.Hyperband(max_epochs=args.epochs, factor=args.factor, **search,
-                                      **common)
+        tuner = keras_tuner.Hyperband(
+            max_epochs=args.epochs, factor=args.factor, **search, **common
+        )
         # Hyperband has no trial budget of its own; the base Oracle stops at max_trials.
         tuner.oracle.max_trials = args.max_trials
         return tuner
@@ -274,13 +355,19 @@ def run_search(tuner, args, train_ds, valid_ds):
     import keras
 
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(Path(tuner.project_dir) / "tensorboard"))
-    tuner.search(train_ds, validation_data=valid_ds, epochs=getattr(args, "epochs", None),
-                 callbacks=[tensorboard], verbose=args.verbose)
+    tuner.search(
+        train_ds,
+        validation_data=valid_ds,
+        epochs=getattr(args, "epochs", None),
+        callbacks=[tensorboard],
+        verbose=args.verbose,
+    )
 
 
 # ----------------------------------------------------------------------------
 # Summary
 # ----------------------------------------------------------------------------
+
 
 def _cell(value):
     if value is None:
@@ -301,9 +388,15 @@ def summary_table(oracle, top=10):
     hyperparameters), then a line per failed or unfinished trial."""
     objective = oracle.objective
     trials = list(oracle.trials.values())
-    done = sorted((t for t in trials if t.status == "COMPLETED" and t.score is not None
-                   and math.isfinite(t.score)),
-                  key=lambda t: t.score, reverse=objective.direction == "max")
+    done = sorted(
+        (
+            t
+            for t in trials
+            if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)
+        ),
+        key=lambda t: t.score,
+        reverse=objective.direction == "max",
+    )
     seen = {n for t in trials for n in t.hyperparameters.values}
     names = [n for n in HP_NAMES if n in seen]
     names += sorted(n for n in seen - set(HP_NAMES) if not n.startswith("tuner/"))
@@ -313,13 +406,19 @@ def summary_table(oracle, top=10):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, trial in enumerate(done[:top], 1):
         values = trial.hyperparameters.values
-        row = [str(rank), trial.trial_id, _cell(trial.score),
-               *(_cell(values.get(n)) for n in names)]
+        row = [
+            str(rank),
+            trial.trial_id,
+            _cell(trial.score),
+            *(_cell(values.get(n)) for n in names),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     others = [t for t in trials if t not in done]
     lines.append("")
-    lines.append(f"{len(trials)} trials: {len(done)} completed, {len(others)} not "
-                 f"(showing the best {min(top, len(done))}).")
+    lines.append(
+        f"{len(trials)} trials: {len(done)} completed, {len(others)} not "
+        f"(showing the best {min(top, len(done))})."
+    )
     for trial in sorted(others, key=lambda t: t.trial_id):
         lines.append(f"- trial {trial.trial_id}: {trial.status}: {_last_line(trial.message)}")
     return "\n".join(lines) + "\n"
@@ -330,8 +429,10 @@ def write_summary(tuner, args):
     path = Path(tuner.project_dir) / "summary.md"
     path.write_text(f"# {args.app}: {getattr(args, 'tuner', 'evolution')} search\n\n" + table)
     print(table)
-    print(f"summary: {path}; TensorBoard: tensorboard --logdir "
-          f"{Path(tuner.project_dir) / 'tensorboard'}")
+    print(
+        f"summary: {path}; TensorBoard: tensorboard --logdir "
+        f"{Path(tuner.project_dir) / 'tensorboard'}"
+    )
     return path
 
 

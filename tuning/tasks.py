@@ -49,16 +49,11 @@ def arithmetic_example(rng, max_digits=3, max_distractors=5):
         max_distractors: 0 to this many letters a-j are inserted at random
             places of the question (before "=").
     """
-    a, b = (
-        int(rng.integers(0, 10 ** int(rng.integers(1, max_digits + 1))))
-        for _ in range(2)
-    )
+    a, b = (int(rng.integers(0, 10 ** int(rng.integers(1, max_digits + 1)))) for _ in range(2))
     op = "+" if rng.random() < 0.5 else "-"
     chars = list(f"{a}{op}{b}")
     for _ in range(int(rng.integers(0, max_distractors + 1))):
-        chars.insert(
-            int(rng.integers(0, len(chars) + 1)), rng.choice(list(DISTRACTORS))
-        )
+        chars.insert(int(rng.integers(0, len(chars) + 1)), rng.choice(list(DISTRACTORS)))
     return "".join(chars) + "=", f"{a + b if op == '+' else a - b}."
 
 
@@ -71,10 +66,7 @@ def arithmetic_data(count, seed, max_digits=3, max_distractors=5):
         answer characters (the ones scored) and 0 elsewhere.
     """
     rng = np.random.default_rng(seed)
-    pairs = [
-        arithmetic_example(rng, max_digits, max_distractors)
-        for _ in range(count)
-    ]
+    pairs = [arithmetic_example(rng, max_digits, max_distractors) for _ in range(count)]
     # The longest possible question and answer, so every call has one shape.
     length = 3 * max_digits + max_distractors + 4
     inputs = np.zeros((count, length - 1), "int32")
@@ -196,8 +188,7 @@ class _CharTask:
             keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
             keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        model.fit(x, y, sample_weight=w, batch_size=batch_size, epochs=1,
-                  shuffle=False, verbose=0)
+        model.fit(x, y, sample_weight=w, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         valid = self.data(1000, 10_000 + seed, **self.options)
         test = self.data(1000, 20_000 + seed, **self.options)
         inputs, targets, weights = (np.concatenate(p) for p in zip(valid, test))
@@ -242,7 +233,10 @@ class _MusicTask:
         if self.rolls is None:
             self.rolls = load_music(self.spec)
         train = piano_roll_dataset(
-            self.rolls["train"], batch_size, shuffle=True, seed=seed,
+            self.rolls["train"],
+            batch_size,
+            shuffle=True,
+            seed=seed,
             max_length=self.max_length,
         ).repeat()
         model.compile(
@@ -271,9 +265,7 @@ def _make_task(name, options):
         return _CharTask("xml", xml_data, XML_VOCAB, **options)
     if name == "music":
         return _MusicTask(**options)
-    raise ValueError(
-        f"Unknown task {name!r}; tasks: 'arithmetic', 'xml', 'music'."
-    )
+    raise ValueError(f"Unknown task {name!r}; tasks: 'arithmetic', 'xml', 'music'.")
 
 
 class TaskSuite(keras_tuner.HyperModel):
@@ -311,8 +303,16 @@ class TaskSuite(keras_tuner.HyperModel):
     ['arithmetic']
     """
 
-    def __init__(self, tasks=("arithmetic",), units=None, params=None,
-                 steps=200, batch_size=32, seed=0, task_options=None):
+    def __init__(
+        self,
+        tasks=("arithmetic",),
+        units=None,
+        params=None,
+        steps=200,
+        batch_size=32,
+        seed=0,
+        task_options=None,
+    ):
         super().__init__()
         if (units is None) == (params is None):
             raise ValueError(
@@ -324,9 +324,7 @@ class TaskSuite(keras_tuner.HyperModel):
         task_options = dict(task_options or {})
         unknown = set(task_options) - set(tasks)
         if unknown:
-            raise ValueError(
-                f"task_options names tasks not in `tasks`: {sorted(unknown)}."
-            )
+            raise ValueError(f"task_options names tasks not in `tasks`: {sorted(unknown)}.")
         self.tasks = [_make_task(t, task_options.get(t, {})) for t in tasks]
         if not self.tasks:
             raise ValueError("TaskSuite needs at least one task.")
@@ -342,8 +340,7 @@ class TaskSuite(keras_tuner.HyperModel):
         """The units a genome gets on a task (see `params`)."""
         if self.params is None:
             return self.units
-        return units_for_params(genome, task.input_dim(), task.head_params,
-                                self.params)
+        return units_for_params(genome, task.input_dim(), task.head_params, self.params)
 
     def build(self, hp):
         genome = hp.Fixed("genome", GRU_GENOME)
@@ -364,8 +361,12 @@ class TaskSuite(keras_tuner.HyperModel):
             if k:
                 model = task.model(GraphCell(genome, self.units_for(genome, task)))
             results[task.name] = task.run(
-                model, self.steps, self.batch_size, self.seed,
-                hp.get("learning_rate"), hp.get("clipnorm"),
+                model,
+                self.steps,
+                self.batch_size,
+                self.seed,
+                hp.get("learning_rate"),
+                hp.get("clipnorm"),
             )["valid"]
         return results
 
@@ -382,6 +383,7 @@ def units_for_params(genome, input_dim, head_params, params):
     Raises:
         ValueError: even one unit is over the budget.
     """
+
     def size(units):
         cell = GraphCell(genome, units)
         cell.build((None, input_dim))
@@ -423,8 +425,9 @@ def compare(genomes, suite, learning_rates, seeds):
                 for seed in seeds:
                     keras.utils.set_random_seed(seed)
                     model = task.model(GraphCell(genome, units))
-                    values.append(task.run(model, suite.steps, suite.batch_size,
-                                           suite.seed, rate, 5.0))
+                    values.append(
+                        task.run(model, suite.steps, suite.batch_size, suite.seed, rate, 5.0)
+                    )
                 runs[rate] = values
             pick = max if task.direction == "max" else min
             rate = pick(runs, key=lambda r: np.mean([v["valid"] for v in runs[r]]))

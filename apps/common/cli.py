@@ -73,9 +73,7 @@ def app_parser(app, doc):
 
     The description is the second paragraph of the app's docstring.
     """
-    top = argparse.ArgumentParser(
-        prog=f"python -m apps.{app}", description=doc.split("\n\n")[1]
-    )
+    top = argparse.ArgumentParser(prog=f"python -m apps.{app}", description=doc.split("\n\n")[1])
     return top, top.add_subparsers(dest="command", required=True)
 
 

@@ -66,9 +66,7 @@ def get_strategy(name="default"):
                 "variable describing the cluster and this worker's task."
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(
-        f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}."
-    )
+    raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
 
 
 def is_chief():
@@ -136,15 +134,11 @@ def fit(
         ),
     ]
     if grad_batch is not None:
-        callbacks.append(
-            GradientNormLogger(grad_batch, str(run_dir / "logs" / "grad_norms"))
-        )
+        callbacks.append(GradientNormLogger(grad_batch, str(run_dir / "logs" / "grad_norms")))
     callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     # Keras's fit needs a workaround under MultiWorkerMirroredStrategy,
     # scoped to this call (see `keras_deeprnn._compat.multi_worker_fit`).
-    if isinstance(
-        model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ):
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
         scope = _compat.multi_worker_fit(model, train_data)
     else:
         scope = contextlib.nullcontext()
@@ -217,8 +211,6 @@ class run_lock:
         self.file.close()
 
 
-
-
 def command_line():
     """The command that is running, as a shell-quoted string."""
     argv = [os.path.basename(sys.executable), "-m", _main_module()] + sys.argv[1:]
@@ -247,17 +239,16 @@ def save(model, directory, metadata, overwrite=False):
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(directory)
-    tmp = Path(tempfile.mkdtemp(
-        prefix=f".{directory.name}.tmp-{os.getpid()}-", dir=directory.parent))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{directory.name}.tmp-{os.getpid()}-", dir=directory.parent)
+    )
     try:
         target = directory if overwrite else _free_name(directory)
         metadata = {
             "library_version": keras_deeprnn.__version__,
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
-            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"
-            ),
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "parameters": int(model.count_params()),
             **metadata,
             "folder": target.name,
@@ -318,9 +309,7 @@ def load(path, app=None):
         raise FileNotFoundError(f"No model at {path}: no such file or folder.")
     if path.is_dir():
         if not (path / MODEL_FILE).is_file():
-            raise FileNotFoundError(
-                f"{path} is not a saved model: it has no {MODEL_FILE}."
-            )
+            raise FileNotFoundError(f"{path} is not a saved model: it has no {MODEL_FILE}.")
         owner = read_metadata(path).get("app")
         if app and owner and owner != app:
             raise ValueError(f"{path} holds a {owner} model, not a {app} model.")

@@ -22,17 +22,26 @@ def parser():
     train = sub.add_parser("train", help="train a model and save it under saved_models/")
     data.add_arguments(train, training=True)
     cli.add_model_options(train, ARCHS)
-    train.add_argument("--input-dropout", type=cli.rate, default=0.0,
-                       help="dropout on the input frames")
+    train.add_argument(
+        "--input-dropout", type=cli.rate, default=0.0, help="dropout on the input frames"
+    )
     cli.add_fit_options(train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0)
-    train.add_argument("--weight-noise", type=cli.non_negative_float, default=0.0,
-                       metavar="STD",
-                       help="Gaussian noise of this std on the weight matrices, one sample per "
-                       "training batch (Graves 2011; Pascanu et al. used 0.075); 0: off")
-    train.add_argument("--gradient-noise", type=cli.non_negative_float, default=0.0,
-                       metavar="ETA",
-                       help="annealed Gaussian gradient noise of variance ETA / (1 + step)^0.55 "
-                       "(Neelakantan et al. 2015; e.g. 0.01); 0: off")
+    train.add_argument(
+        "--weight-noise",
+        type=cli.non_negative_float,
+        default=0.0,
+        metavar="STD",
+        help="Gaussian noise of this std on the weight matrices, one sample per "
+        "training batch (Graves 2011; Pascanu et al. used 0.075); 0: off",
+    )
+    train.add_argument(
+        "--gradient-noise",
+        type=cli.non_negative_float,
+        default=0.0,
+        metavar="ETA",
+        help="annealed Gaussian gradient noise of variance ETA / (1 + step)^0.55 "
+        "(Neelakantan et al. 2015; e.g. 0.01); 0: off",
+    )
     cli.add_run_options(train, APP, "DATA-CELL-ARCH-UNITS")
 
     evaluate = sub.add_parser("evaluate", help="frame NLL of a saved model on a split")
@@ -41,33 +50,68 @@ def parser():
     evaluate.add_argument("--split", default="test", choices=data.SPLITS)
 
     exp = cli.add_export_command(
-        sub, APP, ("tflite", "saved_model", "all"), "tflite",
+        sub,
+        APP,
+        ("tflite", "saved_model", "all"),
+        "tflite",
         help="TFLite (builtin ops) / SavedModel export into MODEL/export, with a manifest; "
-        "reports the test frame NLL of the TFLite model beside Keras's")
+        "reports the test frame NLL of the TFLite model beside Keras's",
+    )
     data.add_arguments(exp)
-    exp.add_argument("--mode", default="streaming", choices=("sequence", "streaming"),
-                     help="streaming: one frame per invoke, states in/out (for generation)")
-    exp.add_argument("--max-length", type=cli.positive_int, default=256,
-                     help="frames per invoke of the sequence mode")
-    exp.add_argument("--calibration-pieces", type=cli.positive_int, default=32,
-                     help="training pieces that calibrate int8 (first 64 frames of each)")
+    exp.add_argument(
+        "--mode",
+        default="streaming",
+        choices=("sequence", "streaming"),
+        help="streaming: one frame per invoke, states in/out (for generation)",
+    )
+    exp.add_argument(
+        "--max-length",
+        type=cli.positive_int,
+        default=256,
+        help="frames per invoke of the sequence mode",
+    )
+    exp.add_argument(
+        "--calibration-pieces",
+        type=cli.positive_int,
+        default=32,
+        help="training pieces that calibrate int8 (first 64 frames of each)",
+    )
 
     gen = sub.add_parser("generate", help="generate music; writes a MIDI file and a PNG")
     cli.add_model_argument(gen, APP)
     gen.add_argument("--frames", type=cli.positive_int, default=64, help="frames to generate")
-    gen.add_argument("--temperature", type=cli.positive_float, default=1.0,
-                     help="sampling temperature (lower: more conservative)")
-    gen.add_argument("--beam", type=cli.non_negative_int, default=0,
-                     help="beam width; 0 samples frame by frame instead")
-    gen.add_argument("--primer", default=None,
-                     help="start from the first --primer-frames frames of the first test piece of "
-                     "this data set (same forms as --data); default: from silence")
+    gen.add_argument(
+        "--temperature",
+        type=cli.positive_float,
+        default=1.0,
+        help="sampling temperature (lower: more conservative)",
+    )
+    gen.add_argument(
+        "--beam",
+        type=cli.non_negative_int,
+        default=0,
+        help="beam width; 0 samples frame by frame instead",
+    )
+    gen.add_argument(
+        "--primer",
+        default=None,
+        help="start from the first --primer-frames frames of the first test piece of "
+        "this data set (same forms as --data); default: from silence",
+    )
     gen.add_argument("--primer-frames", type=cli.positive_int, default=8)
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--out", type=Path, default=Path("generated"),
-                     help="output path without extension: OUT.mid and OUT.png")
-    gen.add_argument("--seconds-per-frame", type=cli.positive_float, default=0.5,
-                     help="MIDI duration of one frame")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        default=Path("generated"),
+        help="output path without extension: OUT.mid and OUT.png",
+    )
+    gen.add_argument(
+        "--seconds-per-frame",
+        type=cli.positive_float,
+        default=0.5,
+        help="MIDI duration of one frame",
+    )
     return top
 
 
@@ -76,43 +120,77 @@ def train(args):
     from apps.music.model import compile_model
 
     name, out, run_dir = cli.names(
-        args, APP, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}")
+        args, APP, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
+    )
     runner.set_seed(args.seed)
     ds = data.datasets(args)
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
-        model = build_model(args.cell, args.arch, args.units, args.depth, args.dropout,
-                            args.unit_type, input_dropout=args.input_dropout,
-                            recurrent_dropout=args.recurrent_dropout)
-        compile_model(model, args.lr, args.clipnorm, gradient_noise=args.gradient_noise,
-                      seed=args.seed)
+        model = build_model(
+            args.cell,
+            args.arch,
+            args.units,
+            args.depth,
+            args.dropout,
+            args.unit_type,
+            input_dropout=args.input_dropout,
+            recurrent_dropout=args.recurrent_dropout,
+        )
+        compile_model(
+            model, args.lr, args.clipnorm, gradient_noise=args.gradient_noise, seed=args.seed
+        )
     model.summary()
     noise = [WeightNoise(args.weight_noise, seed=args.seed)] if args.weight_noise else []
     with runner.Timer() as timer:
         history = runner.fit(
-            model, ds.train, ds.valid, run_dir, args.epochs, monitor="val_nll",
-            patience=args.patience, grad_batch=next(iter(ds.train)), callbacks=noise,
+            model,
+            ds.train,
+            ds.valid,
+            run_dir,
+            args.epochs,
+            monitor="val_nll",
+            patience=args.patience,
+            grad_batch=next(iter(ds.train)),
+            callbacks=noise,
         )
     metrics = {
-        f"{split}_nll": float(model.evaluate(getattr(ds, split), verbose=0,
-                                             return_dict=True)["nll"])
+        f"{split}_nll": float(
+            model.evaluate(getattr(ds, split), verbose=0, return_dict=True)["nll"]
+        )
         for split in ("valid", "test")
     }
-    print(f"frame NLL (nats): valid {metrics['valid_nll']:.3f}, test {metrics['test_nll']:.3f} "
-          f"[{model.count_params()} parameters, {timer.seconds:.0f} s]")
+    print(
+        f"frame NLL (nats): valid {metrics['valid_nll']:.3f}, test {metrics['test_nll']:.3f} "
+        f"[{model.count_params()} parameters, {timer.seconds:.0f} s]"
+    )
     if runner.is_chief():
-        saved = runner.save(model, out, cli.metadata(
-            APP, name, args, metrics, history, timer.seconds, run_dir=str(run_dir),
-            data=args.data,
-            pieces={k: len(v) for k, v in ds.info["pieces"].items()},
-            metric="frame NLL, nats, padding excluded",
-            # Epoch numbers count from the start even after a resume.
-            best_epoch=history.epoch[min(
-                range(len(history.epoch)), key=history.history["val_nll"].__getitem__)] + 1,
-        ), overwrite=args.overwrite)
+        saved = runner.save(
+            model,
+            out,
+            cli.metadata(
+                APP,
+                name,
+                args,
+                metrics,
+                history,
+                timer.seconds,
+                run_dir=str(run_dir),
+                data=args.data,
+                pieces={k: len(v) for k, v in ds.info["pieces"].items()},
+                metric="frame NLL, nats, padding excluded",
+                # Epoch numbers count from the start even after a resume.
+                best_epoch=history.epoch[
+                    min(range(len(history.epoch)), key=history.history["val_nll"].__getitem__)
+                ]
+                + 1,
+            ),
+            overwrite=args.overwrite,
+        )
         if saved != out:
-            print(f"{out} exists (another run's model, kept): this one is {saved.name}; "
-                  "--overwrite replaces it instead")
+            print(
+                f"{out} exists (another run's model, kept): this one is {saved.name}; "
+                "--overwrite replaces it instead"
+            )
         print(f"saved {saved}")
     return 0
 
@@ -134,8 +212,14 @@ def generate(args):
     if args.primer:
         primer = music.load_music(args.primer)["test"][0][: args.primer_frames]
     if args.beam:
-        roll = gen.beam_search(model, args.frames, primer, beam_width=args.beam,
-                               temperature=args.temperature, seed=args.seed)
+        roll = gen.beam_search(
+            model,
+            args.frames,
+            primer,
+            beam_width=args.beam,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
     else:
         roll = gen.sample(model, args.frames, primer, temperature=args.temperature, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -143,8 +227,7 @@ def generate(args):
     png_path = args.out.with_suffix(".png")
     music.rolls_to_midi(roll, midi_path, steps_per_second=1.0 / args.seconds_per_frame)
     gen.save_piano_roll_png(roll, png_path, title=f"{args.model.name}: {len(roll)} frames")
-    print(f"wrote {midi_path} and {png_path} ({len(roll)} frames, "
-          f"{int(roll.sum())} notes on)")
+    print(f"wrote {midi_path} and {png_path} ({len(roll)} frames, {int(roll.sum())} notes on)")
     return 0
 
 
@@ -164,10 +247,17 @@ def export(args):
     calibration = np.stack([w[: length - 1] for w in windows]).astype("float32")
     folder = cli.export_folder(args)
     tflite = [(args.mode, quantize)] if args.format != "saved_model" else []
-    write_export(model, folder, args.model.name, tflite=tflite,
-                 saved_model=args.format != "tflite", representative_data=calibration,
-                 max_length=args.max_length, fuse_lstm=args.fuse_lstm,
-                 metrics=runner.read_metadata(args.model).get("metrics"))
+    write_export(
+        model,
+        folder,
+        args.model.name,
+        tflite=tflite,
+        saved_model=args.format != "tflite",
+        representative_data=calibration,
+        max_length=args.max_length,
+        fuse_lstm=args.fuse_lstm,
+        metrics=runner.read_metadata(args.model).get("metrics"),
+    )
     if not tflite:
         print(f"wrote {folder}")
         return 0
@@ -186,8 +276,12 @@ def export(args):
             logits = run(**{frames: padded, "lengths": np.array([len(roll) - 1], np.int32)})
             logits = logits["output_0"][0, : len(roll) - 1]
         else:
-            carried = {n: np.zeros(d["shape"], "float32") for d in entry["inputs"]
-                        for n in [d["name"]] if n in states}
+            carried = {
+                n: np.zeros(d["shape"], "float32")
+                for d in entry["inputs"]
+                for n in [d["name"]]
+                if n in states
+            }
             steps = []
             for frame in roll[:-1]:
                 out = run(**{frames: frame[None]}, **carried)
@@ -199,8 +293,10 @@ def export(args):
         total["keras"] += float(np.sum(frame_nll(roll[1:], reference)))
         count += len(roll) - 1
     keras_nll, tflite_nll = total["keras"] / count, total["tflite"] / count
-    print(f"{folder / entry['file']}: test frame NLL {tflite_nll:.4f} nats (Keras {keras_nll:.4f}; "
-          f"relative difference {(tflite_nll - keras_nll) / keras_nll:+.3%}; {count} frames)")
+    print(
+        f"{folder / entry['file']}: test frame NLL {tflite_nll:.4f} nats (Keras {keras_nll:.4f}; "
+        f"relative difference {(tflite_nll - keras_nll) / keras_nll:+.3%}; {count} frames)"
+    )
     return 0
 
 

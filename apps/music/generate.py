@@ -5,8 +5,8 @@ The trained sequence model is driven one frame at a time through its cells
 never a re-run of the prefix.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -26,8 +26,7 @@ class FrameStepper:
                 )
             if isinstance(layer, keras.layers.Bidirectional):
                 raise ValueError(
-                    f"Layer '{layer.name}' is bidirectional: it cannot generate "
-                    "step by step."
+                    f"Layer '{layer.name}' is bidirectional: it cannot generate step by step."
                 )
             self.layers.append(layer)
         self.keys = model.input_shape[-1]
@@ -73,7 +72,9 @@ def _log_prob(frames, logits):
 def _prime(stepper, primer, batch_size):
     states = stepper.initial_state(batch_size)
     # With no primer the model starts from one silent frame.
-    primer = np.zeros((1, stepper.keys), np.float32) if primer is None or len(primer) == 0 else primer
+    primer = (
+        np.zeros((1, stepper.keys), np.float32) if primer is None or len(primer) == 0 else primer
+    )
     logits = None
     for frame in np.asarray(primer, np.float32):
         logits, states = stepper.step(np.repeat(frame[None], batch_size, 0), states)
@@ -123,9 +124,10 @@ def beam_search(model, frames, primer=None, beam_width=4, candidates=8, temperat
         beams = len(paths)
         proposals = np.empty((beams, candidates, stepper.keys), np.float32)
         proposals[:, 0] = logits > 0
-        proposals[:, 1:] = rng.random((beams, candidates - 1, stepper.keys)) < _sigmoid(
-            logits / temperature
-        )[:, None]
+        proposals[:, 1:] = (
+            rng.random((beams, candidates - 1, stepper.keys))
+            < _sigmoid(logits / temperature)[:, None]
+        )
         totals = scores[:, None] + _log_prob(proposals, logits[:, None])
         chosen, seen = [], set()
         for flat in np.argsort(-totals, axis=None):
@@ -140,7 +142,7 @@ def beam_search(model, frames, primer=None, beam_width=4, candidates=8, temperat
         next_frames = np.stack([proposals[b, c] for b, c in chosen])
         scores = np.array([totals[b, c] for b, c in chosen])
         paths = [paths[b] + [next_frames[i]] for i, b in enumerate(parents)]
-        states = tf.nest.map_structure(lambda s: tf.gather(s, parents), states)
+        states = tf.nest.map_structure(lambda s, rows=parents: tf.gather(s, rows), states)
         logits, states = stepper.step(next_frames, states)
     return _join(primer, paths[int(np.argmax(scores))], stepper.keys)
 

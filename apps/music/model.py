@@ -12,9 +12,18 @@ KEYS = 88
 ARCHS = KINDS
 
 
-def build_model(cell="lstm", arch="rnn", units=128, depth=None, dropout=0.0,
-                unit_type="tanh", keys=KEYS, input_dropout=0.0, recurrent_dropout=0.0,
-                cell_kwargs=None):
+def build_model(
+    cell="lstm",
+    arch="rnn",
+    units=128,
+    depth=None,
+    dropout=0.0,
+    unit_type="tanh",
+    keys=KEYS,
+    input_dropout=0.0,
+    recurrent_dropout=0.0,
+    cell_kwargs=None,
+):
     """x_1..x_{T-1} (batch, T-1, keys) -> logits of x_2..x_T.
 
     Args:
@@ -42,10 +51,15 @@ def build_model(cell="lstm", arch="rnn", units=128, depth=None, dropout=0.0,
     if units < 1 or (depth is not None and depth < 1):
         raise ValueError("--units and --depth must be positive.")
     if arch == "rnn" and depth not in (None, 1):
-        raise ValueError("--depth applies to the deep architectures (--arch dt, dts, dot, "
-                         "dots, srnn); rnn is one layer.")
-    for option, rate in (("--dropout", dropout), ("--input-dropout", input_dropout),
-                         ("--recurrent-dropout", recurrent_dropout)):
+        raise ValueError(
+            "--depth applies to the deep architectures (--arch dt, dts, dot, "
+            "dots, srnn); rnn is one layer."
+        )
+    for option, rate in (
+        ("--dropout", dropout),
+        ("--input-dropout", input_dropout),
+        ("--recurrent-dropout", recurrent_dropout),
+    ):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{option} must be in [0, 1), got {rate}.")
     if recurrent_dropout:

@@ -28,7 +28,8 @@ def tfidf_logreg(train_texts, train_labels, test_texts, c=10.0, ngrams=2):
         from sklearn.linear_model import LogisticRegression
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "the TF-IDF baseline needs scikit-learn: pip install scikit-learn") from err
+            "the TF-IDF baseline needs scikit-learn: pip install scikit-learn"
+        ) from err
     features = TfidfVectorizer(analyzer=lambda tokens: _ngrams(tokens, ngrams))
     x_train = features.fit_transform(tokenize(train_texts))
     model = LogisticRegression(C=c, max_iter=2000)

@@ -24,72 +24,138 @@ def parser():
     top, sub = cli.app_parser(APP, __doc__)
 
     train = sub.add_parser(
-        "train", help="train a model and save it under saved_models/, or cross-validate (--cv)")
+        "train", help="train a model and save it under saved_models/, or cross-validate (--cv)"
+    )
     data.add_arguments(train)
-    cli.add_model_options(train, KINDS, units=64, dropout=0.5,
-                          dropout_help="dropout on the word vectors and on the pooled vector")
-    train.add_argument("--embedding-dim", type=cli.positive_int, default=64,
-                       help="word vector size")
-    train.add_argument("--pooling", default="max", choices=POOLINGS,
-                       help="last: final states; max: max over time; attention: "
-                       "attention pooling")
-    train.add_argument("--unidirectional", action="store_true",
-                       help="read the text left to right only")
-    train.add_argument("--word-dropout", type=cli.rate, default=0.0,
-                       help="fraction of whole word vectors dropped in training")
-    train.add_argument("--init-embeddings", default="random", choices=("random", "svd"),
-                       help="svd: start the word vectors from the SVD of the word "
-                       "co-occurrence PPMI matrix of the training texts")
-    train.add_argument("--wide", action="store_true",
-                       help="add a wide branch: a logistic regression on the Naive-Bayes-"
-                       "weighted, binarised unigrams and (hashed) bigrams (NBSVM features), "
-                       "trained first; then the RNN on its own loss; the model outputs the "
-                       "weighted product of the two branches' probabilities, its weights "
-                       "fitted on the validation texts; last the wide branch trains again "
-                       "on all the training texts")
-    train.add_argument("--wide-l2", type=cli.non_negative_float, default=1e-4,
-                       help="L2 penalty of the wide branch's weights")
-    train.add_argument("--wide-dropout", type=cli.rate, default=0.0,
-                       help="fraction of the wide branch's features dropped in training")
-    train.add_argument("--wide-buckets", type=cli.positive_int, default=2**18,
-                       help="hash buckets of the wide branch's bigrams")
-    train.add_argument("--pretrain-lm", type=cli.non_negative_int, default=0, metavar="EPOCHS",
-                       help="epochs of language-model pre-training of the embedding and "
-                       "the RNN on the training texts (Dai & Le 2015); 0: none")
-    train.add_argument("--lm-vocab", type=cli.positive_int, default=5000,
-                       help="words the pre-training language model predicts (the rest "
-                       "as [UNK])")
-    train.add_argument("--lm-lr", type=cli.positive_float, default=5e-3,
-                       help="Adam learning rate of the pre-training")
+    cli.add_model_options(
+        train,
+        KINDS,
+        units=64,
+        dropout=0.5,
+        dropout_help="dropout on the word vectors and on the pooled vector",
+    )
+    train.add_argument(
+        "--embedding-dim", type=cli.positive_int, default=64, help="word vector size"
+    )
+    train.add_argument(
+        "--pooling",
+        default="max",
+        choices=POOLINGS,
+        help="last: final states; max: max over time; attention: attention pooling",
+    )
+    train.add_argument(
+        "--unidirectional", action="store_true", help="read the text left to right only"
+    )
+    train.add_argument(
+        "--word-dropout",
+        type=cli.rate,
+        default=0.0,
+        help="fraction of whole word vectors dropped in training",
+    )
+    train.add_argument(
+        "--init-embeddings",
+        default="random",
+        choices=("random", "svd"),
+        help="svd: start the word vectors from the SVD of the word "
+        "co-occurrence PPMI matrix of the training texts",
+    )
+    train.add_argument(
+        "--wide",
+        action="store_true",
+        help="add a wide branch: a logistic regression on the Naive-Bayes-"
+        "weighted, binarised unigrams and (hashed) bigrams (NBSVM features), "
+        "trained first; then the RNN on its own loss; the model outputs the "
+        "weighted product of the two branches' probabilities, its weights "
+        "fitted on the validation texts; last the wide branch trains again "
+        "on all the training texts",
+    )
+    train.add_argument(
+        "--wide-l2",
+        type=cli.non_negative_float,
+        default=1e-4,
+        help="L2 penalty of the wide branch's weights",
+    )
+    train.add_argument(
+        "--wide-dropout",
+        type=cli.rate,
+        default=0.0,
+        help="fraction of the wide branch's features dropped in training",
+    )
+    train.add_argument(
+        "--wide-buckets",
+        type=cli.positive_int,
+        default=2**18,
+        help="hash buckets of the wide branch's bigrams",
+    )
+    train.add_argument(
+        "--pretrain-lm",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="EPOCHS",
+        help="epochs of language-model pre-training of the embedding and "
+        "the RNN on the training texts (Dai & Le 2015); 0: none",
+    )
+    train.add_argument(
+        "--lm-vocab",
+        type=cli.positive_int,
+        default=5000,
+        help="words the pre-training language model predicts (the rest as [UNK])",
+    )
+    train.add_argument(
+        "--lm-lr",
+        type=cli.positive_float,
+        default=5e-3,
+        help="Adam learning rate of the pre-training",
+    )
     cli.add_fit_options(train, epochs=10, patience=2, lr=2e-3, clipnorm=1.0)
-    train.add_argument("--cv", type=cli.non_negative_int, default=0, metavar="K",
-                       help="K-fold cross-validation (stratified, the MR protocol: --cv 10) "
-                       "instead of one model; reports each fold and the mean; saves no model")
-    train.add_argument("--folds", default=None,
-                       help="with --cv, run only these folds (comma-separated, from 0)")
-    train.add_argument("--baseline", action="store_true",
-                       help="with --cv, also run the TF-IDF uni+bigram logistic regression "
-                       "on the same folds (needs scikit-learn)")
-    cli.add_run_options(train, APP, "DATA-CELL-ARCH-POOLING-UNITS; --cv runs go to "
-                        "runs/sentiment-NAME-cvK")
+    train.add_argument(
+        "--cv",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="K",
+        help="K-fold cross-validation (stratified, the MR protocol: --cv 10) "
+        "instead of one model; reports each fold and the mean; saves no model",
+    )
+    train.add_argument(
+        "--folds", default=None, help="with --cv, run only these folds (comma-separated, from 0)"
+    )
+    train.add_argument(
+        "--baseline",
+        action="store_true",
+        help="with --cv, also run the TF-IDF uni+bigram logistic regression "
+        "on the same folds (needs scikit-learn)",
+    )
+    cli.add_run_options(
+        train, APP, "DATA-CELL-ARCH-POOLING-UNITS; --cv runs go to runs/sentiment-NAME-cvK"
+    )
 
     evaluate = sub.add_parser("evaluate", help="accuracy of a saved model on labelled data")
     cli.add_model_argument(evaluate, APP)
     data.add_source(evaluate)
-    evaluate.add_argument("--split", default=None,
-                          help="train or test of a TFDS data set (default: test; a local "
-                          "source is evaluated whole)")
+    evaluate.add_argument(
+        "--split",
+        default=None,
+        help="train or test of a TFDS data set (default: test; a local source is evaluated whole)",
+    )
 
     predict = sub.add_parser(
-        "predict", help="label and probability of texts (arguments, or lines on stdin)")
+        "predict", help="label and probability of texts (arguments, or lines on stdin)"
+    )
     cli.add_model_argument(predict, APP)
-    predict.add_argument("texts", nargs="*",
-                         help="texts to classify; none (or -): one text per line on stdin")
+    predict.add_argument(
+        "texts", nargs="*", help="texts to classify; none (or -): one text per line on stdin"
+    )
 
     cli.add_export_command(
-        sub, APP, ("all",), "all", quantize=False, fuse_lstm=False,
+        sub,
+        APP,
+        ("all",),
+        "all",
+        quantize=False,
+        fuse_lstm=False,
         help="SavedModel (raw strings in), TFLite model (token ids in), vocab.txt, with a "
-        "manifest, into MODEL/export")
+        "manifest, into MODEL/export",
+    )
     return top
 
 
@@ -115,22 +181,39 @@ def train(args):
     name, out, run_dir = cli.names(args, APP, tr.model_name(args))
     runner.set_seed(args.seed)
     train_set, test_set = data.split_test(args, texts)
-    print(f"data {args.data}: {len(train_set)} training texts {train_set.counts()}, "
-          f"{len(test_set)} test texts", flush=True)
+    print(
+        f"data {args.data}: {len(train_set)} training texts {train_set.counts()}, "
+        f"{len(test_set)} test texts",
+        flush=True,
+    )
     with runner.Timer() as timer:
         vectorizer, classifier, history = tr.train_once(args, train_set, run_dir, "auto")
     classifier.summary()
     accuracy = tr.accuracy(vectorizer, classifier, test_set, args.max_length)
-    print(f"test accuracy {accuracy:.4f} on {len(test_set)} texts "
-          f"[{classifier.count_params()} parameters, {timer.seconds:.0f} s]")
+    print(
+        f"test accuracy {accuracy:.4f} on {len(test_set)} texts "
+        f"[{classifier.count_params()} parameters, {timer.seconds:.0f} s]"
+    )
     if runner.is_chief():
-        saved = runner.save(text_model(vectorizer, inference_copy(classifier)), out,
-                            cli.metadata(
-            APP, name, args, {"test_accuracy": accuracy}, history, timer.seconds,
-            run_dir=str(run_dir), data=args.data, labels=list(train_set.label_names),
-            max_length=args.max_length, vocabulary_size=int(vectorizer.vocabulary_size()),
-            texts={"train": len(train_set), "test": len(test_set)},
-        ), overwrite=args.overwrite)
+        saved = runner.save(
+            text_model(vectorizer, inference_copy(classifier)),
+            out,
+            cli.metadata(
+                APP,
+                name,
+                args,
+                {"test_accuracy": accuracy},
+                history,
+                timer.seconds,
+                run_dir=str(run_dir),
+                data=args.data,
+                labels=list(train_set.label_names),
+                max_length=args.max_length,
+                vocabulary_size=int(vectorizer.vocabulary_size()),
+                texts={"train": len(train_set), "test": len(test_set)},
+            ),
+            overwrite=args.overwrite,
+        )
         print(f"saved {saved}")
     return 0
 
@@ -144,8 +227,9 @@ def _load_model(path):
     classes = int(model.output_shape[-1])
     labels = meta.get("labels") or [str(i) for i in range(classes)]
     if len(labels) != classes:
-        raise ValueError(f"{path}: metadata.json names {len(labels)} labels, the model has "
-                         f"{classes} outputs.")
+        raise ValueError(
+            f"{path}: metadata.json names {len(labels)} labels, the model has {classes} outputs."
+        )
     max_length = int(vectorizer.get_config()["output_sequence_length"])
     return model, labels, max_length
 
@@ -163,10 +247,14 @@ def evaluate(args):
     subset = texts[split]
     if list(subset.label_names) != list(labels):
         if len(subset.label_names) != len(labels):
-            raise ValueError(f"the data's labels {list(subset.label_names)} do not match the "
-                             f"model's {labels}.")
-        print(f"note: data labels {list(subset.label_names)} taken as the model's {labels} "
-              "in that order", file=sys.stderr)
+            raise ValueError(
+                f"the data's labels {list(subset.label_names)} do not match the model's {labels}."
+            )
+        print(
+            f"note: data labels {list(subset.label_names)} taken as the model's {labels} "
+            "in that order",
+            file=sys.stderr,
+        )
         subset = text.TextSet(subset.texts, subset.labels, labels)
     vectorizer, classifier = parts(model)
     accuracy = tr.accuracy(vectorizer, classifier, subset, max_length)
@@ -199,8 +287,11 @@ def predict(args):
         raise ValueError("no text to classify (give texts as arguments or lines on stdin).")
     long = [i + 1 for i in keep if len(texts[i].split()) > max_length]
     if long:
-        print(f"note: text(s) {', '.join(map(str, long[:10]))} cut to their first {max_length} "
-              "tokens (the model's maximum length)", file=sys.stderr)
+        print(
+            f"note: text(s) {', '.join(map(str, long[:10]))} cut to their first {max_length} "
+            "tokens (the model's maximum length)",
+            file=sys.stderr,
+        )
     probs = np.asarray(model.predict(tf.constant([texts[i] for i in keep]), verbose=0))
     for i, p in zip(keep, probs):
         best = int(p.argmax())
@@ -214,8 +305,12 @@ def export(args):
     from apps.sentiment.export import export as write
 
     model, labels, _ = _load_model(args.model)
-    paths = write(model, cli.export_folder(args), labels,
-                  metrics=runner.read_metadata(args.model).get("metrics"))
+    paths = write(
+        model,
+        cli.export_folder(args),
+        labels,
+        metrics=runner.read_metadata(args.model).get("metrics"),
+    )
     for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -21,33 +21,58 @@ CHARS_PER_TOKEN = 100
 def add_source(p, default="mr"):
     """Where the texts come from: `--data`, `--data-dir`, `--encoding`."""
     p.add_argument(
-        "--data", default=default,
+        "--data",
+        default=default,
         help="mr (rt-polarity.pos/.neg in ../shared/data/sentiment or $DEEPRNN_DATA_DIR; "
         "the default), imdb, sst2 or tfds:NAME[:SPLIT] (TFDS, needs the network the first "
         "time), a .pos/.neg file, a TSV/CSV file of text,label rows, or a folder with "
-        "one subfolder per class")
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding the MR files, or TFDS's data folder")
-    p.add_argument("--encoding", default=None,
-                   help="encoding of local files (default: latin-1 for MR, utf-8 otherwise)")
+        "one subfolder per class",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="folder holding the MR files, or TFDS's data folder"
+    )
+    p.add_argument(
+        "--encoding",
+        default=None,
+        help="encoding of local files (default: latin-1 for MR, utf-8 otherwise)",
+    )
 
 
 def add_arguments(p):
     """The training data options."""
     add_source(p)
-    p.add_argument("--labels", default=None,
-                   help="the label set, comma-separated, in class order (default: the "
-                   "data's own); rows with other labels are skipped")
-    p.add_argument("--max-length", type=positive_int, default=DEFAULT_MAX_LENGTH,
-                   help="texts are cut after this many tokens (default 60: every MR "
-                   "sentence fits; use 400 or more for IMDB reviews)")
-    p.add_argument("--max-tokens", type=positive_int, default=20000,
-                   help="vocabulary size, padding and [UNK] included")
+    p.add_argument(
+        "--labels",
+        default=None,
+        help="the label set, comma-separated, in class order (default: the "
+        "data's own); rows with other labels are skipped",
+    )
+    p.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=DEFAULT_MAX_LENGTH,
+        help="texts are cut after this many tokens (default 60: every MR "
+        "sentence fits; use 400 or more for IMDB reviews)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=20000,
+        help="vocabulary size, padding and [UNK] included",
+    )
     p.add_argument("--batch-size", type=positive_int, default=64, help="texts per batch")
-    p.add_argument("--valid-fraction", type=fraction, default=0.1,
-                   help="part of the training texts held out for early stopping")
-    p.add_argument("--test-fraction", type=fraction, default=0.1,
-                   help="part held out for testing when the data has no test split")
+    p.add_argument(
+        "--valid-fraction",
+        type=fraction,
+        default=0.1,
+        help="part of the training texts held out for early stopping",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=fraction,
+        default=0.1,
+        help="part held out for testing when the data has no test split",
+    )
 
 
 def load(args, label_names=None):
@@ -56,8 +81,9 @@ def load(args, label_names=None):
 
     if label_names is None and getattr(args, "labels", None):
         label_names = args.labels.split(",")
-    return text.load_text(args.data, data_dir=args.data_dir, encoding=args.encoding,
-                          label_names=label_names)
+    return text.load_text(
+        args.data, data_dir=args.data_dir, encoding=args.encoding, label_names=label_names
+    )
 
 
 def clip_texts(texts, max_length):
@@ -100,22 +126,34 @@ def prepare(args, train_set, test_set=None, vocabulary_from_all=False):
     from keras_deeprnn.data import text
 
     rest, held = text.split_indices(train_set.labels, args.valid_fraction, seed=args.seed)
-    sets = {"train": train_set.subset(rest), "valid": train_set.subset(held),
-            "test": test_set, "all": train_set}
+    sets = {
+        "train": train_set.subset(rest),
+        "valid": train_set.subset(held),
+        "test": test_set,
+        "all": train_set,
+    }
     vectorizer = make_vectorizer(args.max_tokens, args.max_length)
     vocabulary_texts = train_set.texts if vocabulary_from_all else sets["train"].texts
     vectorizer.adapt(np.array(clip_texts(vocabulary_texts, args.max_length), dtype=object))
-    ids = {split: token_ids(vectorizer, s.texts, args.max_length)
-           for split, s in sets.items() if s is not None}
+    ids = {
+        split: token_ids(vectorizer, s.texts, args.max_length)
+        for split, s in sets.items()
+        if s is not None
+    }
 
     def batches(split, shuffle=False):
         if sets[split] is None:
             return None
-        return text.bucketed_dataset(ids[split], sets[split].labels, args.batch_size,
-                                     shuffle=shuffle, seed=args.seed)
+        return text.bucketed_dataset(
+            ids[split], sets[split].labels, args.batch_size, shuffle=shuffle, seed=args.seed
+        )
 
-    return Datasets(batches("train", shuffle=True), batches("valid"), batches("test"),
-                    info={"vectorizer": vectorizer, "sets": sets, "ids": ids})
+    return Datasets(
+        batches("train", shuffle=True),
+        batches("valid"),
+        batches("test"),
+        info={"vectorizer": vectorizer, "sets": sets, "ids": ids},
+    )
 
 
 def split_test(args, data):

@@ -55,8 +55,9 @@ def export(model, out_dir, label_names, metrics=None):
 
     paths["tflite"] = out / "model.tflite"
     # The classifier masks id 0 itself: no `lengths` input.
-    report = export_tflite(classifier, paths["tflite"], mode="sequence",
-                           max_length=max_length, lengths=False)
+    report = export_tflite(
+        classifier, paths["tflite"], mode="sequence", max_length=max_length, lengths=False
+    )
 
     vocab = ["[PAD]"] + [str(t) for t in vectorizer.get_vocabulary()[1:]]
     paths["vocab"] = out / "vocab.txt"
@@ -73,21 +74,37 @@ def export(model, out_dir, label_names, metrics=None):
         "vocabulary_size": len(vocab),
         "tokenizer": TOKENIZER_STEPS,
         "tflite_input": {"name": "token_ids", "dtype": "int32", "shape": [1, max_length]},
-        "tflite_output": {"dtype": "float32", "shape": [1, len(label_names)],
-                          "meaning": "class probabilities, in labels.txt order"},
+        "tflite_output": {
+            "dtype": "float32",
+            "shape": [1, len(label_names)],
+            "meaning": "class probabilities, in labels.txt order",
+        },
         "saved_model_input": {"dtype": "string", "shape": [-1], "meaning": "raw texts"},
     }
     paths["tokenizer"] = out / "tokenizer.json"
-    paths["tokenizer"].write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n",
-                                  encoding="utf-8")
+    paths["tokenizer"].write_text(
+        json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     exports = [
-        {"file": "model.tflite", "format": "tflite", "mode": "sequence", "quantize": None,
-         "inputs": report["inputs"], "outputs": report["outputs"],
-         "ops": sorted(set(report["ops"])), "max_abs_diff": report["max_abs_diff"],
-         "tolerance": report["tolerance"]},
+        {
+            "file": "model.tflite",
+            "format": "tflite",
+            "mode": "sequence",
+            "quantize": None,
+            "inputs": report["inputs"],
+            "outputs": report["outputs"],
+            "ops": sorted(set(report["ops"])),
+            "max_abs_diff": report["max_abs_diff"],
+            "tolerance": report["tolerance"],
+        },
         {"file": "saved_model", "format": "saved_model", "signatures": {"serve": ["text"]}},
     ]
     paths["manifest"] = out / "manifest.json"
-    write_manifest(out, classifier.name, exports, metrics=metrics,
-                   model_inputs=[{"name": "text", "shape": [None], "dtype": "string"}])
+    write_manifest(
+        out,
+        classifier.name,
+        exports,
+        metrics=metrics,
+        model_inputs=[{"name": "text", "shape": [None], "dtype": "string"}],
+    )
     return paths

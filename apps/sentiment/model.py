@@ -22,8 +22,8 @@ frequency in the training texts. Texts are cut after `max_length` tokens.
 """
 
 import keras
-from keras import ops
 import tensorflow as tf
+from keras import ops
 
 from apps.sentiment import wide as wide_branch
 from keras_deeprnn import models
@@ -116,11 +116,11 @@ class AttentionPooling(keras.layers.Layer):
     def build(self, input_shape):
         features = input_shape[-1]
         units = self.units or features
-        self.kernel = self.add_weight(name="kernel", shape=(features, units),
-                                      initializer="glorot_uniform")
+        self.kernel = self.add_weight(
+            name="kernel", shape=(features, units), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(units,), initializer="zeros")
-        self.context = self.add_weight(name="context", shape=(units,),
-                                       initializer="glorot_uniform")
+        self.context = self.add_weight(name="context", shape=(units,), initializer="glorot_uniform")
 
     def scores(self, inputs, mask=None):
         """The attention weights a ``(batch, time)``."""
@@ -234,8 +234,7 @@ def build_classifier(
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
     x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     if word_dropout:
-        x = keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1),
-                                 name="word_dropout")(x)
+        x = keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
     rnn = rnn_layers[0]
     if bidirectional:
         rnn = keras.layers.Bidirectional(rnn, name="bidirectional_rnn")
@@ -250,8 +249,14 @@ def build_classifier(
     if wide:
         deep = keras.layers.Dense(num_classes, activation="log_softmax", name="classifier")(x)
         wide_log_probs = wide_branch.NgramLogits(
-            vocab_size, num_classes, buckets=wide_buckets, l2=wide_l2, dropout=wide_dropout,
-            log_probs=True, name="wide")(ids)
+            vocab_size,
+            num_classes,
+            buckets=wide_buckets,
+            l2=wide_l2,
+            dropout=wide_dropout,
+            log_probs=True,
+            name="wide",
+        )(ids)
         mixed = wide_branch.MixLogProbs(name="mix")([deep, wide_log_probs])
         probs = keras.layers.Activation("softmax", name="probabilities")(mixed)
     else:
@@ -277,7 +282,9 @@ def branch_model(classifier, branch, lr=2e-3, clipnorm=1.0):
         deep = classifier.get_layer("classifier").output
         wide = classifier.get_layer("wide").output
     except ValueError:
-        raise ValueError(f"{classifier.name} has no wide branch (build it with wide=True).")
+        raise ValueError(
+            f"{classifier.name} has no wide branch (build it with wide=True)."
+        ) from None
     # log-probabilities are logits of the same softmax
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None)
@@ -285,12 +292,17 @@ def branch_model(classifier, branch, lr=2e-3, clipnorm=1.0):
         model = keras.Model(classifier.input, wide, name=classifier.name + "_wide")
         model.compile(optimizer=optimizer, loss=cross_entropy, metrics=["accuracy"])
         return model
-    model = keras.Model(classifier.input, {"deep": deep, "combined": classifier.output},
-                        name=classifier.name + "_deep")
-    model.compile(optimizer=optimizer,
-                  loss={"deep": cross_entropy, "combined": "sparse_categorical_crossentropy"},
-                  loss_weights={"deep": 1.0, "combined": 0.0},
-                  metrics={"combined": ["accuracy"]})
+    model = keras.Model(
+        classifier.input,
+        {"deep": deep, "combined": classifier.output},
+        name=classifier.name + "_deep",
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss={"deep": cross_entropy, "combined": "sparse_categorical_crossentropy"},
+        loss_weights={"deep": 1.0, "combined": 0.0},
+        metrics={"combined": ["accuracy"]},
+    )
     return model
 
 
@@ -338,5 +350,6 @@ def parts(model):
     if vectorizer is None or classifier is None:
         raise ValueError(
             f"{model.name} is not a sentiment text model (a TextVectorization "
-            "layer followed by a classifier).")
+            "layer followed by a classifier)."
+        )
     return vectorizer, classifier

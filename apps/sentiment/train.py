@@ -30,7 +30,6 @@ from keras_deeprnn.data.text import length_batches
 from keras_deeprnn.data.text import token_lengths
 
 
-
 def reverse_rows(ids):
     """Each row's tokens in reverse order, padding kept at the end."""
     ids = np.asarray(ids)
@@ -50,7 +49,8 @@ class _Softmax(keras.layers.Layer):
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
-            name="kernel", shape=(input_shape[-1], self.size), initializer="glorot_uniform")
+            name="kernel", shape=(input_shape[-1], self.size), initializer="glorot_uniform"
+        )
         self.bias = self.add_weight(name="bias", shape=(self.size,), initializer="zeros")
 
     def loss(self, hidden, targets):
@@ -62,13 +62,29 @@ class _Softmax(keras.layers.Layer):
 def _lm_copy(layer):
     """A forward, sequence-returning copy of a recurrent layer (same weights
     layout), for the language model."""
-    config = {**layer.get_config(), "return_sequences": True, "return_state": False,
-              "go_backwards": False, "name": layer.name + "_lm"}
+    config = {
+        **layer.get_config(),
+        "return_sequences": True,
+        "return_state": False,
+        "go_backwards": False,
+        "name": layer.name + "_lm",
+    }
     return layer.__class__.from_config(config)
 
 
-def pretrain_lm(classifier, ids, epochs=3, batch_size=64, lr=2e-3, clipnorm=1.0,
-                dropout=0.2, lm_vocab=5000, seed=0, valid_ids=None, verbose=True):
+def pretrain_lm(
+    classifier,
+    ids,
+    epochs=3,
+    batch_size=64,
+    lr=2e-3,
+    clipnorm=1.0,
+    dropout=0.2,
+    lm_vocab=5000,
+    seed=0,
+    valid_ids=None,
+    verbose=True,
+):
     """Language-model pre-training of `classifier`'s embedding and recurrent
     layer on the texts `ids` (0-padded token ids); writes the weights into
     `classifier` and returns a history dict (``loss``: training cross-entropy
@@ -87,7 +103,8 @@ def pretrain_lm(classifier, ids, epochs=3, batch_size=64, lr=2e-3, clipnorm=1.0,
         targets = [(recurrent, bool(recurrent.go_backwards))]
     vocab_size = embedding.input_dim
     lm_embedding = keras.layers.Embedding.from_config(
-        {**embedding.get_config(), "name": "lm_embedding"})
+        {**embedding.get_config(), "name": "lm_embedding"}
+    )
     directions = []
     for layer, backwards in targets:
         rnn = _lm_copy(layer)
@@ -101,7 +118,8 @@ def pretrain_lm(classifier, ids, epochs=3, batch_size=64, lr=2e-3, clipnorm=1.0,
     for (rnn, _, _), (layer, _) in zip(directions, targets):
         rnn.set_weights(layer.get_weights())
     variables = lm_embedding.trainable_variables + [
-        v for rnn, head, _ in directions for v in rnn.trainable_variables + head.trainable_variables]
+        v for rnn, head, _ in directions for v in rnn.trainable_variables + head.trainable_variables
+    ]
     optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None)
     optimizer.build(variables)
 
@@ -143,8 +161,10 @@ def pretrain_lm(classifier, ids, epochs=3, batch_size=64, lr=2e-3, clipnorm=1.0,
         row_lengths = token_lengths(data)
         for batch in length_batches(data, batch_size, shuffle, rng):
             cut = row_lengths[batch].max()
-            yield [tf.constant((reversed_data if backwards else data)[batch, :cut])
-                   for _, _, backwards in directions]
+            yield [
+                tf.constant((reversed_data if backwards else data)[batch, :cut])
+                for _, _, backwards in directions
+            ]
 
     rng = np.random.default_rng(seed)
     history = {"loss": [], "valid_perplexity": []}
@@ -167,9 +187,20 @@ def pretrain_lm(classifier, ids, epochs=3, batch_size=64, lr=2e-3, clipnorm=1.0,
     return history
 
 
-def fit_classifier(classifier, train_ids, train_labels, valid_ids, valid_labels, run_dir,
-                   epochs=10, patience=2, batch_size=64, seed=0, verbose="auto",
-                   monitor="val_loss"):
+def fit_classifier(
+    classifier,
+    train_ids,
+    train_labels,
+    valid_ids,
+    valid_labels,
+    run_dir,
+    epochs=10,
+    patience=2,
+    batch_size=64,
+    seed=0,
+    verbose="auto",
+    monitor="val_loss",
+):
     """`runner.fit` on length-bucketed batches; returns the History (the
     weights of the best epoch on `monitor` are restored). A model with
     several outputs (`branch_model(..., "deep")`) gets the labels for each."""
@@ -180,9 +211,16 @@ def fit_classifier(classifier, train_ids, train_labels, valid_ids, valid_labels,
         train, valid = (d.map(lambda x, y: (x, {n: y for n in names})) for d in (train, valid))
     grad_batch = next(iter(train))
     return runner.fit(
-        classifier, train, valid, run_dir, epochs,
-        monitor=monitor, mode="max" if "acc" in monitor else "min",
-        patience=patience, grad_batch=grad_batch, verbose=verbose,
+        classifier,
+        train,
+        valid,
+        run_dir,
+        epochs,
+        monitor=monitor,
+        mode="max" if "acc" in monitor else "min",
+        patience=patience,
+        grad_batch=grad_batch,
+        verbose=verbose,
     )
 
 
@@ -197,7 +235,6 @@ def predict_ids(classifier, ids, batch_size=256):
             out = np.zeros((len(ids), probs.shape[1]), np.float32)
         out[batch] = probs
     return out
-
 
 
 def svd_embeddings(ids, vocab_size, dim, window=5, smoothing=0.75):
@@ -219,18 +256,23 @@ def svd_embeddings(ids, vocab_size, dim, window=5, smoothing=0.75):
         cols += [b, a]
         vals += [np.full(2 * len(a), 1.0 / d)]
     rows, cols = np.concatenate(rows), np.concatenate(cols)
-    counts = sparse.coo_matrix((np.concatenate(vals), (rows, cols)),
-                               shape=(vocab_size, vocab_size)).tocsr()
+    counts = sparse.coo_matrix(
+        (np.concatenate(vals), (rows, cols)), shape=(vocab_size, vocab_size)
+    ).tocsr()
     total = counts.sum()
     word = np.asarray(counts.sum(axis=1)).ravel()
     context = np.asarray(counts.sum(axis=0)).ravel() ** smoothing
     context = context / max(context.sum(), 1e-12)
     counts = counts.tocoo()
-    pmi = np.log(counts.data * 1.0 / total) - np.log(word[counts.row] / total) - np.log(
-        np.maximum(context[counts.col], 1e-12))
+    pmi = (
+        np.log(counts.data * 1.0 / total)
+        - np.log(word[counts.row] / total)
+        - np.log(np.maximum(context[counts.col], 1e-12))
+    )
     keep = pmi > 0
-    ppmi = sparse.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])),
-                             shape=(vocab_size, vocab_size))
+    ppmi = sparse.csr_matrix(
+        (pmi[keep], (counts.row[keep], counts.col[keep])), shape=(vocab_size, vocab_size)
+    )
     k = min(dim, min(ppmi.shape) - 2)
     u, s, _ = svds(ppmi.astype(np.float64), k=k, random_state=0)
     vectors = np.zeros((vocab_size, dim), np.float32)
@@ -246,9 +288,11 @@ def branch_log_probs(classifier, ids, batch_size=256):
     """The log-probabilities ``(n, classes)`` of each branch of a classifier
     built with ``wide=True`` on its own: ``(recurrent, wide)``."""
     return tuple(
-        predict_ids(keras.Model(classifier.input, classifier.get_layer(name).output), ids,
-                    batch_size)
-        for name in ("classifier", "wide"))
+        predict_ids(
+            keras.Model(classifier.input, classifier.get_layer(name).output), ids, batch_size
+        )
+        for name in ("classifier", "wide")
+    )
 
 
 def fit_mix(classifier, ids, labels, batch_size=256):
@@ -275,8 +319,12 @@ def refit_wide(classifier, ids, labels, epochs, lr=2e-3, clipnorm=1.0, batch_siz
     layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
     layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
     model = branch_model(classifier, "wide", lr, clipnorm)
-    model.fit(bucketed_dataset(ids, labels, batch_size, shuffle=True, seed=seed),
-              epochs=epochs, verbose=0, shuffle=False)  # the dataset shuffles
+    model.fit(
+        bucketed_dataset(ids, labels, batch_size, shuffle=True, seed=seed),
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,
+    )  # the dataset shuffles
     layer.trainable = False
 
 
@@ -287,28 +335,50 @@ def build(args, vectorizer, num_classes, train_ids, train_labels, valid_ids):
     """The classifier, its embedding initialised / pre-trained and its wide
     branch's Naive-Bayes ratios counted as asked; compiled unless --wide
     (whose branches `train_once` compiles)."""
-    from apps.sentiment.model import build_classifier, compile_classifier
+    from apps.sentiment.model import build_classifier
+    from apps.sentiment.model import compile_classifier
     from apps.sentiment.wide import nb_ratios
 
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         classifier = build_classifier(
-            vectorizer.vocabulary_size(), num_classes, cell=args.cell, arch=args.arch,
-            units=args.units, depth=args.depth, embedding_dim=args.embedding_dim,
-            pooling=args.pooling, bidirectional=not args.unidirectional,
-            dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
-            unit_type=args.unit_type, word_dropout=args.word_dropout, wide=args.wide, wide_buckets=args.wide_buckets,
-            wide_l2=args.wide_l2, wide_dropout=args.wide_dropout)
+            vectorizer.vocabulary_size(),
+            num_classes,
+            cell=args.cell,
+            arch=args.arch,
+            units=args.units,
+            depth=args.depth,
+            embedding_dim=args.embedding_dim,
+            pooling=args.pooling,
+            bidirectional=not args.unidirectional,
+            dropout=args.dropout,
+            recurrent_dropout=args.recurrent_dropout,
+            unit_type=args.unit_type,
+            word_dropout=args.word_dropout,
+            wide=args.wide,
+            wide_buckets=args.wide_buckets,
+            wide_l2=args.wide_l2,
+            wide_dropout=args.wide_dropout,
+        )
         if args.wide:
             wide = classifier.get_layer("wide")
             wide.ratio.assign(nb_ratios(wide, train_ids, train_labels))
         if args.init_embeddings == "svd":
-            classifier.get_layer("embedding").set_weights([svd_embeddings(
-                train_ids, vectorizer.vocabulary_size(), args.embedding_dim)])
+            classifier.get_layer("embedding").set_weights(
+                [svd_embeddings(train_ids, vectorizer.vocabulary_size(), args.embedding_dim)]
+            )
         if args.pretrain_lm:
-            pretrain_lm(classifier, train_ids, epochs=args.pretrain_lm,
-                        batch_size=args.batch_size, lr=args.lm_lr, lm_vocab=args.lm_vocab,
-                        clipnorm=args.clipnorm, seed=args.seed, valid_ids=valid_ids)
+            pretrain_lm(
+                classifier,
+                train_ids,
+                epochs=args.pretrain_lm,
+                batch_size=args.batch_size,
+                lr=args.lm_lr,
+                lm_vocab=args.lm_vocab,
+                clipnorm=args.clipnorm,
+                seed=args.seed,
+                valid_ids=valid_ids,
+            )
         if not args.wide:
             compile_classifier(classifier, args.lr, args.clipnorm)
     return classifier
@@ -330,10 +400,16 @@ def train_once(args, train_set, run_dir, verbose):
     prepared = data.prepare(args, train_set, vocabulary_from_all=args.wide)
     vectorizer, sets, ids = (prepared.info[k] for k in ("vectorizer", "sets", "ids"))
     fit_set, valid_set = sets["train"], sets["valid"]
-    classifier = build(args, vectorizer, len(train_set.label_names), ids["train"],
-                       fit_set.labels, ids["valid"])
-    fit = dict(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-               seed=args.seed, verbose=verbose)
+    classifier = build(
+        args, vectorizer, len(train_set.label_names), ids["train"], fit_set.labels, ids["valid"]
+    )
+    fit = dict(
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=verbose,
+    )
     train_data = (ids["train"], fit_set.labels, ids["valid"], valid_set.labels)
     if not args.wide:
         return vectorizer, classifier, fit_classifier(classifier, *train_data, run_dir, **fit)
@@ -343,21 +419,38 @@ def train_once(args, train_set, run_dir, verbose):
     wide_history = fit_classifier(wide, *train_data, Path(run_dir) / "wide", **fit)
     # History.epoch holds the epoch numbers (a resumed run's start after 0).
     wide_epochs = wide_history.epoch[int(np.argmin(wide_history.history["val_loss"]))] + 1
-    print(f"wide branch: best of {len(wide_history.history['loss'])} epochs at epoch "
-          f"{wide_epochs}, validation accuracy "
-          f"{max(wide_history.history['val_accuracy']):.4f}", flush=True)
+    print(
+        f"wide branch: best of {len(wide_history.history['loss'])} epochs at epoch "
+        f"{wide_epochs}, validation accuracy "
+        f"{max(wide_history.history['val_accuracy']):.4f}",
+        flush=True,
+    )
     classifier.get_layer("wide").trainable = False
     with strategy.scope():
         deep = branch_model(classifier, "deep", args.lr, args.clipnorm)
     history = fit_classifier(deep, *train_data, run_dir, monitor="val_combined_loss", **fit)
     a, b, loss = fit_mix(classifier, ids["valid"], valid_set.labels)
-    print(f"mix on the validation texts: {a:.2f} log p_rnn + {b:.2f} log p_wide "
-          f"(validation loss {loss:.4f})", flush=True)
+    print(
+        f"mix on the validation texts: {a:.2f} log p_rnn + {b:.2f} log p_wide "
+        f"(validation loss {loss:.4f})",
+        flush=True,
+    )
     with strategy.scope():
-        refit_wide(classifier, ids["all"], train_set.labels, wide_epochs, lr=args.lr,
-                   clipnorm=args.clipnorm, batch_size=args.batch_size, seed=args.seed)
-    print(f"wide branch trained again on all {len(train_set)} training texts for "
-          f"{wide_epochs} epochs", flush=True)
+        refit_wide(
+            classifier,
+            ids["all"],
+            train_set.labels,
+            wide_epochs,
+            lr=args.lr,
+            clipnorm=args.clipnorm,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
+    print(
+        f"wide branch trained again on all {len(train_set)} training texts for "
+        f"{wide_epochs} epochs",
+        flush=True,
+    )
     return vectorizer, classifier, history
 
 
@@ -366,8 +459,10 @@ def branch_accuracies(vectorizer, classifier, texts, max_length):
     `TextSet` `texts` (what the combination is made of; reported, not used
     to choose anything)."""
     rnn, wide = branch_log_probs(classifier, data.token_ids(vectorizer, texts.texts, max_length))
-    return {"rnn_accuracy": float((rnn.argmax(axis=1) == texts.labels).mean()),
-            "wide_accuracy": float((wide.argmax(axis=1) == texts.labels).mean())}
+    return {
+        "rnn_accuracy": float((rnn.argmax(axis=1) == texts.labels).mean()),
+        "wide_accuracy": float((wide.argmax(axis=1) == texts.labels).mean()),
+    }
 
 
 def accuracy(vectorizer, classifier, texts, max_length):
@@ -398,11 +493,15 @@ def cross_validate(args, texts):
             chosen = sorted({int(f) for f in args.folds.split(",")})
         except ValueError:
             raise ValueError(
-                f"--folds takes fold numbers separated by commas, got {args.folds!r}.") from None
+                f"--folds takes fold numbers separated by commas, got {args.folds!r}."
+            ) from None
         if chosen[0] < 0 or chosen[-1] >= args.cv:
             raise ValueError(f"--folds must be in 0..{args.cv - 1}.")
-    print(f"{args.cv}-fold cross-validation on {args.data}: {len(texts)} texts "
-          f"{texts.counts()}; runs in {run_dir}", flush=True)
+    print(
+        f"{args.cv}-fold cross-validation on {args.data}: {len(texts)} texts "
+        f"{texts.counts()}; runs in {run_dir}",
+        flush=True,
+    )
     results = []
     for k in chosen:
         train_idx, test_idx = folds[k]
@@ -419,9 +518,13 @@ def cross_validate(args, texts):
         with runner.Timer() as timer:
             vectorizer, classifier, history = train_once(args, train_set, fold_dir, 2)
             score = accuracy(vectorizer, classifier, test_set, args.max_length)
-        result = {"fold": k, "test_texts": len(test_set), "accuracy": score,
-                  "epochs_run": len(history.history["loss"]),
-                  "seconds": round(timer.seconds, 1)}
+        result = {
+            "fold": k,
+            "test_texts": len(test_set),
+            "accuracy": score,
+            "epochs_run": len(history.history["loss"]),
+            "seconds": round(timer.seconds, 1),
+        }
         if args.wide:
             result.update(branch_accuracies(vectorizer, classifier, test_set, args.max_length))
         if args.baseline:
@@ -433,8 +536,9 @@ def cross_validate(args, texts):
             result["baseline_seconds"] = round(base_timer.seconds, 1)
         done.write_text(json.dumps(result, indent=2) + "\n")
         results.append(result)
-        line = (f"fold {k}: accuracy {score:.4f} ({result['epochs_run']} epochs, "
-                f"{timer.seconds:.0f} s)")
+        line = (
+            f"fold {k}: accuracy {score:.4f} ({result['epochs_run']} epochs, {timer.seconds:.0f} s)"
+        )
         if args.baseline:
             line += f"; TF-IDF baseline {result['baseline_accuracy']:.4f}"
         print(line, flush=True)
@@ -448,9 +552,12 @@ def _summary(results, args):
     """The folds' results, their mean and spread, and the command."""
     acc = np.array([r["accuracy"] for r in results])
     summary = {
-        "data": args.data, "folds": args.cv, "name": model_name(args),
+        "data": args.data,
+        "folds": args.cv,
+        "name": model_name(args),
         "results": results,
-        "mean_accuracy": float(acc.mean()), "std_accuracy": float(acc.std()),
+        "mean_accuracy": float(acc.mean()),
+        "std_accuracy": float(acc.std()),
         "seconds": round(sum(r["seconds"] for r in results), 1),
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "command": runner.command_line(),
@@ -463,17 +570,24 @@ def _summary(results, args):
     for branch in ("rnn", "wide"):
         if all(f"{branch}_accuracy" in r for r in results):
             summary[f"{branch}_mean_accuracy"] = float(
-                np.mean([r[f"{branch}_accuracy"] for r in results]))
+                np.mean([r[f"{branch}_accuracy"] for r in results])
+            )
     return summary
 
 
 def _summary_line(s):
-    line = (f"mean accuracy over {len(s['results'])} fold(s): {s['mean_accuracy']:.4f} "
-            f"(std {s['std_accuracy']:.4f}; {s['seconds']:.0f} s of training)")
+    line = (
+        f"mean accuracy over {len(s['results'])} fold(s): {s['mean_accuracy']:.4f} "
+        f"(std {s['std_accuracy']:.4f}; {s['seconds']:.0f} s of training)"
+    )
     if "baseline_mean_accuracy" in s:
-        line += (f"; TF-IDF uni+bigram logistic regression {s['baseline_mean_accuracy']:.4f} "
-                 f"(std {s['baseline_std_accuracy']:.4f})")
+        line += (
+            f"; TF-IDF uni+bigram logistic regression {s['baseline_mean_accuracy']:.4f} "
+            f"(std {s['baseline_std_accuracy']:.4f})"
+        )
     if "wide_mean_accuracy" in s:
-        line += (f"; branches alone: recurrent {s['rnn_mean_accuracy']:.4f}, "
-                 f"wide {s['wide_mean_accuracy']:.4f}")
+        line += (
+            f"; branches alone: recurrent {s['rnn_mean_accuracy']:.4f}, "
+            f"wide {s['wide_mean_accuracy']:.4f}"
+        )
     return line

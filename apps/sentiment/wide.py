@@ -75,20 +75,38 @@ class NgramLogits(keras.layers.Layer):
     (1, 2)
     """
 
-    def __init__(self, vocab_size, num_classes=2, buckets=2**18, l2=1e-4, dropout=0.0,
-                 log_probs=False, seed=None, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        num_classes=2,
+        buckets=2**18,
+        l2=1e-4,
+        dropout=0.0,
+        log_probs=False,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for name, value, least in (("vocab_size", vocab_size, 1), ("num_classes", num_classes, 2),
-                                   ("buckets", buckets, 1)):
+        for name, value, least in (
+            ("vocab_size", vocab_size, 1),
+            ("num_classes", num_classes, 2),
+            ("buckets", buckets, 1),
+        ):
             if int(value) != value or value < least:
-                raise ValueError(f"NgramLogits {name} must be an integer >= {least}, "
-                                 f"got {value!r}.")
+                raise ValueError(
+                    f"NgramLogits {name} must be an integer >= {least}, got {value!r}."
+                )
         if l2 < 0:
             raise ValueError(f"NgramLogits l2 must be >= 0, got {l2!r}.")
         if not 0 <= dropout < 1:
             raise ValueError(f"NgramLogits dropout must be in [0, 1), got {dropout!r}.")
         self.vocab_size, self.num_classes = int(vocab_size), int(num_classes)
-        self.buckets, self.l2, self.dropout, self.seed = int(buckets), float(l2), float(dropout), seed
+        self.buckets, self.l2, self.dropout, self.seed = (
+            int(buckets),
+            float(l2),
+            float(dropout),
+            seed,
+        )
         self.log_probs = bool(log_probs)
         self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed)
 
@@ -99,27 +117,31 @@ class NgramLogits(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = (self.features, self.num_classes)
-        self.ratio = self.add_weight(name="ratio", shape=shape, initializer="ones",
-                                     trainable=False)
+        self.ratio = self.add_weight(name="ratio", shape=shape, initializer="ones", trainable=False)
         self.kernel = self.add_weight(
-            name="kernel", shape=shape, initializer="zeros",
-            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
-        self.bias = self.add_weight(name="bias", shape=(self.num_classes,),
-                                    initializer="zeros")
+            name="kernel",
+            shape=shape,
+            initializer="zeros",
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None,
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros")
 
     def feature_ids(self, ids):
         """The feature ids of each text, each once: ``(batch, 2 time - 1)``
         int32, sorted, repeats and padding replaced by -1."""
         ids = ops.cast(ids, "int32")
         left, right = ids[:, :-1], ids[:, 1:]
-        hashed = ops.mod(ops.cast(left, "int64") * _HASH_A + ops.cast(right, "int64") * _HASH_B,
-                         self.buckets)
-        bigrams = ops.where((left != PAD) & (right != PAD),
-                            ops.cast(hashed, "int32") + self.vocab_size, -1)
+        hashed = ops.mod(
+            ops.cast(left, "int64") * _HASH_A + ops.cast(right, "int64") * _HASH_B, self.buckets
+        )
+        bigrams = ops.where(
+            (left != PAD) & (right != PAD), ops.cast(hashed, "int32") + self.vocab_size, -1
+        )
         unigrams = ops.where(ids != PAD, ops.minimum(ids, self.vocab_size - 1), -1)
         feats = ops.sort(ops.concatenate([unigrams, bigrams], axis=1), axis=-1)
         repeat = ops.concatenate(
-            [ops.zeros_like(feats[:, :1], "bool"), feats[:, 1:] == feats[:, :-1]], axis=1)
+            [ops.zeros_like(feats[:, :1], "bool"), feats[:, 1:] == feats[:, :-1]], axis=1
+        )
         return ops.where(repeat, -1, feats)
 
     def call(self, inputs, training=False):
@@ -134,9 +156,16 @@ class NgramLogits(keras.layers.Layer):
         return (input_shape[0], self.num_classes)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size,
-                "num_classes": self.num_classes, "buckets": self.buckets, "l2": self.l2,
-                "dropout": self.dropout, "log_probs": self.log_probs, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "num_classes": self.num_classes,
+            "buckets": self.buckets,
+            "l2": self.l2,
+            "dropout": self.dropout,
+            "log_probs": self.log_probs,
+            "seed": self.seed,
+        }
 
 
 def nb_ratios(layer, ids, labels, alpha=1.0, batch_size=1024):
@@ -153,9 +182,9 @@ def nb_ratios(layer, ids, labels, alpha=1.0, batch_size=1024):
     labels = np.asarray(labels)
     counts = np.zeros((layer.features, layer.num_classes))
     for i in range(0, len(ids), batch_size):
-        feats = np.asarray(layer.feature_ids(np.asarray(ids[i: i + batch_size], np.int32)))
+        feats = np.asarray(layer.feature_ids(np.asarray(ids[i : i + batch_size], np.int32)))
         for k in range(layer.num_classes):
-            rows = feats[labels[i: i + batch_size] == k]
+            rows = feats[labels[i : i + batch_size] == k]
             counts[:, k] += np.bincount(rows[rows >= 0], minlength=layer.features)
     p = counts + alpha
     q = counts.sum(axis=1, keepdims=True) - counts + alpha
@@ -184,9 +213,12 @@ class MixLogProbs(keras.layers.Layer):
     """
 
     def build(self, input_shape):
-        self.weights_ab = self.add_weight(name="weights_ab", shape=(2,),
-                                          initializer=keras.initializers.Constant(0.5),
-                                          trainable=False)
+        self.weights_ab = self.add_weight(
+            name="weights_ab",
+            shape=(2,),
+            initializer=keras.initializers.Constant(0.5),
+            trainable=False,
+        )
 
     def call(self, inputs):
         deep, wide = inputs

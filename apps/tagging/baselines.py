@@ -21,9 +21,11 @@ class MostFrequentTagger:
     the training data."""
 
     def fit(self, sentences):
-        exact, normal, overall = (collections.defaultdict(collections.Counter),
-                                  collections.defaultdict(collections.Counter),
-                                  collections.Counter())
+        exact, normal, overall = (
+            collections.defaultdict(collections.Counter),
+            collections.defaultdict(collections.Counter),
+            collections.Counter(),
+        )
         for tokens, tags in sentences:
             for token, tag in zip(tokens, tags):
                 exact[token][tag] += 1
@@ -38,8 +40,9 @@ class MostFrequentTagger:
         return self
 
     def tag(self, tokens):
-        return [self.exact.get(t) or self.normal.get(normalize_word(t), self.default)
-                for t in tokens]
+        return [
+            self.exact.get(t) or self.normal.get(normalize_word(t), self.default) for t in tokens
+        ]
 
 
 class AveragedPerceptronTagger:
@@ -180,8 +183,9 @@ class NLTKPerceptronTagger:
             raise ValueError("the nltk baseline needs NLTK: pip install nltk") from err
         random.seed(self.seed)  # NLTK shuffles with the global generator
         self.tagger = PerceptronTagger(load=False)
-        self.tagger.train([list(zip(tokens, tags)) for tokens, tags in sentences],
-                          nr_iter=self.iterations)
+        self.tagger.train(
+            [list(zip(tokens, tags)) for tokens, tags in sentences], nr_iter=self.iterations
+        )
         return self
 
     def tag(self, tokens):

@@ -24,115 +24,196 @@ def parser():
 
     train = sub.add_parser("train", help="train a tagger and save it under saved_models/")
     data.add_arguments(train)
-    cli.add_model_options(train, ARCHS, dropout=0.5,
-                          dropout_help="dropout on the word features and the RNN outputs")
-    train.add_argument("--bi-layers", type=cli.positive_int, default=1,
-                       help="stacked bidirectional layers")
-    train.add_argument("--word-dim", type=cli.non_negative_int, default=100,
-                       help="word embedding size (0: characters only)")
-    train.add_argument("--char-cell", default=None, choices=CELL_NAMES,
-                       help="cell of the character RNN (default --cell)")
-    train.add_argument("--char-units", type=cli.non_negative_int, default=50,
-                       help="character RNN units per direction (0: words only)")
-    train.add_argument("--char-dim", type=cli.positive_int, default=32,
-                       help="character embedding size")
-    train.add_argument("--max-chars", type=cli.positive_int, default=16,
-                       help="characters kept per word (first and last halves)")
-    train.add_argument("--word-dropout", type=cli.non_negative_float, default=1.0,
-                       help="alpha: a training word seen c times is replaced by the unknown "
-                       "word with probability alpha/(alpha+c); 0: off")
-    train.add_argument("--crf", action="store_true",
-                       help="a linear-chain CRF output layer (learned tag transitions, "
-                       "Viterbi decoding) instead of per-token softmaxes")
+    cli.add_model_options(
+        train, ARCHS, dropout=0.5, dropout_help="dropout on the word features and the RNN outputs"
+    )
+    train.add_argument(
+        "--bi-layers", type=cli.positive_int, default=1, help="stacked bidirectional layers"
+    )
+    train.add_argument(
+        "--word-dim",
+        type=cli.non_negative_int,
+        default=100,
+        help="word embedding size (0: characters only)",
+    )
+    train.add_argument(
+        "--char-cell",
+        default=None,
+        choices=CELL_NAMES,
+        help="cell of the character RNN (default --cell)",
+    )
+    train.add_argument(
+        "--char-units",
+        type=cli.non_negative_int,
+        default=50,
+        help="character RNN units per direction (0: words only)",
+    )
+    train.add_argument(
+        "--char-dim", type=cli.positive_int, default=32, help="character embedding size"
+    )
+    train.add_argument(
+        "--max-chars",
+        type=cli.positive_int,
+        default=16,
+        help="characters kept per word (first and last halves)",
+    )
+    train.add_argument(
+        "--word-dropout",
+        type=cli.non_negative_float,
+        default=1.0,
+        help="alpha: a training word seen c times is replaced by the unknown "
+        "word with probability alpha/(alpha+c); 0: off",
+    )
+    train.add_argument(
+        "--crf",
+        action="store_true",
+        help="a linear-chain CRF output layer (learned tag transitions, "
+        "Viterbi decoding) instead of per-token softmaxes",
+    )
     cli.add_fit_options(train, epochs=25, patience=6, lr=2e-3, clipnorm=5.0)
-    train.add_argument("--schedule", default="cosine", choices=("cosine", "constant"),
-                       help="learning rate: a cosine decay to lr/20 over --epochs, or constant")
+    train.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=("cosine", "constant"),
+        help="learning rate: a cosine decay to lr/20 over --epochs, or constant",
+    )
     cli.add_run_options(train, APP, "TAG-CELL-ARCH-UNITS")
 
     evaluate = sub.add_parser(
-        "evaluate", help="accuracy (all and unseen words), per-tag P/R/F1, confusion-matrix PNG")
+        "evaluate", help="accuracy (all and unseen words), per-tag P/R/F1, confusion-matrix PNG"
+    )
     cli.add_model_argument(evaluate, APP)
     evaluate.add_argument("--data", required=True, help="gold data: " + data.HELP)
     data.add_target(evaluate)
-    evaluate.add_argument("--confusion", type=Path, default=None,
-                          help="confusion-matrix PNG (default: confusion-DATA.png in the model's "
-                          "folder)")
+    evaluate.add_argument(
+        "--confusion",
+        type=Path,
+        default=None,
+        help="confusion-matrix PNG (default: confusion-DATA.png in the model's folder)",
+    )
     evaluate.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
     evaluate.add_argument("--batch-size", type=cli.positive_int, default=64)
 
     tag = sub.add_parser("tag", help="tag sentences; prints token/TAG pairs")
     cli.add_model_argument(tag, APP)
-    tag.add_argument("sentences", nargs="*",
-                     help="sentences to tag (default: one a line from standard input)")
-    tag.add_argument("--tokenized", action="store_true",
-                     help="the sentences are already tokens separated by spaces")
-    tag.add_argument("--probabilities", action="store_true",
-                     help="print token/TAG/probability")
+    tag.add_argument(
+        "sentences", nargs="*", help="sentences to tag (default: one a line from standard input)"
+    )
+    tag.add_argument(
+        "--tokenized",
+        action="store_true",
+        help="the sentences are already tokens separated by spaces",
+    )
+    tag.add_argument("--probabilities", action="store_true", help="print token/TAG/probability")
 
     # The tagger reads strings (StringLookup), which TFLite's builtin ops
     # cannot: the SavedModel is its deployment format.
-    cli.add_export_command(sub, APP, ("saved_model",), "saved_model",
-                           help="a TensorFlow SavedModel of the tagger (string tokens in) "
-                           "into MODEL/export, with a manifest",
-                           quantize=False, fuse_lstm=False)
+    cli.add_export_command(
+        sub,
+        APP,
+        ("saved_model",),
+        "saved_model",
+        help="a TensorFlow SavedModel of the tagger (string tokens in) "
+        "into MODEL/export, with a manifest",
+        quantize=False,
+        fuse_lstm=False,
+    )
 
     baseline = sub.add_parser(
-        "baseline", help="train and evaluate the classic taggers (most frequent tag, "
-        "averaged perceptron) on the same data")
+        "baseline",
+        help="train and evaluate the classic taggers (most frequent tag, "
+        "averaged perceptron) on the same data",
+    )
     baseline.add_argument("--train", required=True, help="training data: " + data.HELP)
     baseline.add_argument("--test", required=True, help="evaluation data: " + data.HELP)
     data.add_target(baseline)
-    baseline.add_argument("--method", action="append", default=None,
-                          choices=("most-frequent", "perceptron", "nltk-perceptron"),
-                          help="repeat for several (default: most-frequent and perceptron)")
-    baseline.add_argument("--iterations", type=cli.positive_int, default=5,
-                          help="perceptron passes")
+    baseline.add_argument(
+        "--method",
+        action="append",
+        default=None,
+        choices=("most-frequent", "perceptron", "nltk-perceptron"),
+        help="repeat for several (default: most-frequent and perceptron)",
+    )
+    baseline.add_argument(
+        "--iterations", type=cli.positive_int, default=5, help="perceptron passes"
+    )
     baseline.add_argument("--seed", type=int, default=0)
     return top
 
 
 def _score(model, sentences, batch_size=64):
     from apps.tagging import evaluation
-    from apps.tagging.model import model_tags, model_vocabulary, predict_tags
+    from apps.tagging.model import model_tags
+    from apps.tagging.model import model_vocabulary
+    from apps.tagging.model import predict_tags
 
     predicted = predict_tags(model, [s.tokens for s in sentences], batch_size=batch_size)
-    return evaluation.score(sentences, predicted, known_words=model_vocabulary(model),
-                            known_tags=model_tags(model))
+    return evaluation.score(
+        sentences, predicted, known_words=model_vocabulary(model), known_tags=model_tags(model)
+    )
 
 
 def train(args):
     from apps.tagging import evaluation
-    from apps.tagging.model import build_model, compile_model
+    from apps.tagging.model import build_model
+    from apps.tagging.model import compile_model
     from keras_deeprnn.data import conll
 
-    name, out, run_dir = cli.names(args, APP, "-".join(
-        str(part) for part in (args.tag, args.cell, args.arch, args.units) if part))
+    name, out, run_dir = cli.names(
+        args,
+        APP,
+        "-".join(str(part) for part in (args.tag, args.cell, args.arch, args.units) if part),
+    )
     runner.set_seed(args.seed)
     ds = data.datasets(args)
     sentences, tags = ds.info["sentences"], ds.info["tags"]
     train_set, valid_set, test_set = sentences["train"], sentences["valid"], sentences["test"]
-    print(f"training on {len(train_set)} sentences ({conll.token_count(train_set)} tokens, "
-          f"{len(ds.info['vocabulary'])} words, {len(ds.info['characters'])} characters, "
-          f"{len(tags)} tags)"
-          + (f"; validating on {len(valid_set)} ({conll.token_count(valid_set)} tokens)"
-             if valid_set else "; no validation data"))
+    print(
+        f"training on {len(train_set)} sentences ({conll.token_count(train_set)} tokens, "
+        f"{len(ds.info['vocabulary'])} words, {len(ds.info['characters'])} characters, "
+        f"{len(tags)} tags)"
+        + (
+            f"; validating on {len(valid_set)} ({conll.token_count(valid_set)} tokens)"
+            if valid_set
+            else "; no validation data"
+        )
+    )
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(
-            ds.info["vocabulary"], ds.info["characters"], tags, cell=args.cell, arch=args.arch,
-            depth=args.depth, bi_layers=args.bi_layers, units=args.units,
-            word_dim=args.word_dim, char_cell=args.char_cell, char_units=args.char_units,
-            char_dim=args.char_dim, max_chars=args.max_chars, dropout=args.dropout,
-            recurrent_dropout=args.recurrent_dropout, unit_type=args.unit_type,
-            word_counts=ds.info["counts"], word_dropout=args.word_dropout, crf=args.crf,
-            seed=args.seed)
+            ds.info["vocabulary"],
+            ds.info["characters"],
+            tags,
+            cell=args.cell,
+            arch=args.arch,
+            depth=args.depth,
+            bi_layers=args.bi_layers,
+            units=args.units,
+            word_dim=args.word_dim,
+            char_cell=args.char_cell,
+            char_units=args.char_units,
+            char_dim=args.char_dim,
+            max_chars=args.max_chars,
+            dropout=args.dropout,
+            recurrent_dropout=args.recurrent_dropout,
+            unit_type=args.unit_type,
+            word_counts=ds.info["counts"],
+            word_dropout=args.word_dropout,
+            crf=args.crf,
+            seed=args.seed,
+        )
         steps = int(ds.train.cardinality()) * args.epochs if args.schedule == "cosine" else None
         compile_model(model, args.lr, args.clipnorm, decay_steps=steps)
     model.summary(line_length=100)
     with runner.Timer() as timer:
         history = runner.fit(
-            model, ds.train, ds.valid, run_dir, args.epochs,
-            monitor="val_accuracy" if ds.valid else "accuracy", mode="max",
+            model,
+            ds.train,
+            ds.valid,
+            run_dir,
+            args.epochs,
+            monitor="val_accuracy" if ds.valid else "accuracy",
+            mode="max",
             patience=args.patience if ds.valid else args.epochs,
         )
     metrics = {}
@@ -142,19 +223,37 @@ def train(args):
             metrics[f"{split}_accuracy"] = report["accuracy"]
             metrics[f"{split}_unseen_accuracy"] = report["unseen_accuracy"]
             print(f"{split}:\n{evaluation.format_report(report, per_tag=False)}")
-    print(f"[{model.count_params()} parameters, {len(history.epoch)} epochs, "
-          f"{timer.seconds:.0f} s]")
+    print(
+        f"[{model.count_params()} parameters, {len(history.epoch)} epochs, {timer.seconds:.0f} s]"
+    )
     if runner.is_chief():
-        saved = runner.save(model, out, cli.metadata(
-            APP, name, args, metrics, history, timer.seconds, run_dir=str(run_dir),
-            data={"train": args.train, "valid": args.valid, "test": args.test,
-                  "valid_fraction": None if args.valid else args.valid_fraction},
-            target={"tag": args.tag, "column": args.column},
-            tags=tags,
-            sentences={"train": len(train_set), "valid": len(valid_set or [])},
-            tokens={"train": conll.token_count(train_set),
-                    "valid": conll.token_count(valid_set or [])},
-        ), overwrite=args.overwrite)
+        saved = runner.save(
+            model,
+            out,
+            cli.metadata(
+                APP,
+                name,
+                args,
+                metrics,
+                history,
+                timer.seconds,
+                run_dir=str(run_dir),
+                data={
+                    "train": args.train,
+                    "valid": args.valid,
+                    "test": args.test,
+                    "valid_fraction": None if args.valid else args.valid_fraction,
+                },
+                target={"tag": args.tag, "column": args.column},
+                tags=tags,
+                sentences={"train": len(train_set), "valid": len(valid_set or [])},
+                tokens={
+                    "train": conll.token_count(train_set),
+                    "valid": conll.token_count(valid_set or []),
+                },
+            ),
+            overwrite=args.overwrite,
+        )
         print(f"saved {saved}")
     return 0
 
@@ -166,8 +265,9 @@ def _load_tagger(path):
     tags = model_tags(model)
     saved = runner.read_metadata(path).get("tags")
     if saved is not None and saved != tags:
-        raise ValueError(f"{path}: metadata.json lists other tags than the model; "
-                         "the folder mixes two models")
+        raise ValueError(
+            f"{path}: metadata.json lists other tags than the model; the folder mixes two models"
+        )
     return model
 
 
@@ -186,8 +286,11 @@ def evaluate(args):
     png = args.confusion or folder / f"confusion-{_data_stem(args.data)}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     evaluation.save_confusion_png(
-        report, png, title=f"{args.model.name} on {_data_stem(args.data)}: "
-        f"accuracy {100 * report['accuracy']:.2f}%")
+        report,
+        png,
+        title=f"{args.model.name} on {_data_stem(args.data)}: "
+        f"accuracy {100 * report['accuracy']:.2f}%",
+    )
     print(f"confusion matrix: {png}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -217,9 +320,12 @@ def tag(args):
     model = _load_tagger(args.model)
     tags, probs = predict_tags(model, token_lists, return_probabilities=True)
     for tokens, sentence_tags, sentence_probs in zip(token_lists, tags, probs):
-        print(" ".join(
-            f"{tok}/{t}" + (f"/{p:.3f}" if args.probabilities else "")
-            for tok, t, p in zip(tokens, sentence_tags, sentence_probs)))
+        print(
+            " ".join(
+                f"{tok}/{t}" + (f"/{p:.3f}" if args.probabilities else "")
+                for tok, t, p in zip(tokens, sentence_tags, sentence_probs)
+            )
+        )
     return 0
 
 
@@ -230,17 +336,23 @@ def export(args):
     model = _load_tagger(args.model)
     folder = cli.export_folder(args)
     export_saved_model(model, folder / "saved_model")
-    write_manifest(folder, args.model.name, [{"file": "saved_model", "format": "saved_model",
-                                              "signatures": {"serve": ["tokens"]}}],
-                   metrics=runner.read_metadata(args.model).get("metrics"))
-    print(f"wrote the SavedModel {folder / 'saved_model'} (signature 'serve': string tokens "
-          f"(batch, time), padded with \"\" -> logits (batch, time, {model.output_shape[-1]})) "
-          "and its manifest")
+    write_manifest(
+        folder,
+        args.model.name,
+        [{"file": "saved_model", "format": "saved_model", "signatures": {"serve": ["tokens"]}}],
+        metrics=runner.read_metadata(args.model).get("metrics"),
+    )
+    print(
+        f"wrote the SavedModel {folder / 'saved_model'} (signature 'serve': string tokens "
+        f'(batch, time), padded with "" -> logits (batch, time, {model.output_shape[-1]})) '
+        "and its manifest"
+    )
     return 0
 
 
 def baseline(args):
-    from apps.tagging import baselines, evaluation
+    from apps.tagging import baselines
+    from apps.tagging import evaluation
     from apps.tagging.text import normalize_word
 
     train_set, test_set = data.load(args.train, args), data.load(args.test, args)
@@ -250,8 +362,11 @@ def baseline(args):
         with runner.Timer() as timer:
             tagger = baselines.make(name, args.iterations, args.seed).fit(train_set)
         report = evaluation.score(test_set, [tagger.tag(s.tokens) for s in test_set], known)
-        unseen = (f"{100 * report['unseen_accuracy']:.2f}% ({report['unseen_tokens']} tokens)"
-                  if report["unseen_tokens"] else "n/a")
+        unseen = (
+            f"{100 * report['unseen_accuracy']:.2f}% ({report['unseen_tokens']} tokens)"
+            if report["unseen_tokens"]
+            else "n/a"
+        )
         print(f"| {name} | {100 * report['accuracy']:.2f}% | {unseen} | {timer.seconds:.1f} |")
     return 0
 
@@ -263,8 +378,13 @@ def main(argv=None):
         if args.command != "tag" or any(e.startswith("-") for e in extra):
             top.error("unrecognized arguments: " + " ".join(extra))
         args.sentences += extra
-    commands = {"train": train, "evaluate": evaluate, "tag": tag, "export": export,
-                "baseline": baseline}
+    commands = {
+        "train": train,
+        "evaluate": evaluate,
+        "tag": tag,
+        "export": export,
+        "baseline": baseline,
+    }
     return cli.main(top, commands, args=args)
 
 

@@ -24,27 +24,47 @@ DEFAULT_TRAIN = "en_ewt-ud-dev.conllu"
 
 def add_target(p):
     """`--tag` and `--column`: which tags to read."""
-    p.add_argument("--tag", default=None,
-                   help="target of CoNLL-U and TFDS data: upos (default) or xpos; "
-                   "for tfds:conll2003 ner (default), pos or chunks")
-    p.add_argument("--column", type=int, default=None,
-                   help="target column of CoNLL column files (default -1, the last)")
+    p.add_argument(
+        "--tag",
+        default=None,
+        help="target of CoNLL-U and TFDS data: upos (default) or xpos; "
+        "for tfds:conll2003 ner (default), pos or chunks",
+    )
+    p.add_argument(
+        "--column",
+        type=int,
+        default=None,
+        help="target column of CoNLL column files (default -1, the last)",
+    )
 
 
 def add_arguments(p, train_required=True):
     """The training data options; without `train_required`, `--train`
     defaults to UD English EWT dev in the shared data folder."""
-    default = "" if train_required else (
-        f" (default: UD English EWT dev, {DEFAULT_TRAIN} in ../shared/data/tagging or "
-        "$DEEPRNN_DATA_DIR)")
-    p.add_argument("--train", required=train_required, default=None,
-                   help="training data: " + HELP + default)
-    p.add_argument("--valid", default=None,
-                   help="validation data for early stopping (default: --valid-fraction "
-                   "of the training sentences)")
-    p.add_argument("--valid-fraction", type=float, default=0.1,
-                   help="share of the training sentences held out for early stopping when "
-                   "--valid is not given; 0 trains on all of them for --epochs epochs")
+    default = (
+        ""
+        if train_required
+        else (
+            f" (default: UD English EWT dev, {DEFAULT_TRAIN} in ../shared/data/tagging or "
+            "$DEEPRNN_DATA_DIR)"
+        )
+    )
+    p.add_argument(
+        "--train", required=train_required, default=None, help="training data: " + HELP + default
+    )
+    p.add_argument(
+        "--valid",
+        default=None,
+        help="validation data for early stopping (default: --valid-fraction "
+        "of the training sentences)",
+    )
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.1,
+        help="share of the training sentences held out for early stopping when "
+        "--valid is not given; 0 trains on all of them for --epochs epochs",
+    )
     p.add_argument("--test", default=None, help="data to evaluate on after training")
     add_target(p)
     p.add_argument("--batch-size", type=positive_int, default=32, help="sentences per batch")
@@ -54,8 +74,7 @@ def load(spec, args):
     """The sentences of `spec` with the target of `args.tag`/`args.column`."""
     from keras_deeprnn.data import conll
 
-    return conll.load_tagging(spec, tag=args.tag,
-                              column=-1 if args.column is None else args.column)
+    return conll.load_tagging(spec, tag=args.tag, column=-1 if args.column is None else args.column)
 
 
 def split_valid(sentences, fraction, seed):
@@ -71,8 +90,10 @@ def split_valid(sentences, fraction, seed):
         raise ValueError(f"{len(sentences)} training sentences are too few to hold out a share")
     order = np.random.default_rng(seed).permutation(len(sentences))
     held = set(order[:n_valid].tolist())
-    return ([s for i, s in enumerate(sentences) if i not in held],
-            [s for i, s in enumerate(sentences) if i in held])
+    return (
+        [s for i, s in enumerate(sentences) if i not in held],
+        [s for i, s in enumerate(sentences) if i in held],
+    )
 
 
 def word_counts(sentences):
@@ -101,7 +122,8 @@ def default_train():
                 return str(path)
     raise FileNotFoundError(
         f"{DEFAULT_TRAIN} is in none of {', '.join(str(f) for f in folders)}; "
-        "give the data with --train.")
+        "give the data with --train."
+    )
 
 
 def datasets(args):
@@ -124,10 +146,19 @@ def datasets(args):
     def batches(split, shuffle=False):
         if not split:
             return None
-        return conll.tagging_dataset(split, tags, args.batch_size, shuffle=shuffle,
-                                     seed=args.seed, unknown_tags="ignore")
+        return conll.tagging_dataset(
+            split, tags, args.batch_size, shuffle=shuffle, seed=args.seed, unknown_tags="ignore"
+        )
 
     return Datasets(
-        batches(train, shuffle=True), batches(valid), batches(test),
-        info={"sentences": {"train": train, "valid": valid, "test": test}, "tags": tags,
-              "vocabulary": vocabulary, "counts": counts, "characters": characters(train)})
+        batches(train, shuffle=True),
+        batches(valid),
+        batches(test),
+        info={
+            "sentences": {"train": train, "valid": valid, "test": test},
+            "tags": tags,
+            "vocabulary": vocabulary,
+            "counts": counts,
+            "characters": characters(train),
+        },
+    )

@@ -34,7 +34,8 @@ def score(gold, predicted, known_words=None, known_tags=None):
     for i, (sentence, tags) in enumerate(zip(gold, predicted)):
         if len(sentence.tags) != len(tags):
             raise ValueError(
-                f"sentence {i + 1}: {len(sentence.tags)} gold tags but {len(tags)} predicted")
+                f"sentence {i + 1}: {len(sentence.tags)} gold tags but {len(tags)} predicted"
+            )
         pairs.extend(zip(sentence.tags, tags))
         if known_words is not None:
             unseen.extend(normalize_word(t) not in known_words for t in sentence.tokens)
@@ -53,8 +54,13 @@ def score(gold, predicted, known_words=None, known_tags=None):
         precision = tp / pred_counts[tag] if pred_counts[tag] else 0.0
         recall = tp / gold_counts[tag] if gold_counts[tag] else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_tag[tag] = {"precision": precision, "recall": recall, "f1": f1,
-                        "support": gold_counts[tag], "predicted": pred_counts[tag]}
+        per_tag[tag] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": gold_counts[tag],
+            "predicted": pred_counts[tag],
+        }
     where = {t: i for i, t in enumerate(labels)}
     confusion = np.zeros((len(labels), len(labels)), np.int64)
     np.add.at(confusion, ([where[g] for g in gold_tags], [where[p] for p in pred_tags]), 1)
@@ -97,19 +103,22 @@ def format_report(report, per_tag=True):
         lines.append(
             f"unseen-word accuracy: {_percent(report['unseen_correct'], report['unseen_tokens'])} "
             f"({report['unseen_correct']} of {report['unseen_tokens']} tokens whose word is "
-            "not in the training data)")
+            "not in the training data)"
+        )
     if report["unknown_tags"]:
         listing = ", ".join(f"{t} ({n})" for t, n in sorted(report["unknown_tags"].items()))
         lines.append(
             f"note: {sum(report['unknown_tags'].values())} tokens have gold tags the model was "
-            f"not trained on, counted as errors: {listing}")
+            f"not trained on, counted as errors: {listing}"
+        )
     if per_tag:
         lines.append("")
         lines.append(f"{'tag':<10} {'precision':>9} {'recall':>9} {'F1':>9} {'support':>8}")
         for tag, s in report["per_tag"].items():
             lines.append(
                 f"{tag:<10} {100 * s['precision']:8.2f}% {100 * s['recall']:8.2f}% "
-                f"{100 * s['f1']:8.2f}% {s['support']:8d}")
+                f"{100 * s['f1']:8.2f}% {s['support']:8d}"
+            )
         lines.append(f"{'macro F1':<10} {'':>9} {'':>9} {100 * report['macro_f1']:8.2f}%")
     return "\n".join(lines)
 
@@ -135,11 +144,19 @@ def save_confusion_png(report, path, title=None):
     ax.set_ylabel("gold tag")
     if len(labels) <= 25:
         for i, j in zip(*np.nonzero(counts)):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the gold tag")
-    ax.set_title(title or f"confusion matrix, accuracy {100 * report['accuracy']:.2f}%",
-                 fontsize=10)
+    ax.set_title(
+        title or f"confusion matrix, accuracy {100 * report['accuracy']:.2f}%", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

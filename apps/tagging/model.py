@@ -21,7 +21,10 @@ import tensorflow as tf
 from keras import ops
 
 from keras_deeprnn import cells
-from keras_deeprnn.layers import CRF, CRFLoss, RNN, viterbi_decode
+from keras_deeprnn.layers import CRF
+from keras_deeprnn.layers import RNN
+from keras_deeprnn.layers import CRFLoss
+from keras_deeprnn.layers import viterbi_decode
 
 PACKAGE = "keras_deeprnn_tagging"
 ARCHS = ("rnn", "dt", "dts", "srnn")
@@ -95,7 +98,8 @@ class WordDropout(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.probability = self.add_weight(
-            shape=(self.input_dim,), initializer="zeros", trainable=False, name="probability")
+            shape=(self.input_dim,), initializer="zeros", trainable=False, name="probability"
+        )
         self.built = True
 
     def set_counts(self, counts, alpha):
@@ -120,8 +124,12 @@ class WordDropout(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim,
-                "oov_index": self.oov_index, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "oov_index": self.oov_index,
+            "seed": self.seed,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -144,8 +152,11 @@ class TokenAccuracy(keras.metrics.Metric):
         best = viterbi_decode(y_pred) if len(y_pred.shape) == 4 else ops.argmax(y_pred, -1)
         right = ops.equal(ops.cast(y_true, "int32"), ops.cast(best, "int32"))
         right = ops.cast(right, self.dtype)
-        weight = ops.ones_like(right) if sample_weight is None else ops.cast(
-            ops.reshape(sample_weight, ops.shape(right)), self.dtype)
+        weight = (
+            ops.ones_like(right)
+            if sample_weight is None
+            else ops.cast(ops.reshape(sample_weight, ops.shape(right)), self.dtype)
+        )
         self.correct.assign_add(ops.sum(right * weight))
         self.total.assign_add(ops.sum(weight))
 
@@ -212,8 +223,9 @@ def _sequence_layer(cell, arch, units, depth, unit_type="tanh", cell_kwargs=None
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     from keras_deeprnn.models import deep_rnn
 
-    return deep_rnn(arch, units=units, cell=cell, depth=depth, unit_type=unit_type,
-                    cell_kwargs=cell_kwargs)[0]
+    return deep_rnn(
+        arch, units=units, cell=cell, depth=depth, unit_type=unit_type, cell_kwargs=cell_kwargs
+    )[0]
 
 
 def build_model(
@@ -296,24 +308,28 @@ def build_model(
             dropper.set_counts([0, 0, *word_counts], word_dropout)
         ids = dropper(ids)
         features.append(
-            keras.layers.Embedding(len(vocabulary) + 2, word_dim, mask_zero=True,
-                                   name="word_embedding")(ids))
+            keras.layers.Embedding(
+                len(vocabulary) + 2, word_dim, mask_zero=True, name="word_embedding"
+            )(ids)
+        )
     if char_units:
         chars = CharSplit(max_chars, name="char_split")(tokens)
         char_ids = keras.layers.StringLookup(
             vocabulary=list(characters), mask_token=PAD, num_oov_indices=1, name="char_lookup"
         )(chars)
         char_vectors = keras.layers.Embedding(
-            len(characters) + 2, char_dim, mask_zero=True, name="char_embedding")(char_ids)
+            len(characters) + 2, char_dim, mask_zero=True, name="char_embedding"
+        )(char_ids)
         char_rnn = keras.layers.Bidirectional(
-            RNN(cells.get(char_cell or cell, char_units)), name="char_rnn")
+            RNN(cells.get(char_cell or cell, char_units)), name="char_rnn"
+        )
         features.append(PerWord(char_rnn, name="per_word")(char_vectors))
     x = features[0] if len(features) == 1 else keras.layers.Concatenate(name="features")(features)
     x = keras.layers.Dropout(dropout, seed=seed)(x)
     for i in range(bi_layers):
-        x = keras.layers.Bidirectional(_sequence_layer(cell, arch, units, depth, unit_type,
-                                                       cell_kwargs),
-                                       name=f"birnn_{i + 1}")(x)
+        x = keras.layers.Bidirectional(
+            _sequence_layer(cell, arch, units, depth, unit_type, cell_kwargs), name=f"birnn_{i + 1}"
+        )(x)
         x = keras.layers.Dropout(dropout, seed=seed)(x)
     scores = TagScores(tags, name="tag_scores")(x)
     if crf:
@@ -331,8 +347,11 @@ def compile_model(model, lr=2e-3, clipnorm=5.0, decay_steps=None):
     cosine from `lr` down to `lr / 20`."""
     if decay_steps:
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=0.05)
-    loss = CRFLoss() if has_crf(model) else keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True)
+    loss = (
+        CRFLoss()
+        if has_crf(model)
+        else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(lr, clipnorm=clipnorm or None),
         loss=loss,
@@ -348,7 +367,8 @@ def model_tags(model):
         return list(model.get_layer("tag_scores").tags)
     except ValueError:
         raise ValueError(
-            f"{model.name} is not a tagger of this app (no 'tag_scores' layer)") from None
+            f"{model.name} is not a tagger of this app (no 'tag_scores' layer)"
+        ) from None
 
 
 def model_vocabulary(model):
@@ -357,7 +377,7 @@ def model_vocabulary(model):
         lookup = model.get_layer("word_lookup")
     except ValueError:
         return set()
-    return {str(w) for w in lookup.get_vocabulary()[lookup.num_oov_indices + 1:]}
+    return {str(w) for w in lookup.get_vocabulary()[lookup.num_oov_indices + 1 :]}
 
 
 def pad_tokens(token_lists):

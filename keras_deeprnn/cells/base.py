@@ -29,21 +29,15 @@ from keras_deeprnn._compat import DropoutRNNCell
 
 def check_units(units):
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(
-            f"Argument `units` must be a positive integer, got {units!r}."
-        )
+        raise ValueError(f"Argument `units` must be a positive integer, got {units!r}.")
     return units
 
 
 def check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"Argument `{name}` must be a float in [0, 1), got {value!r}."
-        )
+        raise ValueError(f"Argument `{name}` must be a float in [0, 1), got {value!r}.")
     if not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"Argument `{name}` must be in [0, 1), got {value!r}."
-        )
+        raise ValueError(f"Argument `{name}` must be in [0, 1), got {value!r}.")
     return float(value)
 
 
@@ -147,9 +141,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         self.recurrent_constraint = constraints.get(recurrent_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = check_rate("dropout", dropout)
-        self.recurrent_dropout = check_rate(
-            "recurrent_dropout", recurrent_dropout
-        )
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.state_size = [self.units]
@@ -249,9 +241,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
     def check_inputs(self, inputs):
         shape = tuple(inputs.shape)
-        if len(shape) != 2 or (
-            shape[-1] is not None and shape[-1] != self.input_dim
-        ):
+        if len(shape) != 2 or (shape[-1] is not None and shape[-1] != self.input_dim):
             raise ValueError(
                 f"{type(self).__name__} '{self.name}' was built for "
                 f"{self.input_dim} input features per step, got a step "
@@ -278,37 +268,22 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         return h
 
     def get_initial_state(self, batch_size=None):
-        return [
-            ops.zeros((batch_size, size), dtype=self.compute_dtype)
-            for size in self.state_size
-        ]
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
 
     def get_config(self):
         config = {
             "units": self.units,
             "activation": activations.serialize(self.activation),
-            "recurrent_activation": activations.serialize(
-                self.recurrent_activation
-            ),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(
-                self.kernel_initializer
-            ),
-            "recurrent_initializer": initializers.serialize(
-                self.recurrent_initializer
-            ),
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(
-                self.kernel_regularizer
-            ),
-            "recurrent_regularizer": regularizers.serialize(
-                self.recurrent_regularizer
-            ),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "recurrent_constraint": constraints.serialize(
-                self.recurrent_constraint
-            ),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,

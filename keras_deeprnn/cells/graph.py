@@ -103,13 +103,8 @@ class _Parser:
 
     def error(self, message, at=None):
         if at is None:
-            at = self.tokens[self.pos][1] if self.pos < len(self.tokens) else len(
-                self.genome
-            )
-        raise ValueError(
-            f"Malformed genome: {message} (at character {at} of "
-            f"{self.genome!r})."
-        )
+            at = self.tokens[self.pos][1] if self.pos < len(self.tokens) else len(self.genome)
+        raise ValueError(f"Malformed genome: {message} (at character {at} of {self.genome!r}).")
 
     def peek(self):
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -154,8 +149,7 @@ class _Parser:
             self.error(f"{problem} in the statement of {statement!r}", at=start)
         if op in LINEAR_BIASES and len(set(args)) < len(args):
             self.error(
-                f"{op}(...) repeats an argument in the statement of "
-                f"{statement!r}",
+                f"{op}(...) repeats an argument in the statement of {statement!r}",
                 at=start,
             )
         node = f"#{len(self.nodes)}"
@@ -255,10 +249,7 @@ def check_graph(nodes, outputs, allow_unused=False):
         raise ValueError("Malformed genome: it defines no h_t (the new state).")
     for name, node in outputs.items():
         if node not in nodes and node not in INPUTS:
-            raise ValueError(
-                f"Malformed genome: {name} names {node!r}, which is not "
-                "defined."
-            )
+            raise ValueError(f"Malformed genome: {name} names {node!r}, which is not defined.")
         if node in INPUTS:
             raise ValueError(
                 f"Malformed genome: {name} = {node} computes nothing; an "
@@ -270,16 +261,13 @@ def check_graph(nodes, outputs, allow_unused=False):
         where = "" if node.startswith("#") else f" in {node!r}"
         if op not in OPS:
             raise ValueError(
-                f"Malformed genome: unknown operation {op!r}{where}; "
-                f"operations: {', '.join(OPS)}."
+                f"Malformed genome: unknown operation {op!r}{where}; operations: {', '.join(OPS)}."
             )
         problem = _arity_error(op, len(args))
         if problem:
             raise ValueError(f"Malformed genome: {problem}{where}.")
         if op in LINEAR_BIASES and len(set(args)) < len(args):
-            raise ValueError(
-                f"Malformed genome: {op}(...){where} reads the same node twice."
-            )
+            raise ValueError(f"Malformed genome: {op}(...){where} reads the same node twice.")
         if "x" in args and op not in LINEAR_BIASES:
             raise ValueError(
                 f"Malformed genome: {op}(...){where} reads x, but x_t "
@@ -297,13 +285,9 @@ def check_graph(nodes, outputs, allow_unused=False):
     if "x" not in read:
         raise ValueError("Malformed genome: the outputs never read x.")
     if "c" in read and "c_t" not in outputs:
-        raise ValueError(
-            "Malformed genome: it reads c (c_{t-1}) but defines no c_t."
-        )
+        raise ValueError("Malformed genome: it reads c (c_{t-1}) but defines no c_t.")
     if "c_t" in outputs and "c" not in read:
-        raise ValueError(
-            "Malformed genome: it defines c_t but never reads c (c_{t-1})."
-        )
+        raise ValueError("Malformed genome: it defines c_t but never reads c (c_{t-1}).")
     return order
 
 
@@ -443,9 +427,7 @@ def render(genome, use_bias=True):
         left = expr_or_symbol(args[0], op)
         right = expr_or_symbol(args[1], "sub-right" if op == "sub" else op)
         out = f"{left} {dict(add='+', sub='-', mul='*')[op]} {right}"
-        needs = parent in ("mul", "matrix") or (
-            parent == "sub-right" and op != "mul"
-        )
+        needs = parent in ("mul", "matrix") or (parent == "sub-right" and op != "mul")
         return f"({out})" if needs else out
 
     def expr_or_symbol(node, parent):
@@ -533,9 +515,7 @@ class GraphCell(RecurrentCell):
         self.memory = "c_t" in self.outputs
         if self.memory:
             self.state_size = [self.units, self.units]
-        self.linear = [
-            n for n, (op, _) in self.nodes.items() if op in LINEAR_BIASES
-        ]
+        self.linear = [n for n, (op, _) in self.nodes.items() if op in LINEAR_BIASES]
         # Column block of each linear term in its kernel, per argument kind.
         self.blocks = {"x": {}, "h": {}, "c": {}, "n": {}}
         for node in self.linear:
@@ -548,13 +528,9 @@ class GraphCell(RecurrentCell):
         u = self.units
         self.kernel = self.add_kernel(len(self.blocks["x"]) * u)
         self.recurrent_kernel = (
-            self.add_recurrent_kernel(len(self.blocks["h"]) * u)
-            if self.blocks["h"]
-            else None
+            self.add_recurrent_kernel(len(self.blocks["h"]) * u) if self.blocks["h"] else None
         )
-        self.bias = self.add_bias(
-            (len(self.linear) * u,), initializer=self._bias_initializer
-        )
+        self.bias = self.add_bias((len(self.linear) * u,), initializer=self._bias_initializer)
         self.cell_kernel = (
             self.add_recurrent_kernel(len(self.blocks["c"]) * u, "cell_kernel")
             if self.blocks["c"]
@@ -593,9 +569,7 @@ class GraphCell(RecurrentCell):
         h_blocks = c_blocks = None
         if self.recurrent_kernel is not None:
             h_rec = self.recurrent_input(h_prev, training)
-            h_blocks = slices(
-                ops.matmul(h_rec, self.recurrent_kernel), len(self.blocks["h"]), u
-            )
+            h_blocks = slices(ops.matmul(h_rec, self.recurrent_kernel), len(self.blocks["h"]), u)
         if self.memory:
             values["c"] = states[1]
             if self.cell_kernel is not None:
@@ -607,9 +581,7 @@ class GraphCell(RecurrentCell):
         for node in self.order:
             op, args = self.nodes[node]
             if op in LINEAR_BIASES:
-                values[node] = self._linear(
-                    node, args, values, x_blocks, h_blocks, c_blocks
-                )
+                values[node] = self._linear(node, args, values, x_blocks, h_blocks, c_blocks)
             elif op in ACTIVATIONS:
                 values[node] = keras.activations.get(op)(values[args[0]])
             else:
@@ -632,11 +604,7 @@ class GraphCell(RecurrentCell):
                 terms.append(c_blocks[self.blocks["c"][(node, arg)]])
             else:
                 k = self.blocks["n"][(node, arg)]
-                terms.append(
-                    ops.matmul(
-                        values[arg], self.hidden_kernel[:, k * u : (k + 1) * u]
-                    )
-                )
+                terms.append(ops.matmul(values[arg], self.hidden_kernel[:, k * u : (k + 1) * u]))
         if self.use_bias and "x" not in args:
             terms.append(self._bias_block(node))
         total = terms[0]

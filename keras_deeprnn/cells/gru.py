@@ -98,9 +98,7 @@ class GRUCell(RecurrentCell):
             r_z, r_r = slices(rec, 2, u)
             z = self.recurrent_activation(x_z + r_z)
             r = self.recurrent_activation(x_r + r_r)
-            n = self.activation(
-                x_h + ops.matmul(r * h_rec, self.recurrent_kernel[:, 2 * u :])
-            )
+            n = self.activation(x_h + ops.matmul(r * h_rec, self.recurrent_kernel[:, 2 * u :]))
         h = z * h_prev + (1.0 - z) * n
         return h, [h]
 

@@ -115,12 +115,8 @@ class LSTMCell(RecurrentCell):
         self.has_f = variant not in ("nfg", "cifg")
         self.has_o = variant != "nog"
         self.gates = variant_gates(variant)
-        self.input_activation = (
-            keras.activations.linear if variant == "niaf" else self.activation
-        )
-        self.output_activation = (
-            keras.activations.linear if variant == "noaf" else self.activation
-        )
+        self.input_activation = keras.activations.linear if variant == "niaf" else self.activation
+        self.output_activation = keras.activations.linear if variant == "noaf" else self.activation
         self.state_size = [self.units, self.units]
         if variant == "fgr":
             self.state_size.append(3 * self.units)
@@ -144,10 +140,7 @@ class LSTMCell(RecurrentCell):
             )
 
     def _bias_initializer(self, shape, dtype=None):
-        blocks = [
-            self.bias_initializer((self.units,), dtype=dtype)
-            for _ in self.gates
-        ]
+        blocks = [self.bias_initializer((self.units,), dtype=dtype) for _ in self.gates]
         if self.has_f:
             f = self.gates.index("f")
             blocks[f] = blocks[f] + self.forget_bias
@@ -171,9 +164,7 @@ class LSTMCell(RecurrentCell):
         extra = tuple(self.peepholes.values())  # built in the order i, f, o
         if self.variant == "fgr":
             extra += (self.gate_recurrent_kernel,)
-        return FusedSpec(
-            FUSED_KINDS[self.variant], self.recurrent_kernel, extra=extra
-        )
+        return FusedSpec(FUSED_KINDS[self.variant], self.recurrent_kernel, extra=extra)
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)
@@ -223,9 +214,7 @@ class LSTMCell(RecurrentCell):
             {
                 "variant": self.variant,
                 "forget_bias": self.forget_bias,
-                "peephole_initializer": initializers.serialize(
-                    self.peephole_initializer
-                ),
+                "peephole_initializer": initializers.serialize(self.peephole_initializer),
             }
         )
         return config

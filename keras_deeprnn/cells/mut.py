@@ -29,14 +29,10 @@ class MUTCell(RecurrentCell):
     raw_input_block = None  # "r", "h" or None
 
     def build_weights(self, input_dim):
-        self.project = (
-            self.raw_input_block is not None and input_dim != self.units
-        )
+        self.project = self.raw_input_block is not None and input_dim != self.units
         blocks = 3 if self.raw_input_block is None or self.project else 2
         self.kernel = self.add_kernel(blocks * self.units)
-        self.recurrent_kernel = self.add_recurrent_kernel(
-            self.recurrent_blocks * self.units
-        )
+        self.recurrent_kernel = self.add_recurrent_kernel(self.recurrent_blocks * self.units)
         self.bias = self.add_bias((3 * self.units,))
 
     def project_inputs(self, inputs):
@@ -170,9 +166,7 @@ class MUT2Cell(MUTCell):
         r_z, r_r = slices(ops.matmul(h_rec, self.recurrent_kernel[:, : 2 * u]), 2, u)
         z = self.recurrent_activation(x_z + r_z)
         r = self.recurrent_activation(x_r + r_r)
-        n = self.activation(
-            ops.matmul(r * h_rec, self.recurrent_kernel[:, 2 * u :]) + x_h
-        )
+        n = self.activation(ops.matmul(r * h_rec, self.recurrent_kernel[:, 2 * u :]) + x_h)
         return self.update(n, z, h_prev)
 
 
@@ -213,9 +207,7 @@ class MUT3Cell(MUTCell):
         h_rec = self.recurrent_input(h_prev, training)
         x_z, x_r, x_h = slices(projected, 3, self.units)
         w_hz, w_hr, w_hh = slices(self.recurrent_kernel, 3, self.units)
-        z = self.recurrent_activation(
-            x_z + ops.matmul(self.activation(h_rec), w_hz)
-        )
+        z = self.recurrent_activation(x_z + ops.matmul(self.activation(h_rec), w_hz))
         r = self.recurrent_activation(x_r + ops.matmul(h_rec, w_hr))
         n = self.activation(ops.matmul(r * h_rec, w_hh) + x_h)
         return self.update(n, z, h_prev)

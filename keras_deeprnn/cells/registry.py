@@ -39,7 +39,5 @@ def get(name, units, **kwargs):
         kwargs["variant"] = name[len("lstm-") :]
         name = "lstm"
     if name not in _FACTORIES:
-        raise ValueError(
-            f"Unknown cell {name!r}. Known cells: {', '.join(CELL_NAMES)}."
-        )
+        raise ValueError(f"Unknown cell {name!r}. Known cells: {', '.join(CELL_NAMES)}.")
     return _FACTORIES[name](units, **kwargs)

@@ -64,15 +64,11 @@ class SimpleRNNCell(RecurrentCell):
     checked by `tests/test_fast_rnn.py::test_fused_kernels_match_stock_rnn`.
     """
 
-    def __init__(
-        self, units, activation="tanh", leak=0.0, trainable_leak=False, **kwargs
-    ):
+    def __init__(self, units, activation="tanh", leak=0.0, trainable_leak=False, **kwargs):
         kwargs.pop("recurrent_activation", None)
         super().__init__(units, activation=activation, **kwargs)
         if isinstance(leak, bool) or not isinstance(leak, (int, float)):
-            raise ValueError(
-                f"Argument `leak` must be a float in [0, 1), got {leak!r}."
-            )
+            raise ValueError(f"Argument `leak` must be a float in [0, 1), got {leak!r}.")
         if not 0.0 <= leak < 1.0:
             raise ValueError(f"Argument `leak` must be in [0, 1), got {leak!r}.")
         self.leak = float(leak)
@@ -88,9 +84,7 @@ class SimpleRNNCell(RecurrentCell):
                 name="leak",
                 # ops.full keeps the rate exact in float64 (Constant rounds
                 # it through float32).
-                initializer=lambda shape, dtype=None: ops.full(
-                    shape, self.leak, dtype=dtype
-                ),
+                initializer=lambda shape, dtype=None: ops.full(shape, self.leak, dtype=dtype),
                 constraint=LeakRange(),
             )
         else:

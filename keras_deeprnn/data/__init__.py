@@ -18,44 +18,39 @@ The most used names of each module are re-exported here; the rest (and each
 module's own ``load_tfds``) live in the module.
 """
 
-from keras_deeprnn.data import conll, music, text
-from keras_deeprnn.data.conll import (
-    ConllError,
-    Sentence,
-    load_tagging,
-    read_conll,
-    read_conllu,
-    tag_set,
-    tagging_dataset,
-)
-
-from keras_deeprnn.data.music import (
-    DATASET_FILES,
-    HIGHEST_NOTE,
-    LOWEST_NOTE,
-    NUM_KEYS,
-    SPLITS,
-    MusicDataError,
-    frame_count,
-    load_bach_chorales,
-    load_mat,
-    load_midi_dir,
-    load_music,
-    load_pickle,
-    midi_to_roll,
-    piano_roll_dataset,
-    rolls_to_midi,
-)
-from keras_deeprnn.data.text import (
-    TextDataError,
-    TextSet,
-    kfold_indices,
-    load_class_folders,
-    load_delimited,
-    load_mr,
-    load_text,
-    split_indices,
-)
+from keras_deeprnn.data import conll
+from keras_deeprnn.data import music
+from keras_deeprnn.data import text
+from keras_deeprnn.data.conll import ConllError
+from keras_deeprnn.data.conll import Sentence
+from keras_deeprnn.data.conll import load_tagging
+from keras_deeprnn.data.conll import read_conll
+from keras_deeprnn.data.conll import read_conllu
+from keras_deeprnn.data.conll import tag_set
+from keras_deeprnn.data.conll import tagging_dataset
+from keras_deeprnn.data.music import DATASET_FILES
+from keras_deeprnn.data.music import HIGHEST_NOTE
+from keras_deeprnn.data.music import LOWEST_NOTE
+from keras_deeprnn.data.music import NUM_KEYS
+from keras_deeprnn.data.music import SPLITS
+from keras_deeprnn.data.music import MusicDataError
+from keras_deeprnn.data.music import frame_count
+from keras_deeprnn.data.music import load_bach_chorales
+from keras_deeprnn.data.music import load_mat
+from keras_deeprnn.data.music import load_midi_dir
+from keras_deeprnn.data.music import load_music
+from keras_deeprnn.data.music import load_pickle
+from keras_deeprnn.data.music import midi_to_roll
+from keras_deeprnn.data.music import piano_roll_dataset
+from keras_deeprnn.data.music import rolls_to_midi
+from keras_deeprnn.data.text import TextDataError
+from keras_deeprnn.data.text import TextSet
+from keras_deeprnn.data.text import kfold_indices
+from keras_deeprnn.data.text import load_class_folders
+from keras_deeprnn.data.text import load_delimited
+from keras_deeprnn.data.text import load_mr
+from keras_deeprnn.data.text import load_text
+from keras_deeprnn.data.text import split_indices
 
 __all__ = [
     "conll",

@@ -121,7 +121,8 @@ def _word_id(field, where):
         if start.isdigit() and end.isdigit() and start.isascii() and end.isascii():
             if int(start) < 1 or int(end) <= int(start):
                 raise ConllError(
-                    f"{where}: multi-word token range {field!r} must be N-M with 1 <= N < M")
+                    f"{where}: multi-word token range {field!r} must be N-M with 1 <= N < M"
+                )
             return "range", (int(start), int(end))
     if "." in field:
         major, _, minor = field.partition(".")
@@ -129,7 +130,8 @@ def _word_id(field, where):
             return "empty", None
     raise ConllError(
         f"{where}: ID {field!r} is not an integer (word), N-M (multi-word token) "
-        "or N.M (empty node)")
+        "or N.M (empty node)"
+    )
 
 
 def parse_conllu(lines, tag="upos", source="<lines>"):
@@ -163,7 +165,8 @@ def parse_conllu(lines, tag="upos", source="<lines>"):
             if range_end > len(tokens):
                 raise ConllError(
                     f"{source}:{line_number}: sentence ends inside a multi-word token "
-                    f"that covers words up to {range_end}")
+                    f"that covers words up to {range_end}"
+                )
             sentences.append(Sentence(tuple(tokens), tuple(tags)))
         elif start_line is not None:
             logger.warning("%s:%d: sentence without words, skipped", source, start_line)
@@ -184,20 +187,22 @@ def parse_conllu(lines, tag="upos", source="<lines>"):
         if len(fields) != _CONLLU_COLUMNS:
             raise ConllError(
                 f"{where}: expected {_CONLLU_COLUMNS} tab-separated columns, found "
-                f"{len(fields)}" + (" (spaces instead of tabs?)" if len(fields) < 4 else ""))
+                f"{len(fields)}" + (" (spaces instead of tabs?)" if len(fields) < 4 else "")
+            )
         kind, value = _word_id(fields[0], where)
         if kind == "empty":
             continue  # empty nodes are not surface words
         if kind == "range":
             if value[0] != len(tokens) + 1:
                 raise ConllError(
-                    f"{where}: multi-word token {fields[0]} should start at word "
-                    f"{len(tokens) + 1}")
+                    f"{where}: multi-word token {fields[0]} should start at word {len(tokens) + 1}"
+                )
             range_end = value[1]
             continue
         if value != len(tokens) + 1:
             raise ConllError(
-                f"{where}: word id {value} out of sequence, expected {len(tokens) + 1}")
+                f"{where}: word id {value} out of sequence, expected {len(tokens) + 1}"
+            )
         form, label = fields[1], fields[column].strip()
         if not form or not label:
             raise ConllError(f"{where}: empty {'FORM' if not form else tag.upper()} column")
@@ -261,11 +266,12 @@ def parse_conll(lines, column=-1, token_column=0, separator=None, source="<lines
             for name, index in (("column", column), ("token_column", token_column)):
                 if not -width <= index < width:
                     raise ConllError(
-                        f"{where}: {name} {index} does not exist: the lines have "
-                        f"{width} columns")
+                        f"{where}: {name} {index} does not exist: the lines have {width} columns"
+                    )
         elif len(fields) != width:
             raise ConllError(
-                f"{where}: expected {width} columns like the first token line, found {len(fields)}")
+                f"{where}: expected {width} columns like the first token line, found {len(fields)}"
+            )
         token, label = fields[token_column], fields[column].strip()
         if not token or not label:
             raise ConllError(f"{where}: empty {'token' if not token else 'tag'} column")
@@ -279,8 +285,12 @@ def parse_conll(lines, column=-1, token_column=0, separator=None, source="<lines
 def read_conll(path, column=-1, token_column=0, separator=None):
     """Read a CoNLL column file; see :func:`parse_conll` (errors name ``path``)."""
     return parse_conll(
-        _open_lines(path), column=column, token_column=token_column,
-        separator=separator, source=str(path))
+        _open_lines(path),
+        column=column,
+        token_column=token_column,
+        separator=separator,
+        source=str(path),
+    )
 
 
 def read_tagged(path, tag="upos", column=-1):
@@ -317,14 +327,14 @@ def tfds_sentences(examples, name, tag, label_names=None):
     for number, example in enumerate(examples, 1):
         tokens = [_decode(t) for t in example["tokens"]]
         labels = [
-            label_names[int(t)] if label_names is not None else _decode(t)
-            for t in example[tag]
+            label_names[int(t)] if label_names is not None else _decode(t) for t in example[tag]
         ]
         heads = [_decode(h) for h in example["head"]] if is_ud else tokens
         if not len(tokens) == len(labels) == len(heads):
             raise ConllError(
                 f"{name}: example {number} has {len(tokens)} tokens but {len(labels)} "
-                f"{tag} tags" + (f" and {len(heads)} heads" if is_ud else ""))
+                f"{tag} tags" + (f" and {len(heads)} heads" if is_ud else "")
+            )
         if is_ud:
             keep = [i for i, h in enumerate(heads) if h not in ("None", "_", "")]
             tokens = [tokens[i] for i in keep]
@@ -358,7 +368,8 @@ def load_tfds(name, split, tag=None, data_dir=None, download=True):
     if base not in TFDS_TAGS:
         raise ValueError(
             f"unsupported TFDS data set {name!r}; supported: "
-            "universal_dependencies/<treebank>, conll2003")
+            "universal_dependencies/<treebank>, conll2003"
+        )
     tag = tag or TFDS_TAGS[base][0]
     if tag not in TFDS_TAGS[base]:
         raise ValueError(f"{name} has no tag {tag!r}; choose one of {', '.join(TFDS_TAGS[base])}")
@@ -366,15 +377,18 @@ def load_tfds(name, split, tag=None, data_dir=None, download=True):
         import tensorflow_datasets as tfds
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "load_tfds needs tensorflow_datasets: pip install tensorflow-datasets") from err
+            "load_tfds needs tensorflow_datasets: pip install tensorflow-datasets"
+        ) from err
     try:
         dataset, info = tfds.load(
-            name, split=split, data_dir=data_dir, download=download, with_info=True)
+            name, split=split, data_dir=data_dir, download=download, with_info=True
+        )
     except Exception as err:  # TFDS raises many types (network, missing files, bad split)
         raise ConllError(
             f"tfds:{name}:{split}: could not load the TFDS data ({type(err).__name__}: {err}). "
             "Offline, prepare it on a machine with network and pass its data_dir, or use "
-            "local CoNLL files.") from err
+            "local CoNLL files."
+        ) from err
     feature = info.features[tag]
     inner = getattr(feature, "feature", feature)
     label_names = list(inner.names) if hasattr(inner, "names") else None
@@ -425,8 +439,15 @@ def token_count(sentences):
     return sum(len(s.tokens) for s in sentences)
 
 
-def tagging_dataset(sentences, tags, batch_size=32, shuffle=False, seed=0,
-                    bucket_boundaries=(10, 20, 30, 45, 70), unknown_tags="error"):
+def tagging_dataset(
+    sentences,
+    tags,
+    batch_size=32,
+    shuffle=False,
+    seed=0,
+    bucket_boundaries=(10, 20, 30, 45, 70),
+    unknown_tags="error",
+):
     """A ``tf.data.Dataset`` of padded ``(tokens, tag_ids, sample_weight)``
     batches (its ``cardinality()`` is the number of batches).
 
@@ -464,8 +485,11 @@ def tagging_dataset(sentences, tags, batch_size=32, shuffle=False, seed=0,
         listing = ", ".join(f"{t} ({n})" for t, n in unknown.most_common(10))
         if unknown_tags == "error":
             raise ValueError(f"tags not in the tag set: {listing}")
-        logger.warning("%d tokens with tags not in the tag set are not scored: %s",
-                       sum(unknown.values()), listing)
+        logger.warning(
+            "%d tokens with tags not in the tag set are not scored: %s",
+            sum(unknown.values()),
+            listing,
+        )
     lengths = [len(s[0]) for s in sentences]
     if min(lengths) == 0:
         raise ValueError(f"sentence {lengths.index(0)} has no token")

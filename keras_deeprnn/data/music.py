@@ -98,14 +98,24 @@ DATASET_FILES = {
     "jsb": ("JSB_Chorales.mat", "JSB Chorales.pickle", "JSB_Chorales.pickle"),
     "nottingham": ("Nottingham.mat", "Nottingham.pickle"),
     "musedata": ("MuseData.mat", "MuseData.pickle"),
-    "piano-midi": ("Piano_midi.mat", "Piano-midi.de.mat", "Piano-midi.de.pickle",
-                   "Piano_midi.pickle"),
+    "piano-midi": (
+        "Piano_midi.mat",
+        "Piano-midi.de.mat",
+        "Piano-midi.de.pickle",
+        "Piano_midi.pickle",
+    ),
 }
 _DATASET_ALIASES = {
-    "jsb": "jsb", "jsb_chorales": "jsb", "jsb-chorales": "jsb",
-    "nottingham": "nottingham", "nott": "nottingham",
-    "musedata": "musedata", "muse": "musedata",
-    "piano-midi": "piano-midi", "piano_midi": "piano-midi", "pianomidi": "piano-midi",
+    "jsb": "jsb",
+    "jsb_chorales": "jsb",
+    "jsb-chorales": "jsb",
+    "nottingham": "nottingham",
+    "nott": "nottingham",
+    "musedata": "musedata",
+    "muse": "musedata",
+    "piano-midi": "piano-midi",
+    "piano_midi": "piano-midi",
+    "pianomidi": "piano-midi",
     "piano-midi.de": "piano-midi",
 }
 _DATA_DIR_ENV = "DEEPRNN_DATA_DIR"
@@ -129,6 +139,7 @@ class MusicDataError(ValueError):
 # Small helpers
 # ----------------------------------------------------------------------------
 
+
 def _require(module, extra="music"):
     """Import an optional dependency or raise ImportError saying how to get it."""
     import importlib
@@ -140,13 +151,13 @@ def _require(module, extra="music"):
         raise ImportError(
             f"keras_deeprnn.data.music needs the `{package}` package for this; "
             f"install it with `pip install {package}` or "
-            f"`pip install keras-deeprnn[{extra}]`") from err
+            f"`pip install keras-deeprnn[{extra}]`"
+        ) from err
 
 
 def _check_split(split):
     if len(split) != 3:
-        raise ValueError(f"split must be three fractions (train, valid, test); "
-                         f"got {split!r}")
+        raise ValueError(f"split must be three fractions (train, valid, test); got {split!r}")
     split = tuple(float(f) for f in split)
     if any(f < 0 for f in split) or not math.isclose(sum(split), 1.0, abs_tol=1e-6):
         raise ValueError(f"split fractions must be >= 0 and sum to 1; got {split!r}")
@@ -175,11 +186,12 @@ def _split_indices(names, split, seed):
             n_test -= 1
         else:
             n_valid -= 1
-    perm = sorted(range(n), key=lambda i: (
-        hashlib.sha256(f"{seed}:{names[i]}".encode()).digest(), i))
+    perm = sorted(
+        range(n), key=lambda i: (hashlib.sha256(f"{seed}:{names[i]}".encode()).digest(), i)
+    )
     valid = sorted(perm[:n_valid])
-    test = sorted(perm[n_valid:n_valid + n_test])
-    train = sorted(perm[n_valid + n_test:])
+    test = sorted(perm[n_valid : n_valid + n_test])
+    train = sorted(perm[n_valid + n_test :])
     return {"train": train, "valid": valid, "test": test}
 
 
@@ -189,38 +201,42 @@ def _validate_roll(array, where):
     ``where`` names the file and piece in messages.
     """
     arr = np.asarray(array)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == np.bool_):
-        raise MusicDataError(f"{where}: expected a numeric (frames, {NUM_KEYS}) "
-                             f"piano roll, got an array of dtype {arr.dtype}")
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise MusicDataError(
+            f"{where}: expected a numeric (frames, {NUM_KEYS}) "
+            f"piano roll, got an array of dtype {arr.dtype}"
+        )
     if arr.size == 0:
         logger.warning("%s: empty piece (0 frames), skipped", where)
         return None
     if arr.ndim != 2 or arr.shape[1] != NUM_KEYS:
         hint = " (transposed?)" if arr.ndim == 2 and arr.shape[0] == NUM_KEYS else ""
-        raise MusicDataError(f"{where}: piano roll has shape {arr.shape}, expected "
-                             f"(frames, {NUM_KEYS}){hint}")
+        raise MusicDataError(
+            f"{where}: piano roll has shape {arr.shape}, expected (frames, {NUM_KEYS}){hint}"
+        )
     bad = ~((arr == 0) | (arr == 1))
     if bad.any():
         frame, col = (int(i) for i in np.argwhere(bad)[0])
         value = arr[frame, col].item()
         raise MusicDataError(
             f"{where}: piano roll is not binary: value {value!r} at frame {frame}, "
-            f"column {col} ({int(bad.sum())} non-0/1 values in all)")
+            f"column {col} ({int(bad.sum())} non-0/1 values in all)"
+        )
     return arr.astype(np.uint8)
 
 
 def _check_rolls_arg(rolls, name="rolls"):
     if isinstance(rolls, np.ndarray) and rolls.dtype != object:
         if rolls.ndim == 2:
-            raise TypeError(f"{name} must be a list of piano rolls, got a single "
-                            f"array of shape {rolls.shape}; wrap it in a list")
+            raise TypeError(
+                f"{name} must be a list of piano rolls, got a single "
+                f"array of shape {rolls.shape}; wrap it in a list"
+            )
     out = []
     for i, roll in enumerate(rolls):
         arr = np.asarray(roll)
         if arr.ndim != 2 or arr.shape[1] != NUM_KEYS:
-            raise ValueError(f"{name}[{i}] has shape {arr.shape}, expected "
-                             f"(frames, {NUM_KEYS})")
+            raise ValueError(f"{name}[{i}] has shape {arr.shape}, expected (frames, {NUM_KEYS})")
         out.append(arr)
     return out
 
@@ -228,6 +244,7 @@ def _check_rolls_arg(rolls, name="rolls"):
 # ----------------------------------------------------------------------------
 # .mat
 # ----------------------------------------------------------------------------
+
 
 def load_mat(path):
     """Load a piano-roll data set from a MATLAB v5 ``.mat`` file.
@@ -273,25 +290,34 @@ def _read_mat_in_child(path):
     import subprocess
     import sys
 
-    child = ("import importlib.util, sys; "
-             "spec = importlib.util.spec_from_file_location('_mat_reader', sys.argv[1]); "
-             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
-             "module._read_mat_to(sys.argv[2], sys.argv[3])")
+    child = (
+        "import importlib.util, sys; "
+        "spec = importlib.util.spec_from_file_location('_mat_reader', sys.argv[1]); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "module._read_mat_to(sys.argv[2], sys.argv[3])"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pieces")
         try:
-            proc = subprocess.run([sys.executable, "-c", child, __file__, path, out],
-                                  capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [sys.executable, "-c", child, __file__, path, out],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
         except subprocess.TimeoutExpired:
-            raise MusicDataError(f"{path}: not a readable MATLAB .mat file: reading it took "
-                                 "over 10 minutes") from None
+            raise MusicDataError(
+                f"{path}: not a readable MATLAB .mat file: reading it took over 10 minutes"
+            ) from None
         if proc.returncode < 0:
             raise MusicDataError(
                 f"{path}: not a readable MATLAB .mat file (corrupt or truncated?): scipy's "
-                f"reader crashed on it ({signal.Signals(-proc.returncode).name})")
+                f"reader crashed on it ({signal.Signals(-proc.returncode).name})"
+            )
         if proc.returncode:
-            raise MusicDataError(f"{path}: reading the .mat file failed: "
-                                 f"{proc.stderr.strip().splitlines()[-1:]}")
+            raise MusicDataError(
+                f"{path}: reading the .mat file failed: {proc.stderr.strip().splitlines()[-1:]}"
+            )
         with open(out + ".json", encoding="utf-8") as f:
             report = json.load(f)
         for message in report["warnings"]:
@@ -322,8 +348,14 @@ def _read_mat_to(path, out):
     try:
         data = _read_mat(path)
         report["counts"] = {split: len(rolls) for split, rolls in data.items()}
-        np.savez(out + ".npz", **{f"{split}/{i}": roll for split, rolls in data.items()
-                                  for i, roll in enumerate(rolls)})
+        np.savez(
+            out + ".npz",
+            **{
+                f"{split}/{i}": roll
+                for split, rolls in data.items()
+                for i, roll in enumerate(rolls)
+            },
+        )
     except MusicDataError as error:
         report["error"] = str(error)
     with open(out + ".json", "w", encoding="utf-8") as f:
@@ -336,20 +368,25 @@ def _read_mat(path):
     try:
         mat = sio.loadmat(path)
     except Exception as err:  # scipy raises many types on bad input
-        raise MusicDataError(f"{path}: not a readable MATLAB .mat file (corrupt or "
-                             f"truncated?): {type(err).__name__}: {err}") from err
+        raise MusicDataError(
+            f"{path}: not a readable MATLAB .mat file (corrupt or "
+            f"truncated?): {type(err).__name__}: {err}"
+        ) from err
     data = {}
     for split, key in _MAT_KEYS.items():
         if key not in mat:
             found = sorted(k for k in mat if not k.startswith("__"))
-            raise MusicDataError(f"{path}: missing key {key!r} (keys found: {found}); "
-                                 f"expected {sorted(_MAT_KEYS.values())}")
+            raise MusicDataError(
+                f"{path}: missing key {key!r} (keys found: {found}); "
+                f"expected {sorted(_MAT_KEYS.values())}"
+            )
         cell = mat[key]
         if not isinstance(cell, np.ndarray) or cell.dtype != object:
             raise MusicDataError(
                 f"{path}: {key!r} is not a cell array of piano rolls (got "
                 f"{type(cell).__name__} of dtype {getattr(cell, 'dtype', '?')}, shape "
-                f"{getattr(cell, 'shape', '?')})")
+                f"{getattr(cell, 'shape', '?')})"
+            )
         rolls = []
         for i, piece in enumerate(cell.ravel(order="F")):
             roll = _validate_roll(piece, f"{path}: {key} piece {i}")
@@ -366,7 +403,8 @@ def _read_mat(path):
 _PICKLE_ALLOWED = frozenset(
     (module, name)
     for module in ("builtins", "__builtin__")
-    for name in ("set", "frozenset", "list", "tuple", "dict", "int", "float"))
+    for name in ("set", "frozenset", "list", "tuple", "dict", "int", "float")
+)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -385,7 +423,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return getattr(builtins, name)
         raise MusicDataError(
             f"{self._source}: refusing to load {module}.{name}: a music pickle may "
-            f"hold only builtin containers and numbers")
+            f"hold only builtin containers and numbers"
+        )
 
     def persistent_load(self, pid):
         raise MusicDataError(f"{self._source}: refusing a persistent id in the pickle")
@@ -398,8 +437,9 @@ def _note_number(note, where):
         raise MusicDataError(f"{where}: note {note!r} is not a whole MIDI note number")
     note = int(note)
     if not LOWEST_NOTE <= note <= HIGHEST_NOTE:
-        raise MusicDataError(f"{where}: note {note} outside the piano range "
-                             f"{LOWEST_NOTE}..{HIGHEST_NOTE}")
+        raise MusicDataError(
+            f"{where}: note {note} outside the piano range {LOWEST_NOTE}..{HIGHEST_NOTE}"
+        )
     return note
 
 
@@ -450,36 +490,41 @@ def load_pickle(path):
     except MusicDataError:
         raise
     except Exception as err:  # UnpicklingError, EOFError, ValueError, ...
-        raise MusicDataError(f"{path}: not a readable pickle (corrupt or truncated?): "
-                             f"{type(err).__name__}: {err}") from err
+        raise MusicDataError(
+            f"{path}: not a readable pickle (corrupt or truncated?): {type(err).__name__}: {err}"
+        ) from err
     if not isinstance(raw, dict):
-        raise MusicDataError(f"{path}: expected a dict with keys {list(SPLITS)}, got "
-                             f"{type(raw).__name__}")
+        raise MusicDataError(
+            f"{path}: expected a dict with keys {list(SPLITS)}, got {type(raw).__name__}"
+        )
     missing = [s for s in SPLITS if s not in raw]
     if missing:
-        raise MusicDataError(f"{path}: missing key(s) {missing}; found "
-                             f"{sorted(map(repr, raw))}")
+        raise MusicDataError(f"{path}: missing key(s) {missing}; found {sorted(map(repr, raw))}")
     data = {}
     for split in SPLITS:
         pieces = raw[split]
         if not isinstance(pieces, (list, tuple)):
-            raise MusicDataError(f"{path}: {split!r} is a {type(pieces).__name__}, "
-                                 f"expected a list of pieces")
+            raise MusicDataError(
+                f"{path}: {split!r} is a {type(pieces).__name__}, expected a list of pieces"
+            )
         rolls = []
         for i, piece in enumerate(pieces):
             where = f"{path}: {split} piece {i}"
             if not isinstance(piece, (list, tuple)):
-                raise MusicDataError(f"{where}: is a {type(piece).__name__}, expected "
-                                     f"a list of frames")
+                raise MusicDataError(
+                    f"{where}: is a {type(piece).__name__}, expected a list of frames"
+                )
             if len(piece) == 0:
                 logger.warning("%s: empty piece (0 frames), skipped", where)
                 continue
             roll = np.zeros((len(piece), NUM_KEYS), np.uint8)
             for t, frame in enumerate(piece):
                 if not isinstance(frame, (list, tuple, set, frozenset)):
-                    raise MusicDataError(f"{where}, frame {t}: is a "
-                                         f"{type(frame).__name__}, expected a list "
-                                         f"of MIDI note numbers")
+                    raise MusicDataError(
+                        f"{where}, frame {t}: is a "
+                        f"{type(frame).__name__}, expected a list "
+                        f"of MIDI note numbers"
+                    )
                 for note in frame:
                     roll[t, _note_number(note, f"{where}, frame {t}") - LOWEST_NOTE] = 1
             rolls.append(roll)
@@ -490,6 +535,7 @@ def load_pickle(path):
 # ----------------------------------------------------------------------------
 # MIDI
 # ----------------------------------------------------------------------------
+
 
 def _grid_args(steps_per_quarter, fs):
     if fs is not None and steps_per_quarter is not None:
@@ -526,8 +572,7 @@ def _pretty_midi_to_roll(pm, source, steps_per_quarter, fs, include_drums):
             ends.append(note.end)
             pitches.append(note.pitch)
     pitches = np.asarray(pitches, dtype=np.int64)
-    end_frame = int(np.floor(_to_grid(pm, [pm.get_end_time()], steps_per_quarter, fs)[0]
-                             + 0.5))
+    end_frame = int(np.floor(_to_grid(pm, [pm.get_end_time()], steps_per_quarter, fs)[0] + 0.5))
     if len(pitches) == 0:
         return np.zeros((max(end_frame, 0), NUM_KEYS), np.uint8), 0
     # Onsets and offsets are rounded to the nearest grid point; a note shorter
@@ -540,9 +585,14 @@ def _pretty_midi_to_roll(pm, source, steps_per_quarter, fs, include_drums):
     dropped = int((~in_range).sum())
     if dropped:
         outside = sorted(set(pitches[~in_range].tolist()))
-        logger.warning("%s: %d note(s) outside the piano range %d..%d dropped "
-                       "(pitches %s)", source, dropped, LOWEST_NOTE, HIGHEST_NOTE,
-                       outside)
+        logger.warning(
+            "%s: %d note(s) outside the piano range %d..%d dropped (pitches %s)",
+            source,
+            dropped,
+            LOWEST_NOTE,
+            HIGHEST_NOTE,
+            outside,
+        )
     n_frames = max(end_frame, int(off.max()))
     roll = np.zeros((n_frames, NUM_KEYS), np.uint8)
     for a, b, p in zip(on[in_range], off[in_range], pitches[in_range]):
@@ -583,8 +633,7 @@ def midi_to_roll(path, steps_per_quarter=None, fs=None, include_drums=False):
     """
     steps_per_quarter, fs = _grid_args(steps_per_quarter, fs)
     pm = _read_midi(path)
-    return _pretty_midi_to_roll(pm, os.fspath(path), steps_per_quarter, fs,
-                                include_drums)[0]
+    return _pretty_midi_to_roll(pm, os.fspath(path), steps_per_quarter, fs, include_drums)[0]
 
 
 def _read_midi(path):
@@ -595,12 +644,20 @@ def _read_midi(path):
     try:
         return pretty_midi.PrettyMIDI(path)
     except Exception as err:  # mido/pretty_midi raise many types
-        raise MusicDataError(f"{path}: not a readable MIDI file: "
-                             f"{type(err).__name__}: {err}") from err
+        raise MusicDataError(
+            f"{path}: not a readable MIDI file: {type(err).__name__}: {err}"
+        ) from err
 
 
-def load_midi_dir(path, steps_per_quarter=None, fs=None, split=DEFAULT_SPLIT,
-                  seed=0, recursive=False, include_drums=False):
+def load_midi_dir(
+    path,
+    steps_per_quarter=None,
+    fs=None,
+    split=DEFAULT_SPLIT,
+    seed=0,
+    recursive=False,
+    include_drums=False,
+):
     """Load every MIDI file of a folder as a train/valid/test data set.
 
     Files ending in ``.mid`` or ``.midi`` (any case) are taken, in the folder
@@ -649,15 +706,17 @@ def load_midi_dir(path, steps_per_quarter=None, fs=None, split=DEFAULT_SPLIT,
     if not folder.is_dir():
         raise MusicDataError(f"{folder}: not a folder")
     pattern = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted((p for p in pattern
-                    if p.is_file() and p.suffix.lower() in _MIDI_SUFFIXES),
-                   key=lambda p: p.relative_to(folder).as_posix())
+    files = sorted(
+        (p for p in pattern if p.is_file() and p.suffix.lower() in _MIDI_SUFFIXES),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
     if not files:
-        raise MusicDataError(f"{folder}: no MIDI file (*.mid, *.midi) in the folder"
-                             + (" or its subfolders" if recursive else ""))
+        raise MusicDataError(
+            f"{folder}: no MIDI file (*.mid, *.midi) in the folder"
+            + (" or its subfolders" if recursive else "")
+        )
     _require("pretty_midi")
-    indices = _split_indices([f.relative_to(folder).as_posix() for f in files],
-                             split, seed)
+    indices = _split_indices([f.relative_to(folder).as_posix() for f in files], split, seed)
     data = {s: [] for s in SPLITS}
     n_read = 0
     for s in SPLITS:
@@ -667,21 +726,23 @@ def load_midi_dir(path, steps_per_quarter=None, fs=None, split=DEFAULT_SPLIT,
             except MusicDataError as err:
                 logger.warning("%s; skipped", err)
                 continue
-            roll, _ = _pretty_midi_to_roll(pm, str(files[i]), steps_per_quarter, fs,
-                                           include_drums)
+            roll, _ = _pretty_midi_to_roll(pm, str(files[i]), steps_per_quarter, fs, include_drums)
             n_read += 1
             if not roll.any():
                 logger.warning("%s: no note in the piano range, skipped", files[i])
                 continue
             data[s].append(roll)
     if not any(data.values()):
-        raise MusicDataError(f"{folder}: none of its {len(files)} MIDI file(s) "
-                             f"gave a usable piece ({n_read} readable)")
+        raise MusicDataError(
+            f"{folder}: none of its {len(files)} MIDI file(s) "
+            f"gave a usable piece ({n_read} readable)"
+        )
     return data
 
 
-def rolls_to_midi(roll, path, steps_per_second=None, *, tempo=120.0,
-                  steps_per_quarter=1, velocity=100, program=0):
+def rolls_to_midi(
+    roll, path, steps_per_second=None, *, tempo=120.0, steps_per_quarter=1, velocity=100, program=0
+):
     """Write one piano roll as a single-instrument MIDI file.
 
     Each run of consecutive 1s in a column becomes one note. A frame lasts
@@ -720,16 +781,18 @@ def rolls_to_midi(roll, path, steps_per_second=None, *, tempo=120.0,
     if arr.ndim != 2 or arr.shape[1] != NUM_KEYS:
         raise ValueError(f"roll has shape {arr.shape}, expected (frames, {NUM_KEYS})")
     if arr.size and not np.all((arr == 0) | (arr == 1)):
-        raise ValueError("roll must hold only 0 and 1 (threshold or sample "
-                         "probabilities first)")
+        raise ValueError("roll must hold only 0 and 1 (threshold or sample probabilities first)")
     if not tempo > 0 or not steps_per_quarter > 0:
         raise ValueError("tempo and steps_per_quarter must be > 0")
     if steps_per_second is not None and not steps_per_second > 0:
         raise ValueError(f"steps_per_second must be > 0, got {steps_per_second!r}")
     if not 1 <= int(velocity) <= 127:
         raise ValueError(f"velocity must be in 1..127, got {velocity!r}")
-    step = (1.0 / steps_per_second if steps_per_second is not None
-            else 60.0 / (tempo * steps_per_quarter))
+    step = (
+        1.0 / steps_per_second
+        if steps_per_second is not None
+        else 60.0 / (tempo * steps_per_quarter)
+    )
     pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
     inst = pretty_midi.Instrument(program=int(program))
     on = arr.astype(bool)
@@ -740,9 +803,11 @@ def rolls_to_midi(roll, path, steps_per_second=None, *, tempo=120.0,
         starts = np.flatnonzero(diff[:, key] == 1)
         ends = np.flatnonzero(diff[:, key] == -1)
         for a, b in zip(starts, ends):
-            inst.notes.append(pretty_midi.Note(velocity=int(velocity),
-                                               pitch=LOWEST_NOTE + key,
-                                               start=a * step, end=b * step))
+            inst.notes.append(
+                pretty_midi.Note(
+                    velocity=int(velocity), pitch=LOWEST_NOTE + key, start=a * step, end=b * step
+                )
+            )
     inst.notes.sort(key=lambda n: (n.start, n.pitch))
     pm.instruments.append(inst)
     pm.text_events.append(pretty_midi.Text("end", arr.shape[0] * step))
@@ -827,9 +892,14 @@ def _bach_meta(limit, split, seed, transpose):
         m21 = version("music21")
     except Exception:  # pragma: no cover
         m21 = "unknown"
-    return {"version": BACH_CACHE_VERSION, "music21": m21, "limit": limit,
-            "split": list(_check_split(split)), "seed": int(seed),
-            "transpose": bool(transpose)}
+    return {
+        "version": BACH_CACHE_VERSION,
+        "music21": m21,
+        "limit": limit,
+        "split": list(_check_split(split)),
+        "seed": int(seed),
+        "transpose": bool(transpose),
+    }
 
 
 def _read_bach_cache(file, meta):
@@ -838,20 +908,27 @@ def _read_bach_cache(file, meta):
         with np.load(file, allow_pickle=False) as z:
             stored = json.loads(str(z["meta"]))
             if stored != meta:
-                logger.info("%s: cache made with other settings %s, rebuilding",
-                            file, stored)
+                logger.info("%s: cache made with other settings %s, rebuilding", file, stored)
                 return None
             values = z["values"]
             lengths = z["lengths"].astype(np.int64)
             splits = z["splits"].astype(np.int64)
-        if (values.ndim != 2 or values.shape[1] != NUM_KEYS or values.dtype != np.uint8
-                or lengths.ndim != 1 or splits.shape != lengths.shape
-                or lengths.sum() != values.shape[0] or (lengths <= 0).any()
-                or not np.isin(splits, (0, 1, 2)).all() or values.max(initial=0) > 1):
+        if (
+            values.ndim != 2
+            or values.shape[1] != NUM_KEYS
+            or values.dtype != np.uint8
+            or lengths.ndim != 1
+            or splits.shape != lengths.shape
+            or lengths.sum() != values.shape[0]
+            or (lengths <= 0).any()
+            or not np.isin(splits, (0, 1, 2)).all()
+            or values.max(initial=0) > 1
+        ):
             raise ValueError("inconsistent arrays")
     except Exception as err:  # truncated zip, missing member, bad JSON, ...
-        logger.warning("%s: unusable cache file (%s: %s), rebuilding", file,
-                       type(err).__name__, err)
+        logger.warning(
+            "%s: unusable cache file (%s: %s), rebuilding", file, type(err).__name__, err
+        )
         return None
     pieces = np.split(values, np.cumsum(lengths)[:-1])
     data = {s: [] for s in SPLITS}
@@ -864,14 +941,18 @@ def _write_bach_cache(file, meta, data):
     rolls = [r for s in SPLITS for r in data[s]]
     splits = np.array([i for i, s in enumerate(SPLITS) for _ in data[s]], np.int8)
     lengths = np.array([len(r) for r in rolls], np.int64)
-    values = (np.concatenate(rolls) if rolls
-              else np.zeros((0, NUM_KEYS), np.uint8))
+    values = np.concatenate(rolls) if rolls else np.zeros((0, NUM_KEYS), np.uint8)
     file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, values=values, lengths=lengths, splits=splits,
-                                meta=np.array(json.dumps(meta, sort_keys=True)))
+            np.savez_compressed(
+                f,
+                values=values,
+                lengths=lengths,
+                splits=splits,
+                meta=np.array(json.dumps(meta, sort_keys=True)),
+            )
         os.replace(tmp, file)  # atomic: readers never see half a file
     except BaseException:
         if os.path.exists(tmp):
@@ -879,8 +960,9 @@ def _write_bach_cache(file, meta, data):
         raise
 
 
-def load_bach_chorales(cache_dir=None, *, limit=None, split=DEFAULT_SPLIT, seed=0,
-                       transpose=True, use_cache=True):
+def load_bach_chorales(
+    cache_dir=None, *, limit=None, split=DEFAULT_SPLIT, seed=0, transpose=True, use_cache=True
+):
     """The Bach chorales bundled with music21, as a piano-roll data set (offline).
 
     Reads the score files of ``music21.corpus.getComposer("bach")`` in sorted
@@ -951,8 +1033,10 @@ def load_bach_chorales(cache_dir=None, *, limit=None, split=DEFAULT_SPLIT, seed=
     music21 = _require("music21")
     paths = _bach_paths(music21.corpus)
     if not paths:
-        raise MusicDataError("music21 corpus: no Bach chorale file found "
-                             "(music21.corpus.getComposer('bach') is empty)")
+        raise MusicDataError(
+            "music21 corpus: no Bach chorale file found "
+            "(music21.corpus.getComposer('bach') is empty)"
+        )
     rolls, names, seen = [], [], set()
     for p in paths:
         if limit is not None and len(rolls) >= limit:
@@ -963,19 +1047,25 @@ def load_bach_chorales(cache_dir=None, *, limit=None, split=DEFAULT_SPLIT, seed=
             logger.warning("%s: music21 could not parse it (%s), skipped", p, err)
             continue
         parts = getattr(score, "parts", None)
-        if parts is None or len(parts) != 4 or any(
-                len(part.flatten().notes) == 0 for part in parts):
+        if (
+            parts is None
+            or len(parts) != 4
+            or any(len(part.flatten().notes) == 0 for part in parts)
+        ):
             logger.debug("%s: not a four-part chorale, skipped", p)
             continue
         result = _chorale_roll(score, transpose)
         if result is None:
             continue
         full, shift = result
-        if (full[:, :LOWEST_NOTE].any() or full[:, HIGHEST_NOTE + 1:].any()):
-            logger.warning("%s: notes outside the piano range after transposing by "
-                           "%d semitones, skipped", p, shift)
+        if full[:, :LOWEST_NOTE].any() or full[:, HIGHEST_NOTE + 1 :].any():
+            logger.warning(
+                "%s: notes outside the piano range after transposing by %d semitones, skipped",
+                p,
+                shift,
+            )
             continue
-        roll = np.ascontiguousarray(full[:, LOWEST_NOTE:HIGHEST_NOTE + 1])
+        roll = np.ascontiguousarray(full[:, LOWEST_NOTE : HIGHEST_NOTE + 1])
         fingerprint = hashlib.sha1(roll.tobytes() + str(roll.shape).encode()).digest()
         if fingerprint in seen:
             logger.info("%s: same piano roll as an earlier chorale, skipped", p)
@@ -999,6 +1089,7 @@ def load_bach_chorales(cache_dir=None, *, limit=None, split=DEFAULT_SPLIT, seed=
 # Dispatcher
 # ----------------------------------------------------------------------------
 
+
 def _repo_root():
     return Path(__file__).resolve().parents[2]
 
@@ -1010,8 +1101,10 @@ def _default_data_dirs(data_dir):
     env = os.environ.get(_DATA_DIR_ENV)
     if env:
         return [Path(env)]
-    dirs = [Path.cwd().parent / "shared" / "data" / "music",
-            _repo_root().parent / "shared" / "data" / "music"]
+    dirs = [
+        Path.cwd().parent / "shared" / "data" / "music",
+        _repo_root().parent / "shared" / "data" / "music",
+    ]
     unique = []
     for d in dirs:
         if d.resolve() not in [u.resolve() for u in unique]:
@@ -1031,13 +1124,18 @@ def _find_named(name, data_dir):
                 hit = by_lower.get(candidate.lower())
                 if hit is not None:
                     return hit
-    source = ("data_dir" if data_dir is not None else
-              f"${_DATA_DIR_ENV}" if os.environ.get(_DATA_DIR_ENV) else
-              "the default places")
+    source = (
+        "data_dir"
+        if data_dir is not None
+        else f"${_DATA_DIR_ENV}"
+        if os.environ.get(_DATA_DIR_ENV)
+        else "the default places"
+    )
     raise MusicDataError(
         f"{DATASET_FILES[name][0]}: data set {name!r} not found in {source} "
         f"(searched {searched}; file names tried {list(DATASET_FILES[name])}); pass "
-        f"data_dir or set {_DATA_DIR_ENV} to the folder holding it")
+        f"data_dir or set {_DATA_DIR_ENV} to the folder holding it"
+    )
 
 
 def _load_file(path):
@@ -1096,14 +1194,12 @@ def load_music(spec, data_dir=None, **kwargs):
         return load_bach_chorales(**kwargs)
     if key in _DATASET_ALIASES:
         if kwargs:
-            raise TypeError(f"load_music({spec!r}) takes no loader arguments, got "
-                            f"{sorted(kwargs)}")
+            raise TypeError(f"load_music({spec!r}) takes no loader arguments, got {sorted(kwargs)}")
         return _load_file(_find_named(_DATASET_ALIASES[key], data_dir))
     path = Path(text).expanduser()
     if path.suffix.lower() in (".mat", ".pickle", ".pkl"):
         if kwargs:
-            raise TypeError(f"load_music({spec!r}) takes no loader arguments, got "
-                            f"{sorted(kwargs)}")
+            raise TypeError(f"load_music({spec!r}) takes no loader arguments, got {sorted(kwargs)}")
         if not path.is_file():
             raise MusicDataError(f"{path}: no such file")
         return _load_file(path)
@@ -1112,29 +1208,38 @@ def load_music(spec, data_dir=None, **kwargs):
     names = ", ".join(repr(n) for n in ("bach", *DATASET_FILES))
     raise MusicDataError(
         f"{text}: not a data set specification; accepted: {names}; a path to a "
-        f".mat, .pickle or .pkl file; or a folder of MIDI files")
+        f".mat, .pickle or .pkl file; or a folder of MIDI files"
+    )
 
 
 # ----------------------------------------------------------------------------
 # tf.data pipeline
 # ----------------------------------------------------------------------------
 
+
 def _windows(roll, max_length, long_pieces):
     """Cut a piece so that each part has at most ``max_length`` transitions."""
     if max_length is None or len(roll) <= max_length + 1:
         return [roll]
     if long_pieces == "crop":
-        return [roll[:max_length + 1]]
+        return [roll[: max_length + 1]]
     # Consecutive windows overlapping by one frame: every transition
     # (frame t -> t+1) of the piece is in exactly one window.
     out = []
     for start in range(0, len(roll) - 1, max_length):
-        out.append(roll[start:start + max_length + 1])
+        out.append(roll[start : start + max_length + 1])
     return out
 
 
-def piano_roll_dataset(rolls, batch_size, shuffle=False, seed=0, max_length=None,
-                       drop_remainder=False, long_pieces="split"):
+def piano_roll_dataset(
+    rolls,
+    batch_size,
+    shuffle=False,
+    seed=0,
+    max_length=None,
+    drop_remainder=False,
+    long_pieces="split",
+):
     """A ``tf.data.Dataset`` for next-frame prediction on piano rolls.
 
     Each piece of ``T`` frames gives ``inputs`` = frames ``0 .. T-2`` and
@@ -1185,16 +1290,14 @@ def piano_roll_dataset(rolls, batch_size, shuffle=False, seed=0, max_length=None
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if max_length is not None and (int(max_length) != max_length or max_length < 1):
-        raise ValueError(f"max_length must be a positive integer or None, got "
-                         f"{max_length!r}")
+        raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
     if long_pieces not in ("split", "crop"):
         raise ValueError(f"long_pieces must be 'split' or 'crop', got {long_pieces!r}")
     rolls = _check_rolls_arg(rolls)
     pieces = []
     for i, roll in enumerate(rolls):
         if len(roll) < 2:
-            logger.warning("piece %d has %d frame(s), fewer than 2: dropped", i,
-                           len(roll))
+            logger.warning("piece %d has %d frame(s), fewer than 2: dropped", i, len(roll))
             continue
         pieces.extend(w for w in _windows(roll, max_length, long_pieces) if len(w) >= 2)
     if not pieces:
@@ -1217,7 +1320,8 @@ def piano_roll_dataset(rolls, batch_size, shuffle=False, seed=0, max_length=None
     ds = ds.padded_batch(
         int(batch_size),
         padded_shapes=([None, NUM_KEYS], [None, NUM_KEYS], [None]),
-        drop_remainder=drop_remainder)
+        drop_remainder=drop_remainder,
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

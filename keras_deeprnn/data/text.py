@@ -129,8 +129,7 @@ class TextSet:
     def subset(self, indices):
         """The examples at ``indices`` (an index array), same label names."""
         indices = np.asarray(indices, np.int64)
-        return TextSet([self.texts[i] for i in indices], self.labels[indices],
-                       self.label_names)
+        return TextSet([self.texts[i] for i in indices], self.labels[indices], self.label_names)
 
     def counts(self):
         """``{label name: number of examples}``."""
@@ -141,6 +140,7 @@ class TextSet:
 # ----------------------------------------------------------------------------
 # Decoding and lines
 # ----------------------------------------------------------------------------
+
 
 def _line_numbers(numbers):
     shown = ", ".join(str(n) for n in numbers[:_MAX_LISTED])
@@ -171,7 +171,12 @@ def decode(data, encoding="utf-8", source="<bytes>"):
     logger.warning(
         "%s: line(s) %s hold bytes that are not valid %s; they were replaced "
         "by U+FFFD (give the right encoding, e.g. latin-1, if the file is "
-        "not %s)", source, _line_numbers(bad), encoding, encoding)
+        "not %s)",
+        source,
+        _line_numbers(bad),
+        encoding,
+        encoding,
+    )
     return data.decode(encoding, errors="replace")
 
 
@@ -208,6 +213,7 @@ def read_lines(path, encoding="utf-8"):
 # ----------------------------------------------------------------------------
 # Labels
 # ----------------------------------------------------------------------------
+
 
 def _is_int(text):
     try:
@@ -262,11 +268,17 @@ def encode_labels(raw, label_names=None, source="<labels>", where=None):
         else:
             indices.append(index)
     if unknown:
-        listed = "; ".join(f"{label!r} (line {_line_numbers(at)})"
-                           for label, at in sorted(unknown.items())[:_MAX_LISTED])
-        logger.warning("%s: %d example(s) skipped, their label is not in the label "
-                       "set %s: %s", source, sum(map(len, unknown.values())),
-                       list(label_names), listed)
+        listed = "; ".join(
+            f"{label!r} (line {_line_numbers(at)})"
+            for label, at in sorted(unknown.items())[:_MAX_LISTED]
+        )
+        logger.warning(
+            "%s: %d example(s) skipped, their label is not in the label set %s: %s",
+            source,
+            sum(map(len, unknown.values())),
+            list(label_names),
+            listed,
+        )
     return np.asarray(indices, np.int64), label_names, np.asarray(keep, bool)
 
 
@@ -274,8 +286,12 @@ def _finish(texts, raw_labels, where, label_names, source):
     """Drop empty texts (warning), encode labels, build the TextSet."""
     empty = [at for text, at in zip(texts, where) if not text.strip()]
     if empty:
-        logger.warning("%s: %d example(s) with an empty text skipped (line %s)",
-                       source, len(empty), _line_numbers(empty))
+        logger.warning(
+            "%s: %d example(s) with an empty text skipped (line %s)",
+            source,
+            len(empty),
+            _line_numbers(empty),
+        )
     kept = [(t, r, at) for t, r, at in zip(texts, raw_labels, where) if t.strip()]
     if not kept:
         raise TextDataError(f"{source}: no example found")
@@ -290,6 +306,7 @@ def _finish(texts, raw_labels, where, label_names, source):
 # ----------------------------------------------------------------------------
 # File formats
 # ----------------------------------------------------------------------------
+
 
 def _mr_paths(path):
     """(pos, neg) from a folder, a ``.pos``/``.neg`` file or a common prefix."""
@@ -343,8 +360,7 @@ def _column(header, names, default):
     return default
 
 
-def load_delimited(path, delimiter=None, encoding="utf-8", label_names=None,
-                   header=None):
+def load_delimited(path, delimiter=None, encoding="utf-8", label_names=None, header=None):
     """A file of ``text, label`` rows, tab- or comma-separated.
 
     Comma-separated files follow the CSV quoting rules (a text holding
@@ -385,15 +401,16 @@ def load_delimited(path, delimiter=None, encoding="utf-8", label_names=None,
     csv.field_size_limit(max(old_limit, len(text) + 1))
     rows = []
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                            quoting=quoting)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
         start = 1
         for fields in reader:
             rows.append((start, fields))
             start = reader.line_num + 1
     except csv.Error as err:
-        raise TextDataError(f"{path}:{reader.line_num}: not a valid "
-                            f"{'TSV' if delimiter == chr(9) else 'CSV'} row: {err}") from err
+        raise TextDataError(
+            f"{path}:{reader.line_num}: not a valid "
+            f"{'TSV' if delimiter == chr(9) else 'CSV'} row: {err}"
+        ) from err
     finally:
         csv.field_size_limit(old_limit)
     rows = [(n, f) for n, f in rows if any(x.strip() for x in f)]  # blank lines
@@ -402,8 +419,9 @@ def load_delimited(path, delimiter=None, encoding="utf-8", label_names=None,
     text_col, label_col = 0, -1
     first_fields = [f.strip().lower() for f in rows[0][1]]
     if header is None:
-        header = bool(first_fields) and (first_fields[-1] in LABEL_COLUMNS
-                                         or any(f in LABEL_COLUMNS for f in first_fields))
+        header = bool(first_fields) and (
+            first_fields[-1] in LABEL_COLUMNS or any(f in LABEL_COLUMNS for f in first_fields)
+        )
     named = False
     if header:
         text_col = _column(rows[0][1], TEXT_COLUMNS, 0)
@@ -429,9 +447,13 @@ def load_delimited(path, delimiter=None, encoding="utf-8", label_names=None,
         raw.append(label)
         where.append(number)
     if malformed:
-        logger.warning("%s: %d malformed row(s) skipped (no text and label "
-                       "separated by %r) at line %s", path, len(malformed),
-                       delimiter, _line_numbers(malformed))
+        logger.warning(
+            "%s: %d malformed row(s) skipped (no text and label separated by %r) at line %s",
+            path,
+            len(malformed),
+            delimiter,
+            _line_numbers(malformed),
+        )
     if not texts:
         raise TextDataError(f"{path}: no row of the form text{delimiter}label found")
     return _finish(texts, raw, where, label_names, str(path))
@@ -456,19 +478,25 @@ def load_class_folders(path, encoding="utf-8", label_names=None):
     folder = Path(path)
     if not folder.is_dir():
         raise TextDataError(f"{folder}: not a folder")
-    subfolders = sorted(p.name for p in folder.iterdir()
-                        if p.is_dir() and not p.name.startswith("."))
+    subfolders = sorted(
+        p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if label_names is None:
         label_names = tuple(subfolders)
     label_names = tuple(label_names)
     missing = [n for n in label_names if n not in subfolders]
     if missing:
-        raise TextDataError(f"{folder}: no subfolder for the class(es) {missing} "
-                            f"(subfolders: {subfolders})")
+        raise TextDataError(
+            f"{folder}: no subfolder for the class(es) {missing} (subfolders: {subfolders})"
+        )
     extra = [n for n in subfolders if n not in label_names]
     if extra:
-        logger.warning("%s: subfolder(s) %s are not in the label set %s: skipped",
-                       folder, extra, list(label_names))
+        logger.warning(
+            "%s: subfolder(s) %s are not in the label set %s: skipped",
+            folder,
+            extra,
+            list(label_names),
+        )
     texts, raw, where = [], [], []
     for name in label_names:
         for file in sorted((folder / name).iterdir()):
@@ -486,14 +514,17 @@ def load_class_folders(path, encoding="utf-8", label_names=None):
 # TFDS
 # ----------------------------------------------------------------------------
 
+
 def _tfds_name(name):
     key = name.strip().lower()
     for canonical, (_, _, aliases) in TFDS_SETS.items():
         if key == canonical or key in aliases:
             return canonical
-    raise ValueError(f"unsupported TFDS data set {name!r}; supported: "
-                     f"{', '.join(TFDS_SETS)} (aliases "
-                     f"{', '.join(a for v in TFDS_SETS.values() for a in v[2])})")
+    raise ValueError(
+        f"unsupported TFDS data set {name!r}; supported: "
+        f"{', '.join(TFDS_SETS)} (aliases "
+        f"{', '.join(a for v in TFDS_SETS.values() for a in v[2])})"
+    )
 
 
 def tfds_texts(examples, text_key, label_names, source="tfds"):
@@ -545,12 +576,14 @@ def load_tfds(name, split="train", data_dir=None, download=True):
     try:
         import tensorflow_datasets as tfds
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("load_tfds needs tensorflow_datasets: pip install "
-                          "tensorflow-datasets") from err
+        raise ImportError(
+            "load_tfds needs tensorflow_datasets: pip install tensorflow-datasets"
+        ) from err
     source = f"tfds:{canonical}:{split}"
     try:
-        dataset, info = tfds.load(canonical, split=split, data_dir=data_dir,
-                                  download=download, with_info=True)
+        dataset, info = tfds.load(
+            canonical, split=split, data_dir=data_dir, download=download, with_info=True
+        )
         examples = tfds.as_numpy(dataset)
         label_names = tuple(info.features["label"].names)
         return tfds_texts(examples, text_key, label_names, source)
@@ -568,6 +601,7 @@ def load_tfds(name, split="train", data_dir=None, download=True):
 # One string to a data set
 # ----------------------------------------------------------------------------
 
+
 def _repo_root():
     return Path(__file__).resolve().parents[2]
 
@@ -578,8 +612,7 @@ def _find_mr(data_dir):
     elif os.environ.get(_DATA_DIR_ENV):
         folders = [Path(os.environ[_DATA_DIR_ENV])]
     else:
-        folders = [Path.cwd().parent / "shared" / "data",
-                   _repo_root().parent / "shared" / "data"]
+        folders = [Path.cwd().parent / "shared" / "data", _repo_root().parent / "shared" / "data"]
     searched = []
     for folder in folders:
         for candidate in (folder, folder / "sentiment"):
@@ -588,7 +621,8 @@ def _find_mr(data_dir):
                 return candidate
     raise TextDataError(
         f"{MR_FILES[0]}: the MR data set was not found (searched {searched}); pass "
-        f"data_dir or set {_DATA_DIR_ENV} to the folder holding {' and '.join(MR_FILES)}")
+        f"data_dir or set {_DATA_DIR_ENV} to the folder holding {' and '.join(MR_FILES)}"
+    )
 
 
 def load_text(spec, data_dir=None, encoding=None, label_names=None, download=True):
@@ -624,7 +658,7 @@ def load_text(spec, data_dir=None, encoding=None, label_names=None, download=Tru
     key = text.strip().lower()
     if key == "mr":
         return {"train": load_mr(_find_mr(data_dir), encoding or "latin-1")}
-    tfds_name = key[len("tfds:"):] if key.startswith("tfds:") else key
+    tfds_name = key[len("tfds:") :] if key.startswith("tfds:") else key
     parts = tfds_name.split(":")
     known = {n for n in TFDS_SETS} | {a for v in TFDS_SETS.values() for a in v[2]}
     if key.startswith("tfds:") or parts[0] in known:
@@ -634,26 +668,32 @@ def load_text(spec, data_dir=None, encoding=None, label_names=None, download=Tru
         if len(parts) == 2:
             return {"train": load_tfds(name, parts[1], data_dir, download)}
         train_split, test_split = TFDS_SETS[name][1]
-        return {"train": load_tfds(name, train_split, data_dir, download),
-                "test": load_tfds(name, test_split, data_dir, download)}
+        return {
+            "train": load_tfds(name, train_split, data_dir, download),
+            "test": load_tfds(name, test_split, data_dir, download),
+        }
     path = Path(text).expanduser()
     if path.suffix in (".pos", ".neg") or (
-            path.is_dir() and all((path / f).is_file() for f in MR_FILES)):
+        path.is_dir() and all((path / f).is_file() for f in MR_FILES)
+    ):
         return {"train": load_mr(path, encoding or "latin-1")}
     if path.is_file():
-        return {"train": load_delimited(path, encoding=encoding or "utf-8",
-                                        label_names=label_names)}
+        return {
+            "train": load_delimited(path, encoding=encoding or "utf-8", label_names=label_names)
+        }
     if path.is_dir():
         return {"train": load_class_folders(path, encoding or "utf-8", label_names)}
     raise TextDataError(
         f"{text}: no such file or folder, and not a data set name; accepted: 'mr', "
         f"'imdb', 'sst2', 'tfds:NAME[:SPLIT]', MR .pos/.neg files, a TSV/CSV file of "
-        f"text,label rows, or a folder with one subfolder per class")
+        f"text,label rows, or a folder with one subfolder per class"
+    )
 
 
 # ----------------------------------------------------------------------------
 # Folds
 # ----------------------------------------------------------------------------
+
 
 def _check_labels(labels):
     labels = np.asarray(labels).reshape(-1)

@@ -192,9 +192,7 @@ class Program:
             for layer in model.layers:
                 x, mask = self._run_layer(layer, (x,), {}, [mask])
             return [x], [mask]
-        values = {
-            id(t): (value, mask) for t, value, mask in zip(model.inputs, inputs, masks)
-        }
+        values = {id(t): (value, mask) for t, value, mask in zip(model.inputs, inputs, masks)}
         results = [self._evaluate(t, values) for t in model.outputs]
         return [r[0] for r in results], [r[1] for r in results]
 
@@ -252,9 +250,7 @@ class Program:
             # `x != 0` of a mask): it runs as it is, without masks.
             return layer(*args, **kwargs), None
         if all(isinstance(a, tf.Tensor) for a in args) and not kwargs:
-            self.visited.append(
-                (layer, [tf.TensorSpec(a.shape, a.dtype) for a in args])
-            )
+            self.visited.append((layer, [tf.TensorSpec(a.shape, a.dtype) for a in args]))
         if self.mode == "streaming":
             return self._step_layer(layer, args, kwargs), None
         outputs, out_mask = _call_layer(layer, args, kwargs, masks)
@@ -344,8 +340,10 @@ class Program:
         if self.mode == "sequence" and self.fuse_lstm:
             weights = fusable(layer, self.float_weights)
             if mask is not None or self.lengths is not None:
-                weights = ("its input is masked, and the fused op has no mask (export "
-                           "with lengths=False, without masking layers)")
+                weights = (
+                    "its input is masked, and the fused op has no mask (export "
+                    "with lengths=False, without masking layers)"
+                )
             if isinstance(weights, str):
                 self.unfused[layer.name] = weights
             else:
@@ -411,9 +409,7 @@ class Program:
             new_states = tree.flatten(new_states)
             if mask is not None:
                 keep = tf.gather(mask, t, axis=1)[:, None]
-                new_states = [
-                    tf.where(keep, n, s) for n, s in zip(new_states, states)
-                ]
+                new_states = [tf.where(keep, n, s) for n, s in zip(new_states, states)]
                 fill = tf.zeros_like(output) if layer.zero_output_for_mask else previous
                 output = tf.where(keep, output, fill)
             return output, new_states
@@ -432,9 +428,7 @@ class Program:
                 outputs.append(previous)
             sequence = tf.stack(outputs, axis=1) if layer.return_sequences else None
         else:
-            array = tf.TensorArray(
-                dtype, size=steps, element_shape=previous.shape
-            )
+            array = tf.TensorArray(dtype, size=steps, element_shape=previous.shape)
 
             def body(t, states, previous, array):
                 output, states = one_step(t, states, previous)
@@ -447,21 +441,15 @@ class Program:
                 body,
                 (start, states, previous, array),
             )
-            sequence = (
-                tf.transpose(array.stack(), [1, 0, 2])
-                if layer.return_sequences
-                else None
-            )
+            sequence = tf.transpose(array.stack(), [1, 0, 2]) if layer.return_sequences else None
             if sequence is not None and lengths_only:
                 # The steps the loop skipped were never written: they are
                 # the last output (or zeros) after the end, and zeros before
                 # a backward layer's start (its states were still zero).
                 time = tf.range(steps)[None, :, None]
-                fill = (
-                    tf.zeros_like(previous)
-                    if layer.zero_output_for_mask
-                    else previous
-                )[:, None, :]
+                fill = (tf.zeros_like(previous) if layer.zero_output_for_mask else previous)[
+                    :, None, :
+                ]
                 sequence = tf.where(time < start, tf.zeros_like(sequence), sequence)
                 sequence = tf.where(time >= stop, fill, sequence)
         output = sequence if layer.return_sequences else previous

@@ -61,14 +61,16 @@ class Fusable:
 
     def peephole_values(self):
         """{op input slot: float32 vector}."""
-        return {slot: sign * np.asarray(self.cell.peepholes[gate], np.float32)
-                for slot, (gate, sign) in self.peepholes.items()}
+        return {
+            slot: sign * np.asarray(self.cell.peepholes[gate], np.float32)
+            for slot, (gate, sign) in self.peepholes.items()
+        }
 
     def cell_weights(self):
         """The cell gate's input weights as the op holds them, (units, features)."""
         units = self.cell.units
         at = 1 if self.cifg else 2  # our blocks: [i, c, o] (CIFG), [i, f, c, o]
-        return np.asarray(self.cell.kernel, np.float32)[:, at * units: (at + 1) * units].T
+        return np.asarray(self.cell.kernel, np.float32)[:, at * units : (at + 1) * units].T
 
 
 # TFLite's lstm_shared.h: kInputToInputWeightsTensor, kRecurrentToInputWeightsTensor,
@@ -85,8 +87,10 @@ def fusable(layer, float_weights=True):
     cell = layer.cell
     if isinstance(cell, LSTMCell):
         if cell.variant not in ("np", "vanilla", "cifg"):
-            return (f"variant {cell.variant!r} (the fused op has the plain LSTM, "
-                    "peepholes and CIFG: 'np', 'vanilla', 'cifg')")
+            return (
+                f"variant {cell.variant!r} (the fused op has the plain LSTM, "
+                "peepholes and CIFG: 'np', 'vanilla', 'cifg')"
+            )
         if cell.variant != "np" and not float_weights:
             return f"variant {cell.variant!r} fuses with float32 weights only (quantize=None)"
         activations = (cell.input_activation, cell.output_activation, cell.recurrent_activation)
@@ -98,9 +102,14 @@ def fusable(layer, float_weights=True):
         return "its activations are not tanh (input, output) and sigmoid (gates)"
     if layer.return_state:
         return "it returns its states (the fused op gives only the outputs)"
-    kernel, recurrent_kernel = (tf.convert_to_tensor(w) for w in (cell.kernel, cell.recurrent_kernel))
-    bias = (tf.convert_to_tensor(cell.bias) if cell.use_bias
-            else tf.zeros((kernel.shape[-1],), kernel.dtype))
+    kernel, recurrent_kernel = (
+        tf.convert_to_tensor(w) for w in (cell.kernel, cell.recurrent_kernel)
+    )
+    bias = (
+        tf.convert_to_tensor(cell.bias)
+        if cell.use_bias
+        else tf.zeros((kernel.shape[-1],), kernel.dtype)
+    )
     variant = getattr(cell, "variant", "np")
     if variant != "cifg":
         slots = {_PEEPHOLE_INPUTS[g]: (g, 1.0) for g in getattr(cell, "peepholes", {})}
@@ -110,9 +119,14 @@ def fusable(layer, float_weights=True):
         i, c, o = tf.split(w, 3, axis=-1)
         return tf.concat([tf.zeros_like(i), -i, c, o], axis=-1)
 
-    return Fusable(cell, four_gates(kernel), four_gates(recurrent_kernel), four_gates(bias),
-                   {_PEEPHOLE_INPUTS["f"]: ("i", -1.0), _PEEPHOLE_INPUTS["o"]: ("o", 1.0)},
-                   cifg=True)
+    return Fusable(
+        cell,
+        four_gates(kernel),
+        four_gates(recurrent_kernel),
+        four_gates(bias),
+        {_PEEPHOLE_INPUTS["f"]: ("i", -1.0), _PEEPHOLE_INPUTS["o"]: ("o", 1.0)},
+        cifg=True,
+    )
 
 
 def _recurrence(go_backwards):
@@ -129,9 +143,7 @@ def _recurrence(go_backwards):
             return t + 1, h, c, array.write(t, h)
 
         array = tf.TensorArray(inputs.dtype, size=steps, element_shape=init_h.shape)
-        _, h, c, array = tf.while_loop(
-            lambda t, *_: t < steps, body, (0, init_h, init_c, array)
-        )
+        _, h, c, array = tf.while_loop(lambda t, *_: t < steps, body, (0, init_h, init_c, array))
         outputs = tf.transpose(array.stack(), [1, 0, 2])
         return h, outputs, h, c, tf.constant(0.0)
 
@@ -181,7 +193,8 @@ def finish(flatbuffer, fused):
     model = fb.convert_bytearray_to_object(bytearray(flatbuffer))
     code = fb.schema_fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
     opcodes = {
-        k for k, c in enumerate(model.operatorCodes)
+        k
+        for k, c in enumerate(model.operatorCodes)
         if fb.schema_util.get_builtin_code_from_operator_code(c) == code
     }
     pending = [f for f in fused if f.attached]
@@ -191,7 +204,7 @@ def finish(flatbuffer, fused):
             for index in op.inputs:
                 uses[index] = uses.get(index, 0) + 1
 
-        def new_tensor(like, name, data=None):
+        def new_tensor(like, name, data=None, subgraph=subgraph):
             tensor = copy.deepcopy(like)
             tensor.name = name
             if data is not None:
@@ -211,8 +224,9 @@ def finish(flatbuffer, fused):
                 index = inputs[slot]
                 if uses[index] > 1:
                     uses[index] -= 1
-                    inputs[slot] = new_tensor(subgraph.tensors[index],
-                                              (subgraph.tensors[index].name or b"") + b"_state")
+                    inputs[slot] = new_tensor(
+                        subgraph.tensors[index], (subgraph.tensors[index].name or b"") + b"_state"
+                    )
                     subgraph.tensors[inputs[slot]].isVariable = True
             spec = _find(pending, model, subgraph, inputs)
             if spec is not None:
@@ -225,8 +239,10 @@ def finish(flatbuffer, fused):
                         inputs[slot] = -1
             op.inputs = np.array(inputs, np.int32)
     if pending:
-        raise ValueError(f"{len(pending)} fused LSTM op(s) with peepholes or CIFG were not "
-                         "found in the converted model.")
+        raise ValueError(
+            f"{len(pending)} fused LSTM op(s) with peepholes or CIFG were not "
+            "found in the converted model."
+        )
     return bytes(fb.convert_object_to_bytearray(model))
 
 

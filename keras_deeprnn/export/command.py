@@ -18,20 +18,36 @@ def parser():
     )
     p.add_argument("model", type=Path, help="a .keras file or a folder holding model.keras")
     p.add_argument("--format", default="tflite", choices=("tflite", "saved_model", "all"))
-    p.add_argument("--mode", default="sequence", choices=MODES,
-                   help="sequence: a whole sequence per invoke; streaming: one step per invoke, "
-                   "states as inputs/outputs")
+    p.add_argument(
+        "--mode",
+        default="sequence",
+        choices=MODES,
+        help="sequence: a whole sequence per invoke; streaming: one step per invoke, "
+        "states as inputs/outputs",
+    )
     p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8"))
-    p.add_argument("--max-length", type=int, default=None,
-                   help="time steps of the sequence mode (needed if the model's is unknown)")
-    p.add_argument("--representative", type=Path, default=None,
-                   help=".npy file of model inputs (samples, time, ...) for int8 calibration")
-    p.add_argument("--fuse-lstm", action="store_true",
-                   help="sequence mode: the LSTM layers as TFLite's fused "
-                   "UNIDIRECTIONAL_SEQUENCE_LSTM op (for delegates without control flow; "
-                   "no lengths input)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="export folder (default: the model's folder /export)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="time steps of the sequence mode (needed if the model's is unknown)",
+    )
+    p.add_argument(
+        "--representative",
+        type=Path,
+        default=None,
+        help=".npy file of model inputs (samples, time, ...) for int8 calibration",
+    )
+    p.add_argument(
+        "--fuse-lstm",
+        action="store_true",
+        help="sequence mode: the LSTM layers as TFLite's fused "
+        "UNIDIRECTIONAL_SEQUENCE_LSTM op (for delegates without control flow; "
+        "no lengths input)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="export folder (default: the model's folder /export)"
+    )
     return p
 
 

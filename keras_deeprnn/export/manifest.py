@@ -33,8 +33,12 @@ FORMAT = "keras-deeprnn-export/1"
 
 
 def tflite_name(mode, quantize=None, fused=False):
-    return (f"model-{mode}" + ("-fused" if fused else "") + (f"-{quantize}" if quantize else "")
-            + ".tflite")
+    return (
+        f"model-{mode}"
+        + ("-fused" if fused else "")
+        + (f"-{quantize}" if quantize else "")
+        + ".tflite"
+    )
 
 
 def _sha256(path):
@@ -75,8 +79,10 @@ def write_manifest(folder, name, exports, metrics=None, model_inputs=None):
     files = _files(folder)
     written = {e["file"] for e in exports}
     kept = [
-        e for e in previous
-        if e["file"] not in written and any(f == e["file"] or f.startswith(e["file"] + "/") for f in files)
+        e
+        for e in previous
+        if e["file"] not in written
+        and any(f == e["file"] or f.startswith(e["file"] + "/") for f in files)
     ]
     manifest = {
         "format": FORMAT,
@@ -202,27 +208,32 @@ def write_export(
             max_length=max_length,
             **options,
         )
-        exports.append({
-            "file": file,
-            "format": "tflite",
-            "mode": mode,
-            "quantize": quantize,
-            "inputs": report["inputs"],
-            "outputs": report["outputs"],
-            "ops": sorted(set(report["ops"])),
-            "max_abs_diff": report["max_abs_diff"],
-            "tolerance": report["tolerance"],
-            **({"fused_lstm": report["fused_lstm"], "unfused_lstm": report["unfused_lstm"]}
-               if fused else {}),
-        })
+        exports.append(
+            {
+                "file": file,
+                "format": "tflite",
+                "mode": mode,
+                "quantize": quantize,
+                "inputs": report["inputs"],
+                "outputs": report["outputs"],
+                "ops": sorted(set(report["ops"])),
+                "max_abs_diff": report["max_abs_diff"],
+                "tolerance": report["tolerance"],
+                **(
+                    {"fused_lstm": report["fused_lstm"], "unfused_lstm": report["unfused_lstm"]}
+                    if fused
+                    else {}
+                ),
+            }
+        )
     if saved_model:
         report = export_saved_model(model, folder / "saved_model")
-        exports.append({
-            "file": "saved_model",
-            "format": "saved_model",
-            "signatures": report["signatures"],
-        })
-    inputs = [
-        {"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)} for t in model.inputs
-    ]
+        exports.append(
+            {
+                "file": "saved_model",
+                "format": "saved_model",
+                "signatures": report["signatures"],
+            }
+        )
+    inputs = [{"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)} for t in model.inputs]
     return write_manifest(folder, name, exports, metrics=metrics, model_inputs=inputs)

@@ -4,10 +4,10 @@ import keras
 import tensorflow as tf
 
 from keras_deeprnn.export._graph import ExportError
-from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import check_model
 from keras_deeprnn.export.tflite import _Exporter
 from keras_deeprnn.export.tflite import _input_name
+from keras_deeprnn.layers import _native
 
 
 # Traced without the CPU kernels: the file must run without this package.

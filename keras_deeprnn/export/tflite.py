@@ -12,11 +12,11 @@ from keras import tree
 
 from keras_deeprnn import _compat
 from keras_deeprnn._compat import tflite_ops
+from keras_deeprnn.export import _tflite_lstm
 from keras_deeprnn.export._graph import ExportError
-from keras_deeprnn.layers import _native
 from keras_deeprnn.export._graph import Program
 from keras_deeprnn.export._graph import check_model
-from keras_deeprnn.export import _tflite_lstm
+from keras_deeprnn.layers import _native
 from keras_deeprnn.utils import sublayers
 
 MODES = ("sequence", "streaming")
@@ -49,10 +49,20 @@ def _input_name(tensor, index):
 class _Exporter:
     """The tf.function of one export of `model` and its input names."""
 
-    def __init__(self, model, mode, max_length, batch_size, unroll, lengths=True,
-                 fuse_lstm=False, float_weights=True):
-        self.program = Program(model, mode, unroll=unroll, fuse_lstm=fuse_lstm,
-                               float_weights=float_weights)
+    def __init__(
+        self,
+        model,
+        mode,
+        max_length,
+        batch_size,
+        unroll,
+        lengths=True,
+        fuse_lstm=False,
+        float_weights=True,
+    ):
+        self.program = Program(
+            model, mode, unroll=unroll, fuse_lstm=fuse_lstm, float_weights=float_weights
+        )
         self.model = model
         self.mode = mode
         self.names = [_input_name(t, i) for i, t in enumerate(model.inputs)]
@@ -103,8 +113,7 @@ class _Exporter:
                     specs.append(tf.TensorSpec((batch_size, size), tf.float32, name=name))
             if not self.state_names:
                 raise ExportError(
-                    f"Model '{model.name}' has no recurrent layer; export it "
-                    "with mode='sequence'."
+                    f"Model '{model.name}' has no recurrent layer; export it with mode='sequence'."
                 )
             self.names += self.state_names
         self.specs = specs
@@ -113,9 +122,7 @@ class _Exporter:
     def _call(self, *args):
         model_inputs = list(args[: len(self.model.inputs)])
         if self.mode == "sequence":
-            outputs = self.program.run(
-                model_inputs, lengths=args[-1] if self.lengths else None
-            )
+            outputs = self.program.run(model_inputs, lengths=args[-1] if self.lengths else None)
             states = []
         else:
             outputs, states = self.program.run(
@@ -147,8 +154,7 @@ class _Exporter:
         steps = chunk[0].shape[1]
         if steps > length:
             raise ExportError(
-                f"A sequence of {steps} steps is longer than the export's "
-                f"max_length={length}."
+                f"A sequence of {steps} steps is longer than the export's max_length={length}."
             )
         feed = {}
         for name, spec, array in zip(self.names, self.specs, chunk):
@@ -226,9 +232,7 @@ def _layer_function(layer):
 def _name_failing_layer(exporter, quantize):
     """The first layer that alone does not convert with builtin ops."""
     for layer, specs in exporter.program.visited:
-        function = tf.function(
-            _layer_function(layer), input_signature=specs, autograph=False
-        )
+        function = tf.function(_layer_function(layer), input_signature=specs, autograph=False)
         try:
             _convert(function, layer, None, None)
         except Exception as error:  # The converter raises several types.
@@ -372,8 +376,16 @@ def export_tflite(
         unroll = quantize == "int8"
     if fuse_lstm and mode != "sequence":
         raise ValueError("fuse_lstm applies to mode='sequence' only (streaming runs one step).")
-    exporter = _Exporter(model, mode, max_length, batch_size, unroll, lengths=lengths,
-                         fuse_lstm=fuse_lstm, float_weights=quantize is None)
+    exporter = _Exporter(
+        model,
+        mode,
+        max_length,
+        batch_size,
+        unroll,
+        lengths=lengths,
+        fuse_lstm=fuse_lstm,
+        float_weights=quantize is None,
+    )
     representative = None
     if quantize == "int8":
         representative = lambda: exporter.feeds(representative_data)  # noqa: E731
@@ -401,7 +413,9 @@ def export_tflite(
         if representative_data is not None:
             check_inputs = [a[: 2 * batch_size] for a in _arrays(representative_data)]
         else:
-            check_inputs = _default_inputs(model, mode, exporter.specs[0].shape[1] if mode == "sequence" else None)
+            check_inputs = _default_inputs(
+                model, mode, exporter.specs[0].shape[1] if mode == "sequence" else None
+            )
     tolerance = TOLERANCES[quantize] if tolerance is None else tolerance
     try:
         report = verify_tflite(model, temporary, check_inputs, tolerance=tolerance)
@@ -441,16 +455,16 @@ def load_tflite(path, delegates=True):
         raise ExportError(f"{path} is not a TFLite model (no 'TFL3' identifier).")
     try:
         interpreter_class, OpResolverType = _interpreter_class()
-        resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = (
+            OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         interpreter = interpreter_class(
             model_content=data, num_threads=1, experimental_op_resolver_type=resolver
         )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         # LiteRT verifies the flatbuffer: a cut file fails here.
-        raise ExportError(
-            f"{path} is damaged or truncated; LiteRT refuses it: {error}"
-        ) from error
+        raise ExportError(f"{path} is damaged or truncated; LiteRT refuses it: {error}") from error
     return interpreter
 
 
@@ -496,8 +510,14 @@ def verify_tflite(model, tflite_path, inputs, tolerance=None):
     if streaming:
         exporter = _Exporter(model, "streaming", None, batch, unroll=False)
     else:
-        exporter = _Exporter(model, "sequence", _length(input_details), batch, unroll=False,
-                             lengths="lengths" in input_details)
+        exporter = _Exporter(
+            model,
+            "sequence",
+            _length(input_details),
+            batch,
+            unroll=False,
+            lengths="lengths" in input_details,
+        )
     outputs = sorted(
         (name for name in output_details if name.startswith("output_")),
         key=lambda name: int(name.split("_")[1]),
@@ -564,6 +584,10 @@ def _arrays(inputs):
 
 def _describe(details):
     return [
-        {"name": name, "shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name}
+        {
+            "name": name,
+            "shape": [int(d) for d in detail["shape"]],
+            "dtype": np.dtype(detail["dtype"]).name,
+        }
         for name, detail in details.items()
     ]

@@ -1,7 +1,8 @@
 """Whole-sequence recurrences with a hand-written gradient (TensorFlow only).
 
 `keras_deeprnn.layers.RNN` calls `run(kind, ...)` for the cells whose
-`fused_spec()` names one of `KINDS`. The input projection P = x W + b of every step is computed outside
+`fused_spec()` names one of `KINDS`. The input projection P = x W + b of
+every step is computed outside
 (one matrix product, differentiated by TensorFlow); here the forward loop
 runs the recurrence on P and keeps the gate activations, and the backward
 loop computes only the pre-activation gradients dP_t and the state
@@ -28,6 +29,7 @@ from keras_deeprnn.cells.lstm import FUSED_KINDS as LSTM_KINDS
 from keras_deeprnn.cells.lstm import variant_gates
 from keras_deeprnn.cells.lstm import variant_peepholes
 from keras_deeprnn.layers import _native
+
 
 def _sig_grad(s):
     return s * (1.0 - s)
@@ -134,8 +136,11 @@ def _lstm_steps(variant):
         dp = tf.concat([dz[name] for name in spec.gates], axis=-1)
         d_prev = [None, dc_prev]
         if spec.fgr:
-            d_prev.append(tf.matmul(tf.concat([dz[name] for name in "ifo"], axis=-1),
-                                    extra[-1], transpose_b=True))
+            d_prev.append(
+                tf.matmul(
+                    tf.concat([dz[name] for name in "ifo"], axis=-1), extra[-1], transpose_b=True
+                )
+            )
         return dp, None, d_prev
 
     return forward, backward
@@ -151,15 +156,17 @@ def _lstm_extra_grads(kind, saved_seq, dP, c_prev, g_prev, dtype):
     dz = dict(zip(spec.gates, tf.split(dP, len(spec.gates), axis=-1)))
     c = spec.cell(gates, c_prev)[3]
     grads = [
-        tf.reduce_sum(dz[g] * (c if g == "o" else c_prev), axis=(0, 1))
-        for g in spec.peepholes
+        tf.reduce_sum(dz[g] * (c if g == "o" else c_prev), axis=(0, 1)) for g in spec.peepholes
     ]
     if spec.fgr:
         width = 3 * tf.shape(c_prev)[-1]  # the traced shape may be unknown
-        grads.append(tf.matmul(
-            tf.reshape(g_prev, (-1, width)),
-            tf.reshape(tf.concat([dz[name] for name in "ifo"], axis=-1), (-1, width)),
-            transpose_a=True))
+        grads.append(
+            tf.matmul(
+                tf.reshape(g_prev, (-1, width)),
+                tf.reshape(tf.concat([dz[name] for name in "ifo"], axis=-1), (-1, width)),
+                transpose_a=True,
+            )
+        )
     return grads
 
 
@@ -280,14 +287,18 @@ KINDS = tuple(_STEPS)
 _READ_H_PREV = ("gru", "mut1", "mut2", "mut3")
 _SEPARATE_DA = ("gru", "mut1", "mut2", "mut3")
 # Width of the activations kept per step, in units.
-_SAVED_WIDTH = {"gru": 4, "rnn": 1, "mut1": 3, "mut2": 3, "mut3": 3,
-                **{k: len(v.gates) for k, v in _VARIANTS.items()}}
+_SAVED_WIDTH = {
+    "gru": 4,
+    "rnn": 1,
+    "mut1": 3,
+    "mut2": 3,
+    "mut3": 3,
+    **{k: len(v.gates) for k, v in _VARIANTS.items()},
+}
 
 
 # -- the two loops (time-major: P is (T, B, G), mask (T, B, 1) bool) ----------
-def _forward(
-    kind, leak, zero_output, keep, jit, P, states, R, b_rec, extra, rmask, mask
-):
+def _forward(kind, leak, zero_output, keep, jit, P, states, R, b_rec, extra, rmask, mask):
     """The forward loop; with `keep`, also the previous states and the saved
     activations of every step, for `_backward`. Without a mask h_{t-1} is
     the previous output, so only the other states are kept. Outside XLA the
@@ -311,19 +322,14 @@ def _forward(
         arrays = [ta.write(t, v) for ta, v in zip(arrays, written)]
         return t + 1, new, y, arrays
 
-    arrays = [
-        tf.TensorArray(P.dtype, size=steps)
-        for _ in range(1 + bool(keep) + len(kept))
-    ]
+    arrays = [tf.TensorArray(P.dtype, size=steps) for _ in range(1 + bool(keep) + len(kept))]
     _, final, _, arrays = tf.while_loop(
         lambda t, *_: t < steps,
         body,
         (0, list(states), tf.zeros_like(states[0]), arrays),
         maximum_iterations=steps,
     )
-    return final, [arrays[0].stack()] + [
-        ta.stack() if jit else ta for ta in arrays[1:]
-    ]
+    return final, [arrays[0].stack()] + [ta.stack() if jit else ta for ta in arrays[1:]]
 
 
 def _read(sequence, t, dtype, shape):
@@ -345,29 +351,68 @@ def _stack(sequence, dtype):
         sequence = sequence.flow
     if sequence.dtype != tf.variant:
         return sequence
-    return tf.raw_ops.TensorListStack(
-        input_handle=sequence, element_shape=-1, element_dtype=dtype
-    )
+    return tf.raw_ops.TensorListStack(input_handle=sequence, element_shape=-1, element_dtype=dtype)
 
 
 def _backward(
-    kind, leak, zero_output, dY, d_final, R, has_bias, extra, rmask, mask,
-    prev_seqs, saved_seq, h0,
+    kind,
+    leak,
+    zero_output,
+    dY,
+    d_final,
+    R,
+    has_bias,
+    extra,
+    rmask,
+    mask,
+    prev_seqs,
+    saved_seq,
+    h0,
 ):
     """The backward loop and the weight gradients (`_gradients`)."""
     dP, dA, d_states0 = _backward_loop(
-        kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
-        saved_seq, h0,
+        kind,
+        leak,
+        zero_output,
+        dY,
+        d_final,
+        R,
+        extra,
+        rmask,
+        mask,
+        prev_seqs,
+        saved_seq,
+        h0,
     )
     return _gradients(
-        kind, dP, dA, d_states0, has_bias, extra, rmask, mask, prev_seqs, saved_seq,
-        h0, dY.dtype,
+        kind,
+        dP,
+        dA,
+        d_states0,
+        has_bias,
+        extra,
+        rmask,
+        mask,
+        prev_seqs,
+        saved_seq,
+        h0,
+        dY.dtype,
     )
 
 
 def _backward_loop(
-    kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
-    saved_seq, h0,
+    kind,
+    leak,
+    zero_output,
+    dY,
+    d_final,
+    R,
+    extra,
+    rmask,
+    mask,
+    prev_seqs,
+    saved_seq,
+    h0,
 ):
     """dP_t (and dA_t where it differs, else None) of every step and the
     initial states' gradients. Without a mask, `prev_seqs[0]` is the
@@ -404,8 +449,9 @@ def _backward_loop(
             prev = [h_prev] + [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs[1:]]
         else:
             prev = [_read(s, t, dY.dtype, h0.shape) for s in prev_seqs]
-        dp, da, d_prev = step(_read(saved_seq, t, dY.dtype, saved_shape), prev, d_new, extra,
-                              leak, rmask)
+        dp, da, d_prev = step(
+            _read(saved_seq, t, dY.dtype, saved_shape), prev, d_new, extra, leak, rmask
+        )
         da = dp if da is None else da
         dh_rec = tf.matmul(da, r_t)
         dh_rec = dh_rec if rmask is None else dh_rec * rmask
@@ -430,7 +476,17 @@ def _backward_loop(
 
 
 def _gradients(
-    kind, dP, dA, d_states0, has_bias, extra, rmask, mask, prev_seqs, saved_seq, h0,
+    kind,
+    dP,
+    dA,
+    d_states0,
+    has_bias,
+    extra,
+    rmask,
+    mask,
+    prev_seqs,
+    saved_seq,
+    h0,
     dtype,
 ):
     """All of `sequence`'s gradients from the backward loop's: the weight
@@ -454,9 +510,7 @@ def _gradients(
         grads += _mut_extra_grads(kind, saved_seq, dP, h_rec, dtype)
     elif extra:
         g_prev = _stack(prev_seqs[2], dtype) if len(prev_seqs) > 2 else None
-        grads += _lstm_extra_grads(
-            kind, saved_seq, dP, _stack(prev_seqs[1], dtype), g_prev, dtype
-        )
+        grads += _lstm_extra_grads(kind, saved_seq, dP, _stack(prev_seqs[1], dtype), g_prev, dtype)
     return grads
 
 
@@ -468,20 +522,24 @@ def _gradients(
 XLA_MAX_STEP_SIZE = 2**14
 _COMPILED = {
     jit: (
-        tf.function(
-            _forward, jit_compile=jit, reduce_retracing=True, autograph=False
-        ),
-        tf.function(
-            _backward, jit_compile=jit, reduce_retracing=True, autograph=False
-        ),
+        tf.function(_forward, jit_compile=jit, reduce_retracing=True, autograph=False),
+        tf.function(_backward, jit_compile=jit, reduce_retracing=True, autograph=False),
     )
     for jit in (True, False)
 }
 
 
 def run(
-    kind, P, states, R, b_rec=None, extra=(), rmask=None, mask=None,
-    zero_output=False, leak=0.0,
+    kind,
+    P,
+    states,
+    R,
+    b_rec=None,
+    extra=(),
+    rmask=None,
+    mask=None,
+    zero_output=False,
+    leak=0.0,
 ):
     """Runs recurrence `kind` over the time-major projected inputs `P`.
 
@@ -513,15 +571,52 @@ def run(
         def forward(kind, leak, zero_output, keep, jit, *args):
             return _native.forward(spec, kernel, leak, zero_output, keep, *args)
 
-        def backward(kind, leak, zero_output, dY, d_final, R, has_bias, extra, rmask,
-                     mask, prev_seqs, saved_seq, h0):
+        def backward(
+            kind,
+            leak,
+            zero_output,
+            dY,
+            d_final,
+            R,
+            has_bias,
+            extra,
+            rmask,
+            mask,
+            prev_seqs,
+            saved_seq,
+            h0,
+        ):
             dP, dA, d_states0 = _native.backward(
-                spec, kernel, leak, zero_output, dY, d_final, R, extra, rmask, mask,
-                prev_seqs, saved_seq, h0, kind in _SEPARATE_DA,
+                spec,
+                kernel,
+                leak,
+                zero_output,
+                dY,
+                d_final,
+                R,
+                extra,
+                rmask,
+                mask,
+                prev_seqs,
+                saved_seq,
+                h0,
+                kind in _SEPARATE_DA,
             )
             dP.set_shape(P.shape)
-            return _gradients(kind, dP, dA, d_states0, has_bias, extra, rmask, mask,
-                              prev_seqs, saved_seq, h0, dY.dtype)
+            return _gradients(
+                kind,
+                dP,
+                dA,
+                d_states0,
+                has_bias,
+                extra,
+                rmask,
+                mask,
+                prev_seqs,
+                saved_seq,
+                h0,
+                dY.dtype,
+            )
 
         jit = False
     else:
@@ -531,8 +626,18 @@ def run(
     if not record.could_possibly_record():
         # No tape can ask for a gradient (inference): keep nothing.
         final, (Y,) = forward(
-            kind, leak, zero_output, False, jit, P, states, R, b_rec, list(extra),
-            rmask, mask,
+            kind,
+            leak,
+            zero_output,
+            False,
+            jit,
+            P,
+            states,
+            R,
+            b_rec,
+            list(extra),
+            rmask,
+            mask,
         )
         return _with_shapes(Y, final, P, states)
     n_states, has_bias = len(states), b_rec is not None
@@ -541,26 +646,43 @@ def run(
     def sequence(P, R, *rest):
         # Cut the tape inside: an active tape would make TensorFlow export
         # the loops' TensorLists for its own gradient, which XLA refuses.
-        P, R, rest = tf.stop_gradient(P), tf.stop_gradient(R), [
-            tf.stop_gradient(r) for r in rest
-        ]
+        P, R, rest = tf.stop_gradient(P), tf.stop_gradient(R), [tf.stop_gradient(r) for r in rest]
         states = rest[:n_states]
         b = rest[n_states] if has_bias else None
         ex = rest[n_states + has_bias :]
         final, (Y, saved, *prev_seqs) = forward(
-            kind, leak, zero_output, True, jit, P, states, R, b, ex, rmask,
+            kind,
+            leak,
+            zero_output,
+            True,
+            jit,
+            P,
+            states,
+            R,
+            b,
+            ex,
+            rmask,
             mask,
         )
         if mask is None:
             prev_seqs.insert(0, Y)
 
         def grad(dY, *d_final):
-            d_final = [
-                tf.zeros_like(s) if d is None else d for s, d in zip(final, d_final)
-            ]
+            d_final = [tf.zeros_like(s) if d is None else d for s, d in zip(final, d_final)]
             return backward(
-                kind, leak, zero_output, dY, d_final, R, has_bias, ex, rmask,
-                mask, prev_seqs, saved, states[0],
+                kind,
+                leak,
+                zero_output,
+                dY,
+                d_final,
+                R,
+                has_bias,
+                ex,
+                rmask,
+                mask,
+                prev_seqs,
+                saved,
+                states[0],
             )
 
         return (Y, *final), grad

@@ -49,11 +49,16 @@ def _cpu_flags():
 def _library_path():
     """The cached library for this source, TensorFlow and CPU."""
     key = hashlib.sha256(
-        "\0".join([
-            SOURCE.read_text(), " ".join(_FLAGS), tf.__version__,
-            " ".join(tf.sysconfig.get_compile_flags()),
-            platform.machine(), _cpu_flags(),
-        ]).encode()
+        "\0".join(
+            [
+                SOURCE.read_text(),
+                " ".join(_FLAGS),
+                tf.__version__,
+                " ".join(tf.sysconfig.get_compile_flags()),
+                platform.machine(),
+                _cpu_flags(),
+            ]
+        ).encode()
     ).hexdigest()[:16]
     root = Path(os.environ.get("KERAS_DEEPRNN_CACHE") or Path.home() / ".cache" / "keras_deeprnn")
     return root / f"sequence-{key}.so"
@@ -69,8 +74,14 @@ def _build(path):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
         os.close(fd)
         command = [
-            compiler, *_FLAGS, *arch, str(SOURCE),
-            "-o", tmp, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
+            compiler,
+            *_FLAGS,
+            *arch,
+            str(SOURCE),
+            "-o",
+            tmp,
+            *tf.sysconfig.get_compile_flags(),
+            *tf.sysconfig.get_link_flags(),
         ]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -146,9 +157,13 @@ def _attrs(spec, kind, leak, zero_output):
         attrs.update(kind=kind, leak=float(leak))
     else:
         attrs.update(
-            kind="lstm", gates="".join(spec.gates), peepholes="".join(spec.peepholes),
-            cifg=spec.cifg, input_activation=spec.input_activation,
-            output_activation=spec.output_activation, fgr=spec.fgr,
+            kind="lstm",
+            gates="".join(spec.gates),
+            peepholes="".join(spec.peepholes),
+            cifg=spec.cifg,
+            input_activation=spec.input_activation,
+            output_activation=spec.output_activation,
+            fgr=spec.fgr,
         )
     return attrs
 
@@ -167,8 +182,14 @@ def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rma
     previous states]) with the same layout; `spec` is the LSTM variant's
     `_LSTMVariant` (None for the other kinds)."""
     y, saved, prev, final = module().deeprnn_sequence_forward(
-        p=P, states=list(states), r=R, b_rec=_optional(b_rec), extra=list(extra),
-        rmask=_optional(rmask), mask=_mask(mask), keep=keep,
+        p=P,
+        states=list(states),
+        r=R,
+        b_rec=_optional(b_rec),
+        extra=list(extra),
+        rmask=_optional(rmask),
+        mask=_mask(mask),
+        keep=keep,
         **_attrs(spec, kind, leak, zero_output),
     )
     if not keep:
@@ -182,13 +203,34 @@ def forward(spec, kind, leak, zero_output, keep, P, states, R, b_rec, extra, rma
     return final, [y, saved] + list(prev[first:])
 
 
-def backward(spec, kind, leak, zero_output, dY, d_final, R, extra, rmask, mask, prev_seqs,
-             saved, h0, separate):
+def backward(
+    spec,
+    kind,
+    leak,
+    zero_output,
+    dY,
+    d_final,
+    R,
+    extra,
+    rmask,
+    mask,
+    prev_seqs,
+    saved,
+    h0,
+    separate,
+):
     """`_fused`'s backward loop as one op: (dP, dA or None where it equals
     dP (`separate` False), the initial states' gradients)."""
     dp, da, d_initial = module().deeprnn_sequence_backward(
-        dy=dY, d_final=list(d_final), saved=saved, prev=list(prev_seqs), h0=h0, r=R,
-        extra=list(extra), rmask=_optional(rmask), mask=_mask(mask),
+        dy=dY,
+        d_final=list(d_final),
+        saved=saved,
+        prev=list(prev_seqs),
+        h0=h0,
+        r=R,
+        extra=list(extra),
+        rmask=_optional(rmask),
+        mask=_mask(mask),
         **_attrs(spec, kind, leak, zero_output),
     )
     dp.set_shape(dY.shape[:2] + (None,))

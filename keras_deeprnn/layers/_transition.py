@@ -46,9 +46,7 @@ class DeepTransitionMixin:
     ):
         self.depth = check_int("depth", depth, 1)
         self.widths = check_widths("widths", widths, self.depth - 1, self.units)
-        self.hidden_units = HiddenUnits(
-            unit_type, maxout_pieces, lp_group, lp_epsilon, lp_p_init
-        )
+        self.hidden_units = HiddenUnits(unit_type, maxout_pieces, lp_group, lp_epsilon, lp_p_init)
         self.shortcut = check_bool("shortcut", shortcut)
         if self.shortcut and self.depth < 2:
             raise ValueError(

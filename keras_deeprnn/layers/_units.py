@@ -41,10 +41,7 @@ UNIT_TYPES = ("tanh", "relu", "maxout", "lp")
 
 def check_int(name, value, minimum, what=""):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"Argument `{name}` must be an integer >= {minimum}{what}, "
-            f"got {value!r}."
-        )
+        raise ValueError(f"Argument `{name}` must be an integer >= {minimum}{what}, got {value!r}.")
     return value
 
 
@@ -55,9 +52,7 @@ def check_positive_float(name, value):
         or not value > 0
         or not math.isfinite(value)
     ):
-        raise ValueError(
-            f"Argument `{name}` must be a positive float, got {value!r}."
-        )
+        raise ValueError(f"Argument `{name}` must be a positive float, got {value!r}.")
     return float(value)
 
 
@@ -119,9 +114,7 @@ class HiddenUnits:
         self.lp_epsilon = check_positive_float("lp_epsilon", lp_epsilon)
         self.lp_p_init = check_positive_float("lp_p_init", lp_p_init)
         if not self.lp_p_init > 1.0:
-            raise ValueError(
-                f"Argument `lp_p_init` must be > 1, got {lp_p_init!r}."
-            )
+            raise ValueError(f"Argument `lp_p_init` must be > 1, got {lp_p_init!r}.")
 
     @property
     def multiplier(self):
@@ -147,9 +140,7 @@ class HiddenUnits:
             return None
         # softplus^-1(p - 1), so that p starts at lp_p_init.
         rho = math.log(math.expm1(self.lp_p_init - 1.0))
-        return layer.add_weight(
-            shape=(width,), name=name, initializer=initializers.Constant(rho)
-        )
+        return layer.add_weight(shape=(width,), name=name, initializer=initializers.Constant(rho))
 
     def __call__(self, pre, rho=None):
         """The layer output from its pre-activation (`multiplier` blocks)."""
@@ -187,8 +178,9 @@ class HiddenStack:
         layer: The owner, for the Lp `rho` weights.
     """
 
-    def __init__(self, units, input_width, widths, add_matrix, add_vector,
-                 layer, prefix, first_index=1):
+    def __init__(
+        self, units, input_width, widths, add_matrix, add_vector, layer, prefix, first_index=1
+    ):
         self.units = units
         self.layers = []
         rows = input_width

@@ -53,8 +53,7 @@ class CRF(keras.layers.Layer):
     (2, 7)
     """
 
-    def __init__(self, transitions_initializer="zeros", transitions_regularizer=None,
-                 **kwargs):
+    def __init__(self, transitions_initializer="zeros", transitions_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.transitions_initializer = keras.initializers.get(transitions_initializer)
         self.transitions_regularizer = keras.regularizers.get(transitions_regularizer)
@@ -64,20 +63,23 @@ class CRF(keras.layers.Layer):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(
                 "CRF expects (batch, time, tags) scores with a known number of "
-                f"tags, got shape {input_shape}")
+                f"tags, got shape {input_shape}"
+            )
         tags = input_shape[-1]
         self.transitions = self.add_weight(
-            name="transitions", shape=(tags, tags),
+            name="transitions",
+            shape=(tags, tags),
             initializer=self.transitions_initializer,
-            regularizer=self.transitions_regularizer)
+            regularizer=self.transitions_regularizer,
+        )
         self.start = self.add_weight(
-            name="start", shape=(tags,), initializer=self.transitions_initializer)
+            name="start", shape=(tags,), initializer=self.transitions_initializer
+        )
 
     def call(self, inputs, mask=None):
         unary = inputs[:, :, None, :]  # (batch, time, 1, tags)
         tags = inputs.shape[-1]
-        first = ops.broadcast_to(
-            unary[:, :1] + self.start, (ops.shape(inputs)[0], 1, tags, tags))
+        first = ops.broadcast_to(unary[:, :1] + self.start, (ops.shape(inputs)[0], 1, tags, tags))
         potentials = ops.concatenate([first, unary[:, 1:] + self.transitions], axis=1)
         if mask is None:
             return potentials
@@ -97,10 +99,8 @@ class CRF(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "transitions_initializer": keras.initializers.serialize(
-                self.transitions_initializer),
-            "transitions_regularizer": keras.regularizers.serialize(
-                self.transitions_regularizer),
+            "transitions_initializer": keras.initializers.serialize(self.transitions_initializer),
+            "transitions_regularizer": keras.regularizers.serialize(self.transitions_regularizer),
         }
 
 
@@ -108,7 +108,8 @@ def _check_potentials(potentials):
     if len(potentials.shape) != 4 or potentials.shape[-1] != potentials.shape[-2]:
         raise ValueError(
             "expected CRF edge potentials of shape (batch, time, tags, tags), "
-            f"got {tuple(potentials.shape)}")
+            f"got {tuple(potentials.shape)}"
+        )
 
 
 def crf_token_nll(y_true, potentials):
@@ -149,8 +150,10 @@ def crf_token_nll(y_true, potentials):
     previous = ops.pad(y[:, :-1], [[0, 0], [1, 0]])  # row 0 for t = 1: all rows equal
     tags = potentials.shape[-1]
     rows = ops.take_along_axis(
-        potentials, ops.broadcast_to(previous[:, :, None, None], ops.shape(potentials)[:2] + (1, tags)),
-        axis=2)[:, :, 0, :]
+        potentials,
+        ops.broadcast_to(previous[:, :, None, None], ops.shape(potentials)[:2] + (1, tags)),
+        axis=2,
+    )[:, :, 0, :]
     gold = ops.take_along_axis(rows, y[:, :, None], axis=2)[:, :, 0]
     return log_z - log_z_before - gold
 

@@ -88,14 +88,10 @@ class DeepOutput(keras.layers.Layer):
         self.depth = check_int("depth", depth, 1)
         # None: every intermediate width is the input width, known at build.
         self.widths_arg = (
-            None
-            if widths is None
-            else check_widths("widths", widths, self.depth - 1, None)
+            None if widths is None else check_widths("widths", widths, self.depth - 1, None)
         )
         self.widths = self.widths_arg
-        self.hidden_units = HiddenUnits(
-            unit_type, maxout_pieces, lp_group, lp_epsilon, lp_p_init
-        )
+        self.hidden_units = HiddenUnits(unit_type, maxout_pieces, lp_group, lp_epsilon, lp_p_init)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)

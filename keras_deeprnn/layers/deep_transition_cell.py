@@ -11,9 +11,7 @@ from keras_deeprnn.layers._units import check_int
 def check_time_skip(time_skip):
     if time_skip == 0 and not isinstance(time_skip, bool):
         return 0
-    return check_int(
-        "time_skip", time_skip, 2, " (or 0 for no skip connection across time)"
-    )
+    return check_int("time_skip", time_skip, 2, " (or 0 for no skip connection across time)")
 
 
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
@@ -144,21 +142,15 @@ class DeepTransitionCell(DeepTransitionMixin, RecurrentCell):
         self.recurrent_kernel = self.add_recurrent_kernel(columns)
         self.bias = self.add_bias((p1,))
         self.skip_kernel = (
-            self.add_recurrent_kernel(p1, name="skip_kernel")
-            if self.time_skip
-            else None
+            self.add_recurrent_kernel(p1, name="skip_kernel") if self.time_skip else None
         )
         if self.depth > 1:
-            self.first_rho = self.hidden_units.add_rho(
-                self, self.widths[0], "lp_rho_1"
-            )
+            self.first_rho = self.hidden_units.add_rho(self, self.widths[0], "lp_rho_1")
             self.hidden = self._hidden_stack(self.widths[0], self.widths[1:], 2)
             self.last_kernel = self._add_transition_matrix(
                 f"transition_kernel_{self.depth}", self.widths[-1], self.units
             )
-            self.last_bias = self._add_transition_bias(
-                f"transition_bias_{self.depth}", self.units
-            )
+            self.last_bias = self._add_transition_bias(f"transition_bias_{self.depth}", self.units)
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

@@ -78,9 +78,7 @@ class StackedCells(keras.layers.Layer, DropoutRNNCell):
     (2, 16)
     """
 
-    def __init__(
-        self, cells, input_skip=False, output_skip=False, residual=False, **kwargs
-    ):
+    def __init__(self, cells, input_skip=False, output_skip=False, residual=False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(cells, (list, tuple)) or not cells:
             raise ValueError(
@@ -102,9 +100,7 @@ class StackedCells(keras.layers.Layer, DropoutRNNCell):
                         f"got output sizes {self.output_sizes}."
                     )
         self.state_size = [size for s, _ in sizes for size in s]
-        self.output_size = (
-            sum(self.output_sizes) if self.output_skip else self.output_sizes[-1]
-        )
+        self.output_size = sum(self.output_sizes) if self.output_skip else self.output_sizes[-1]
 
     def build(self, input_shape):
         batch, input_dim = input_shape[0], input_shape[-1]

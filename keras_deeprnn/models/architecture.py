@@ -28,9 +28,7 @@ DEEP_TRANSITION_CELLS = tuple(
 )
 UNIT_ARGS = ("maxout_pieces", "lp_group", "lp_epsilon", "lp_p_init")
 # Set by deep_rnn's own arguments, so not accepted in cell_kwargs / output_kwargs.
-BUILDER_CELL_ARGS = (
-    "units", "depth", "widths", "unit_type", "shortcut", "time_skip", *UNIT_ARGS
-)
+BUILDER_CELL_ARGS = ("units", "depth", "widths", "unit_type", "shortcut", "time_skip", *UNIT_ARGS)
 BUILDER_OUTPUT_ARGS = ("units", "depth", "widths", "unit_type", "activation")
 
 
@@ -221,9 +219,7 @@ def resolve(
         ("residual", residual),
     ):
         if check_bool(name, value) and kind != "srnn":
-            raise ValueError(
-                f"Argument `{name}` applies to kind='srnn' only, got kind={kind!r}."
-            )
+            raise ValueError(f"Argument `{name}` applies to kind='srnn' only, got kind={kind!r}.")
 
     if output_units is not None:
         output_units = check_int("output_units", output_units, 1)
@@ -233,9 +229,7 @@ def resolve(
             "output's dimensionality)."
         )
     if kind in DEEP_OUTPUT_KINDS:
-        output_depth = check_int(
-            "output_depth", 2 if output_depth is None else output_depth, 2
-        )
+        output_depth = check_int("output_depth", 2 if output_depth is None else output_depth, 2)
     elif output_depth not in (None, 1) or output_widths is not None:
         raise ValueError(
             f"Arguments `output_depth` / `output_widths` make a deep output: "

@@ -1,7 +1,5 @@
 """`deep_rnn`: the architectures of Pascanu et al. 2014 by name."""
 
-import keras
-
 from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.models.architecture import resolve
 
@@ -139,4 +137,3 @@ def deep_rnn(
     if arch.output_units is not None:
         layers.append(arch.output_layer(None if name is None else f"{name}_output"))
     return layers
-

@@ -84,12 +84,18 @@ def _cell_params(arch, d, depth):
     lp = int(arch.hidden.unit_type == "lp")
     widths = arch.widths if depth > 1 else []
     if arch.family == "rnn":
-        return _rnn_cell(
-            d, arch.units, depth, widths, m, lp, arch.shortcut, arch.time_skip, bias
-        )
+        return _rnn_cell(d, arch.units, depth, widths, m, lp, arch.shortcut, arch.time_skip, bias)
     return _gated_cell(
-        arch.family, arch.cell_kwargs, d, arch.units, depth, widths, m, lp,
-        arch.shortcut, bias,
+        arch.family,
+        arch.cell_kwargs,
+        d,
+        arch.units,
+        depth,
+        widths,
+        m,
+        lp,
+        arch.shortcut,
+        bias,
     )
 
 
@@ -119,9 +125,7 @@ def count_params(kind="rnn", *, input_dim, units, output_dim=None, **options):
     u = arch.units
     if arch.kind == "srnn":
         above = u + (d if arch.input_skip else 0)
-        total = sum(
-            _cell_params(arch, d if k == 0 else above, 1) for k in range(arch.depth)
-        )
+        total = sum(_cell_params(arch, d if k == 0 else above, 1) for k in range(arch.depth))
     else:
         total = _cell_params(arch, d, arch.transition_depth)
     if arch.output_units is not None:
@@ -129,9 +133,7 @@ def count_params(kind="rnn", *, input_dim, units, output_dim=None, **options):
         out = arch.output_hidden
         bias = int(arch.output_kwargs.get("use_bias", True))
         rows = arch.rnn_output_size
-        total += _hidden(
-            rows, arch.output_widths, out.multiplier, int(out.unit_type == "lp"), bias
-        )
+        total += _hidden(rows, arch.output_widths, out.multiplier, int(out.unit_type == "lp"), bias)
         last = arch.output_widths[-1] if arch.output_widths else rows
         total += last * o + bias * o
     return total

@@ -47,9 +47,7 @@ class GradientNoise(keras.optimizers.Optimizer):
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or eta <= 0:
             raise ValueError(f"Argument `eta` must be a positive number, got {eta!r}.")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(
-                f"Argument `gamma` must be a number >= 0, got {gamma!r}."
-            )
+            raise ValueError(f"Argument `gamma` must be a number >= 0, got {gamma!r}.")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"Argument `seed` must be an integer or None, got {seed!r}.")
         inner = keras.optimizers.get(inner_optimizer)
@@ -100,9 +98,7 @@ class GradientNoise(keras.optimizers.Optimizer):
                 noisy.append(None)
                 continue
             seed = tf.stack([ops.cast(self._seed + index, "int64"), step])
-            noise = tf.random.stateless_normal(
-                ops.shape(grad), seed=seed, dtype=grad.dtype
-            )
+            noise = tf.random.stateless_normal(ops.shape(grad), seed=seed, dtype=grad.dtype)
             noisy.append(grad + ops.cast(stddev, grad.dtype) * noise)
         self.inner_optimizer.apply(noisy, trainable_variables)
 
@@ -118,9 +114,7 @@ class GradientNoise(keras.optimizers.Optimizer):
     def get_config(self):
         return {
             "name": self.name,
-            "inner_optimizer": keras.saving.serialize_keras_object(
-                self.inner_optimizer
-            ),
+            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
             "eta": self.eta,
             "gamma": self.gamma,
             "seed": self.seed,

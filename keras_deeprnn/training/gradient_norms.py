@@ -48,12 +48,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)
-            loss = self.model.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight
-            )
-        grads = dict(
-            zip((id(v) for v in variables), tape.gradient(loss, variables))
-        )
+            loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        grads = dict(zip((id(v) for v in variables), tape.gradient(loss, variables)))
         norms = {}
         for layer in self.model.layers:
             squares = [

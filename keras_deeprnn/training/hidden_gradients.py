@@ -80,7 +80,7 @@ class HiddenGradientLogger(keras.callbacks.Callback):
             )
         layers = model.layers
         if self.layer is None:
-            rnn = next((l for l in layers if isinstance(l, keras.layers.RNN)), None)
+            rnn = next((x for x in layers if isinstance(x, keras.layers.RNN)), None)
             if rnn is None:
                 raise ValueError(
                     "The model has no keras.layers.RNN layer (Bidirectional "
@@ -95,7 +95,7 @@ class HiddenGradientLogger(keras.callbacks.Callback):
         if rnn.go_backwards:
             raise ValueError("A `go_backwards` RNN has no forward distance to the loss.")
         index = layers.index(rnn)
-        return layers[:index], rnn, layers[index + 1:]
+        return layers[:index], rnn, layers[index + 1 :]
 
     def norms(self):
         """A NumPy array of length T: entry d is ||dL_T/ds_{T-d}||, the
@@ -123,13 +123,10 @@ class HiddenGradientLogger(keras.callbacks.Callback):
                 y, y_pred = y[:, -1:], y_pred[:, -1:]
                 if sample_weight is not None and np.ndim(sample_weight) > 1:
                     sample_weight = sample_weight[:, -1:]
-            loss = self.model.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight
-            )
+            loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
         grads = tape.gradient(loss, history)
         squares = [
-            sum(float(tf.reduce_sum(tf.square(g))) for g in step if g is not None)
-            for step in grads
+            sum(float(tf.reduce_sum(tf.square(g))) for g in step if g is not None) for step in grads
         ]
         return np.sqrt(np.array(squares[::-1]))
 

@@ -57,12 +57,9 @@ class SparseInit(keras.initializers.Initializer):
         shape = tuple(shape)
         if len(shape) != 2:
             raise ValueError(
-                "SparseInit initialises matrices (inputs, units); got the "
-                f"shape {shape}."
+                f"SparseInit initialises matrices (inputs, units); got the shape {shape}."
             )
-        values = keras.random.normal(
-            shape, stddev=self.scale, dtype=dtype, seed=self._seed
-        )
+        values = keras.random.normal(shape, stddev=self.scale, dtype=dtype, seed=self._seed)
         # The rank of each entry in its column under a random order: the k
         # smallest ranks are k rows drawn without replacement.
         order = keras.random.uniform(shape, seed=self._seed + 1)

@@ -10,11 +10,7 @@ def _check_target(spectral_radius, max_abs):
             "Give exactly one of `spectral_radius` and `max_abs`; got "
             f"spectral_radius={spectral_radius!r}, max_abs={max_abs!r}."
         )
-    name, value = (
-        ("spectral_radius", spectral_radius)
-        if max_abs is None
-        else ("max_abs", max_abs)
-    )
+    name, value = ("spectral_radius", spectral_radius) if max_abs is None else ("max_abs", max_abs)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"Argument `{name}` must be a positive number, got {value!r}.")
 
@@ -119,7 +115,5 @@ class ScaledInit(keras.initializers.Initializer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["initializer"] = keras.saving.deserialize_keras_object(
-            config["initializer"]
-        )
+        config["initializer"] = keras.saving.deserialize_keras_object(config["initializer"])
         return cls(**config)

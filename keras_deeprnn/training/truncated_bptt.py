@@ -86,12 +86,11 @@ def windows(inputs, k, batch_size, targets=None):
         streams["y"] = targets
     out = {name: [] for name in (*streams, "mask", "reset")}
     for start in range(0, len(inputs), batch_size):
-        lengths = [len(s) for s in inputs[start:start + batch_size]]
+        lengths = [len(s) for s in inputs[start : start + batch_size]]
         steps = -(-max(lengths) // k) * k
         for name, sequences in streams.items():
-            padded = np.zeros((batch_size, steps) + sequences[0].shape[1:],
-                              sequences[0].dtype)
-            for slot, s in enumerate(sequences[start:start + batch_size]):
+            padded = np.zeros((batch_size, steps) + sequences[0].shape[1:], sequences[0].dtype)
+            for slot, s in enumerate(sequences[start : start + batch_size]):
                 padded[slot, : len(s)] = s
             out[name].extend(np.split(padded, steps // k, axis=1))
         mask = np.zeros((batch_size, steps), "float32")
@@ -120,8 +119,18 @@ def _stateful_layers(model):
     return layers
 
 
-def fit_truncated(model, inputs, targets, k, batch_size, epochs=1, shuffle=True, seed=None,
-                  callbacks=None, verbose=0):
+def fit_truncated(
+    model,
+    inputs,
+    targets,
+    k,
+    batch_size,
+    epochs=1,
+    shuffle=True,
+    seed=None,
+    callbacks=None,
+    verbose=0,
+):
     """Trains a stateful model with truncated BPTT over windows of k steps.
 
     Each epoch orders the sequences (shuffled with `shuffle`), cuts them
@@ -167,8 +176,13 @@ def fit_truncated(model, inputs, targets, k, batch_size, epochs=1, shuffle=True,
     windows(inputs, k, batch_size, targets)  # validates the data up front
     rng = np.random.default_rng(seed)
     callbacks = keras.callbacks.CallbackList(
-        callbacks, add_history=True, add_progbar=bool(verbose), model=model,
-        verbose=verbose, epochs=epochs, steps=None,
+        callbacks,
+        add_history=True,
+        add_progbar=bool(verbose),
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=None,
     )
     model.stop_training = False
     callbacks.on_train_begin()
@@ -187,7 +201,9 @@ def fit_truncated(model, inputs, targets, k, batch_size, epochs=1, shuffle=True,
             # rescaled, the mask makes the loss a mean over the real steps.
             mask = data["mask"][step]
             batch_logs = model.train_on_batch(
-                data["x"][step], data["y"][step], sample_weight=mask * (mask.size / mask.sum()),
+                data["x"][step],
+                data["y"][step],
+                sample_weight=mask * (mask.size / mask.sum()),
                 return_dict=True,
             )
             # `train_on_batch` reports one window; `fit` would report the

@@ -48,8 +48,7 @@ class WeightNoise(keras.callbacks.Callback):
         super().__init__()
         if isinstance(std, bool) or not isinstance(std, (int, float)) or std <= 0:
             raise ValueError(f"Argument `std` must be a positive number, got {std!r}.")
-        if layers is not None and (isinstance(layers, (str, keras.layers.Layer))
-                                   or not layers):
+        if layers is not None and (isinstance(layers, (str, keras.layers.Layer)) or not layers):
             raise ValueError(
                 "Argument `layers` must be None or a non-empty list of layers "
                 f"or layer names, got {layers!r}."
