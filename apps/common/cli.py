@@ -205,26 +205,46 @@ def export_folder(args):
 # -- what a training run records --------------------------------------------
 
 
-def names(args, app, default):
-    """`(name, saved folder, run folder)` of a training run."""
-    name = args.name or default
-    return name, args.out / f"{app}-{name}", args.run_dir or DEFAULT_RUNS / f"{app}-{name}"
+class Run:
+    """A training run of an app: its name, the folder its model is saved
+    to (`--out`/APP-NAME) and its run folder (`--run-dir`, default
+    runs/APP-NAME) for checkpoints and logs."""
 
+    def __init__(self, app, args, default_name):
+        self.app, self.args = app, args
+        self.name = args.name or default_name
+        self.out = args.out / f"{app}-{self.name}"
+        self.run_dir = args.run_dir or DEFAULT_RUNS / f"{app}-{self.name}"
 
-def metadata(app, name, args, metrics, history=None, seconds=None, **extra):
-    """The metadata a trained model is saved with: what, how and how well.
+    def save(self, model, metrics, history, seconds, **extra):
+        """Saves the trained `model` with its metadata (what, how and how
+        well; `runner.save` adds the versions, the time and the size) and
+        says where; on a worker other than the chief, saves nothing.
 
-    `runner.save` adds the versions, the time, the size and the run folder.
-    """
-    record = {"app": app, "name": name, "metrics": metrics}
-    if history is not None:
-        record["epochs_run"] = len(history.epoch)
-    if seconds is not None:
-        record["train_seconds"] = round(seconds, 1)
-    record.update(extra)
-    record["arguments"] = {k: str(v) for k, v in sorted(vars(args).items())}
-    record["command"] = runner.command_line()
-    return record
+        Returns:
+            The folder, or None.
+        """
+        if not runner.is_chief():
+            return None
+        record = {
+            "app": self.app,
+            "name": self.name,
+            "metrics": metrics,
+            "epochs_run": len(history.epoch),
+            "train_seconds": round(seconds, 1),
+            "run_dir": str(self.run_dir),
+            **extra,
+            "arguments": {k: str(v) for k, v in sorted(vars(self.args).items())},
+            "command": runner.command_line(),
+        }
+        saved = runner.save(model, self.out, record, overwrite=self.args.overwrite)
+        if saved != self.out:
+            print(
+                f"{self.out} exists (another run's model, kept): this one is "
+                f"{saved.name}; --overwrite replaces it instead"
+            )
+        print(f"saved {saved}")
+        return saved
 
 
 # -- running a command -------------------------------------------------------

@@ -7,6 +7,8 @@ measured by the literature's frame-level negative log-likelihood.
 
 from pathlib import Path
 
+import numpy as np
+
 from apps.common import cli
 from apps.common import runner
 from apps.music import data
@@ -119,9 +121,7 @@ def train(args):
     from apps.music.model import build_model
     from apps.music.model import compile_model
 
-    name, out, run_dir = cli.names(
-        args, APP, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
-    )
+    run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}")
     runner.set_seed(args.seed)
     ds = data.datasets(args)
     strategy = runner.get_strategy(args.strategy)
@@ -146,7 +146,7 @@ def train(args):
             model,
             ds.train,
             ds.valid,
-            run_dir,
+            run.run_dir,
             args.epochs,
             monitor="val_nll",
             patience=args.patience,
@@ -163,35 +163,17 @@ def train(args):
         f"frame NLL (nats): valid {metrics['valid_nll']:.3f}, test {metrics['test_nll']:.3f} "
         f"[{model.count_params()} parameters, {timer.seconds:.0f} s]"
     )
-    if runner.is_chief():
-        saved = runner.save(
-            model,
-            out,
-            cli.metadata(
-                APP,
-                name,
-                args,
-                metrics,
-                history,
-                timer.seconds,
-                run_dir=str(run_dir),
-                data=args.data,
-                pieces={k: len(v) for k, v in ds.info["pieces"].items()},
-                metric="frame NLL, nats, padding excluded",
-                # Epoch numbers count from the start even after a resume.
-                best_epoch=history.epoch[
-                    min(range(len(history.epoch)), key=history.history["val_nll"].__getitem__)
-                ]
-                + 1,
-            ),
-            overwrite=args.overwrite,
-        )
-        if saved != out:
-            print(
-                f"{out} exists (another run's model, kept): this one is {saved.name}; "
-                "--overwrite replaces it instead"
-            )
-        print(f"saved {saved}")
+    run.save(
+        model,
+        metrics,
+        history,
+        timer.seconds,
+        data=args.data,
+        pieces={k: len(v) for k, v in ds.info["pieces"].items()},
+        metric="frame NLL, nats, padding excluded",
+        # Epoch numbers count from the start even after a resume.
+        best_epoch=history.epoch[int(np.argmin(history.history["val_nll"]))] + 1,
+    )
     return 0
 
 
@@ -232,8 +214,6 @@ def generate(args):
 
 
 def export(args):
-    import numpy as np
-
     from keras_deeprnn.export import load_export
     from keras_deeprnn.export import write_export
     from keras_deeprnn.export.manifest import tflite_name

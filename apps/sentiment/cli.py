@@ -178,7 +178,7 @@ def train(args):
     if args.cv:
         tr.cross_validate(args, texts["train"])
         return 0
-    name, out, run_dir = cli.names(args, APP, tr.model_name(args))
+    run = cli.Run(APP, args, tr.model_name(args))
     runner.set_seed(args.seed)
     train_set, test_set = data.split_test(args, texts)
     print(
@@ -187,34 +187,24 @@ def train(args):
         flush=True,
     )
     with runner.Timer() as timer:
-        vectorizer, classifier, history = tr.train_once(args, train_set, run_dir, "auto")
+        vectorizer, classifier, history = tr.train_once(args, train_set, run.run_dir, "auto")
     classifier.summary()
     accuracy = tr.accuracy(vectorizer, classifier, test_set, args.max_length)
     print(
         f"test accuracy {accuracy:.4f} on {len(test_set)} texts "
         f"[{classifier.count_params()} parameters, {timer.seconds:.0f} s]"
     )
-    if runner.is_chief():
-        saved = runner.save(
-            text_model(vectorizer, inference_copy(classifier)),
-            out,
-            cli.metadata(
-                APP,
-                name,
-                args,
-                {"test_accuracy": accuracy},
-                history,
-                timer.seconds,
-                run_dir=str(run_dir),
-                data=args.data,
-                labels=list(train_set.label_names),
-                max_length=args.max_length,
-                vocabulary_size=int(vectorizer.vocabulary_size()),
-                texts={"train": len(train_set), "test": len(test_set)},
-            ),
-            overwrite=args.overwrite,
-        )
-        print(f"saved {saved}")
+    run.save(
+        text_model(vectorizer, inference_copy(classifier)),
+        {"test_accuracy": accuracy},
+        history,
+        timer.seconds,
+        data=args.data,
+        labels=list(train_set.label_names),
+        max_length=args.max_length,
+        vocabulary_size=int(vectorizer.vocabulary_size()),
+        texts={"train": len(train_set), "test": len(test_set)},
+    )
     return 0
 
 

@@ -159,9 +159,9 @@ def train(args):
     from apps.tagging.model import compile_model
     from keras_deeprnn.data import conll
 
-    name, out, run_dir = cli.names(
-        args,
+    run = cli.Run(
         APP,
+        args,
         "-".join(str(part) for part in (args.tag, args.cell, args.arch, args.units) if part),
     )
     runner.set_seed(args.seed)
@@ -210,7 +210,7 @@ def train(args):
             model,
             ds.train,
             ds.valid,
-            run_dir,
+            run.run_dir,
             args.epochs,
             monitor="val_accuracy" if ds.valid else "accuracy",
             mode="max",
@@ -226,35 +226,25 @@ def train(args):
     print(
         f"[{model.count_params()} parameters, {len(history.epoch)} epochs, {timer.seconds:.0f} s]"
     )
-    if runner.is_chief():
-        saved = runner.save(
-            model,
-            out,
-            cli.metadata(
-                APP,
-                name,
-                args,
-                metrics,
-                history,
-                timer.seconds,
-                run_dir=str(run_dir),
-                data={
-                    "train": args.train,
-                    "valid": args.valid,
-                    "test": args.test,
-                    "valid_fraction": None if args.valid else args.valid_fraction,
-                },
-                target={"tag": args.tag, "column": args.column},
-                tags=tags,
-                sentences={"train": len(train_set), "valid": len(valid_set or [])},
-                tokens={
-                    "train": conll.token_count(train_set),
-                    "valid": conll.token_count(valid_set or []),
-                },
-            ),
-            overwrite=args.overwrite,
-        )
-        print(f"saved {saved}")
+    run.save(
+        model,
+        metrics,
+        history,
+        timer.seconds,
+        data={
+            "train": args.train,
+            "valid": args.valid,
+            "test": args.test,
+            "valid_fraction": None if args.valid else args.valid_fraction,
+        },
+        target={"tag": args.tag, "column": args.column},
+        tags=tags,
+        sentences={"train": len(train_set), "valid": len(valid_set or [])},
+        tokens={
+            "train": conll.token_count(train_set),
+            "valid": conll.token_count(valid_set or []),
+        },
+    )
     return 0
 
 
