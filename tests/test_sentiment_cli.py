@@ -10,6 +10,7 @@ import tensorflow as tf
 from apps.common import runner
 from apps.sentiment.cli import main
 from apps.sentiment.model import parts
+from keras_deeprnn.export import check_manifest
 
 
 def _toy_rows(n, seed):
@@ -131,7 +132,20 @@ def test_evaluate_skips_labels_outside_the_model(trained, tmp_path, capsys):
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
 def test_export_savedmodel_tflite_and_vocab(trained, tmp_path, capsys):
     out = tmp_path / "export"
-    assert main(["export", str(trained), "--out", str(out)]) == 0
+    assert main(["export", str(trained), "--out", str(out), "--fuse-lstm"]) == 0
+    manifest = check_manifest(out)  # the checksums of every file
+    assert manifest["metrics"] == runner.read_metadata(trained)["metrics"]
+    assert [e["file"] for e in manifest["exports"]] == [
+        "model.tflite",
+        "model-fused.tflite",
+        "saved_model",
+    ]
+    # The classifier masks padding, which TFLite's fused LSTM op cannot.
+    assert sorted(manifest["exports"][1]["unfused_lstm"]) == [
+        "backward_recurrent_rnn",
+        "forward_recurrent_rnn",
+    ]
+    assert "not fused" in capsys.readouterr().out
     vocab = (out / "vocab.txt").read_text().split("\n")[:-1]
     assert vocab[:2] == ["[PAD]", "[UNK]"] and "wonderful" in vocab
     spec = json.loads((out / "tokenizer.json").read_text())
@@ -162,6 +176,15 @@ def test_export_savedmodel_tflite_and_vocab(trained, tmp_path, capsys):
         interpreter.set_tensor(inp["index"], row[None])
         interpreter.invoke()
         np.testing.assert_allclose(interpreter.get_tensor(outp["index"])[0], want, atol=1e-5)
+    fused = Interpreter(model_path=str(out / "model-fused.tflite"))
+    for row, want in zip(ids, expected):
+        # The fused op keeps its states across invokes (docs/export.md).
+        fused.reset_all_variables()
+        fused.allocate_tensors()
+        fused.set_tensor(fused.get_input_details()[0]["index"], row[None])
+        fused.invoke()
+        got = fused.get_tensor(fused.get_output_details()[0]["index"])[0]
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_cross_validation_with_baseline_and_resume(toy, tmp_path, capsys):

@@ -152,7 +152,6 @@ def parser():
         ("all",),
         "all",
         quantize=False,
-        fuse_lstm=False,
         help="SavedModel (raw strings in), TFLite model (token ids in), vocab.txt, with a "
         "manifest, into MODEL/export",
     )
@@ -293,6 +292,7 @@ def predict(args):
 
 def export(args):
     from apps.sentiment.export import export as write
+    from keras_deeprnn.export import check_manifest
 
     model, labels, _ = _load_model(args.model)
     paths = write(
@@ -300,9 +300,13 @@ def export(args):
         cli.export_folder(args),
         labels,
         metrics=runner.read_metadata(args.model).get("metrics"),
+        fuse_lstm=args.fuse_lstm,
     )
     for path in paths.values():
         print(f"wrote {path}")
+    for entry in check_manifest(paths["manifest"].parent)["exports"]:
+        for layer, reason in entry.get("unfused_lstm", {}).items():
+            print(f"{entry['file']}: {layer} not fused: {reason}")
     return 0
 
 

@@ -41,9 +41,13 @@ TOKENIZER_STEPS = [
 ]
 
 
-def export(model, out_dir, label_names, metrics=None):
+def export(model, out_dir, label_names, metrics=None, fuse_lstm=False):
     """Writes the SavedModel, the TFLite model, ``vocab.txt``, ``labels.txt``
-    and ``tokenizer.json`` of a text model into `out_dir`; returns the paths."""
+    and ``tokenizer.json`` of a text model into `out_dir`; returns the paths.
+    With `fuse_lstm`, also ``model-fused.tflite``: the same model with the
+    LSTM layers that TFLite's fused LSTM op computes as that op (see
+    `export_tflite`; its manifest entry lists the layers left as loops and
+    why: the classifier masks padding, which the fused op cannot)."""
     vectorizer, classifier = parts(model)
     max_length = int(vectorizer.get_config()["output_sequence_length"])
     out = Path(out_dir)
@@ -85,20 +89,35 @@ def export(model, out_dir, label_names, metrics=None):
     paths["tokenizer"].write_text(
         json.dumps(spec, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+    reports = {"model.tflite": report}
+    if fuse_lstm:
+        paths["tflite_fused"] = out / "model-fused.tflite"
+        reports["model-fused.tflite"] = export_tflite(
+            classifier,
+            paths["tflite_fused"],
+            mode="sequence",
+            max_length=max_length,
+            lengths=False,
+            fuse_lstm=True,
+        )
     exports = [
         {
-            "file": "model.tflite",
+            "file": file,
             "format": "tflite",
             "mode": "sequence",
             "quantize": None,
-            "inputs": report["inputs"],
-            "outputs": report["outputs"],
-            "ops": sorted(set(report["ops"])),
-            "max_abs_diff": report["max_abs_diff"],
-            "tolerance": report["tolerance"],
-        },
-        {"file": "saved_model", "format": "saved_model", "signatures": {"serve": ["text"]}},
+            "inputs": r["inputs"],
+            "outputs": r["outputs"],
+            "ops": sorted(set(r["ops"])),
+            "max_abs_diff": r["max_abs_diff"],
+            "tolerance": r["tolerance"],
+            **{k: r[k] for k in ("fused_lstm", "unfused_lstm") if k in r},
+        }
+        for file, r in reports.items()
     ]
+    exports.append(
+        {"file": "saved_model", "format": "saved_model", "signatures": {"serve": ["text"]}}
+    )
     paths["manifest"] = out / "manifest.json"
     write_manifest(
         out,
