@@ -17,6 +17,17 @@ Keras (`keras.src`):
   projected before the loop. Relied on: the keywords `go_backwards`, `mask`,
   `input_length`, `zero_output_for_mask`, `return_all_outputs` and the
   result `(last_output, outputs, states)`.
+- `backend_lstm`, `backend_gru` (`keras.src.backend.lstm` / `gru`): the
+  cuDNN loops of `keras.layers.LSTM` / `GRU`; `keras_deeprnn.layers.RNN`
+  runs them on a GPU for the cells whose `FusedSpec.cudnn` names one.
+  Relied on: the positional arguments `inputs, initial_state_h,
+  initial_state_c, mask` (LSTM) and `inputs, initial_state, mask` (GRU),
+  the keywords `kernel`, `recurrent_kernel`, `bias` (Keras's layout),
+  `activation`, `recurrent_activation`, `return_sequences`, `go_backwards`
+  and the GRU's `reset_after`; the result `(last_output, outputs, states)`
+  with zero outputs at the masked steps of right-padded sequences and
+  `last_output` the final state h; and NotImplementedError wherever cuDNN
+  cannot run (no GPU, no bias, other activations).
 - `multi_worker_fit` works around `fit` under MultiWorkerMirroredStrategy
   with `keras.src.backend.tensorflow.trainer._collective_all_reduce_multi_worker`
   and `Model._symbolic_build` / `Model._maybe_symbolic_build`; see there.
@@ -58,6 +69,8 @@ import contextlib
 from concurrent import futures
 
 import tensorflow as tf
+from keras.src.backend import gru as backend_gru
+from keras.src.backend import lstm as backend_lstm
 from keras.src.backend import rnn as backend_rnn
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 from tensorflow.python.eager import record
@@ -66,6 +79,8 @@ from tensorflow.python.saved_model import save_context
 
 __all__ = [
     "DropoutRNNCell",
+    "backend_gru",
+    "backend_lstm",
     "backend_rnn",
     "in_save_context",
     "in_xla_context",

@@ -4,7 +4,7 @@ test module, and what each module checks it against.
 `CONFIGS[id](units, **cell_kwargs)` makes the cell. Each entry also names
 its independent NumPy reference (`tests/reference.py`), its documented
 weight shapes, and the fused kernel `keras_deeprnn.layers.RNN` must pick
-for it (None: the hoisted loop). `raw_input` marks the MUT cells' raw x
+for it (None: the hoisted loop) and, on a GPU, Keras's cuDNN loop. `raw_input` marks the MUT cells' raw x
 term: such an entry is meant to see inputs as wide as its units (no
 learned projection); sweeps that fix the input width run it as the
 projected cell.
@@ -27,6 +27,7 @@ class Cell:
     shapes: Callable  # shapes(input_dim, units) -> {weight name: shape}
     fused: str | None  # the kernel kind of `fused_spec()`, or None
     raw_input: bool = False
+    cudnn: str | None = None  # `fused_spec().cudnn`: Keras's cuDNN loop on a GPU
 
     def __call__(self, units, **cell_kwargs):
         return self.make(units, **cell_kwargs)
@@ -73,6 +74,7 @@ def _lstm(variant, make=None):
         reference=functools.partial(ref.lstm, variant=variant),
         shapes=shapes,
         fused="lstm" if variant == "np" else f"lstm-{variant}",
+        cudnn="lstm" if variant == "np" else None,
     )
 
 
@@ -82,6 +84,7 @@ def _gru(reset_after):
         reference=functools.partial(ref.gru, reset_after=reset_after),
         shapes=lambda d, u: _shapes(d, u, 3, 3, (2, 3 * u) if reset_after else (3 * u,)),
         fused="gru" if reset_after else None,
+        cudnn="gru" if reset_after else None,
     )
 
 

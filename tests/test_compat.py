@@ -65,6 +65,51 @@ def test_backend_rnn_signature_and_result():
     assert ops.shape(last) == (2, 1)
 
 
+def test_backend_lstm_and_gru_arguments_and_no_cudnn_without_a_gpu():
+    lstm = list(inspect.signature(_compat.backend_lstm).parameters)
+    gru = list(inspect.signature(_compat.backend_gru).parameters)
+    keywords = ["kernel", "recurrent_kernel", "bias", "activation", "recurrent_activation",
+                "return_sequences", "go_backwards"]
+    assert lstm[:4 + len(keywords)] == ["inputs", "initial_state_h", "initial_state_c", "mask",
+                                        *keywords]
+    assert gru[:3 + len(keywords)] == ["inputs", "initial_state", "mask", *keywords]
+    assert "reset_after" in gru
+    x, h = ops.ones((2, 3, 4)), ops.zeros((2, 5))
+    weights = dict(kernel=ops.ones((4, 20)), recurrent_kernel=ops.ones((5, 20)),
+                   activation=keras.activations.tanh,
+                   recurrent_activation=keras.activations.sigmoid)
+    # No bias: never cuDNN, GPU or not.
+    with pytest.raises(NotImplementedError):
+        _compat.backend_lstm(x, h, h, None, bias=None, **weights)
+    if tf.config.list_logical_devices("GPU"):
+        return
+    with pytest.raises(NotImplementedError):
+        _compat.backend_lstm(x, h, h, None, bias=ops.zeros((20,)), **weights)
+    weights.update(kernel=ops.ones((4, 15)), recurrent_kernel=ops.ones((5, 15)))
+    with pytest.raises(NotImplementedError):
+        _compat.backend_gru(x, h, None, bias=ops.zeros((2, 15)), reset_after=True, **weights)
+
+
+@pytest.mark.skipif(not tf.config.list_logical_devices("GPU"), reason="needs a GPU")
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_backend_lstm_on_a_gpu_zero_outputs_after_the_end_and_h_last(go_backwards):
+    """The real cuDNN against Keras's LSTM without it, `zero_output_for_mask`."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    mask = np.arange(6) < np.array([[6], [4], [1]])
+    stock = keras.layers.LSTM(5, return_sequences=True, return_state=True, use_cudnn=False,
+                              zero_output_for_mask=True, go_backwards=go_backwards)
+    expected, h, c = stock(x, mask=mask)
+    cell = stock.cell
+    last, outputs, states = _compat.backend_lstm(
+        x, ops.zeros((3, 5)), ops.zeros((3, 5)), mask, kernel=cell.kernel,
+        recurrent_kernel=cell.recurrent_kernel, bias=cell.bias, activation=cell.activation,
+        recurrent_activation=cell.recurrent_activation, return_sequences=True,
+        go_backwards=go_backwards)
+    for got, want in zip([outputs, last, *states], [expected, h, h, c]):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_record_says_whether_a_tape_watches():
     assert not _compat.record.could_possibly_record()
     with tf.GradientTape() as tape:

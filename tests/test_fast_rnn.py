@@ -1,6 +1,7 @@
 """keras_deeprnn.layers.RNN (hoisted projection, fused kernels) against stock
 keras.layers.RNN driving the same cell, and against Keras's built-in layers."""
 
+import itertools
 import os
 import shutil
 
@@ -10,8 +11,7 @@ import pytest
 import tensorflow as tf
 from cell_zoo import CONFIGS as ZOO
 from cell_zoo import IDS
-from keras import ops
-
+from keras_deeprnn import _compat
 from keras_deeprnn import cells
 from keras_deeprnn.cells import RecurrentCell
 from keras_deeprnn.layers import RNN
@@ -354,15 +354,174 @@ def test_kernels_name_a_wrong_shape():
             forward(**changes)
     with pytest.raises(tf.errors.InvalidArgumentError, match="saved must have shape"):
         ops.deeprnn_sequence_backward(
-            dy=tf.zeros((T, B, U)),
-            d_final=[h, h],
-            saved=tf.zeros((T, B, 3 * U)),
-            prev=[tf.zeros((T, B, U))] * 2,
-            h0=h,
-            r=tf.zeros((U, 4 * U)),
-            extra=[],
-            rmask=empty,
-            mask=no_mask,
-            kind="lstm",
-            gates="ifco",
-        )
+            dy=tf.zeros((T, B, U)), d_final=[h, h], saved=tf.zeros((T, B, 3 * U)),
+            prev=[tf.zeros((T, B, U))] * 2, h0=h, r=tf.zeros((U, 4 * U)), extra=[],
+            rmask=empty, mask=no_mask, kind="lstm", gates="ifco")
+
+
+# -- the GPU path: Keras's cuDNN loops, simulated on the CPU -----------------
+
+# Right-padding, the one mask cuDNN reads (as sequence lengths).
+RIGHT_PADDED = np.ones((B, T), bool)
+RIGHT_PADDED[0, 4:] = False
+RIGHT_PADDED[2, 1:] = False
+STOCK = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+class FakeCudnn:
+    """A GPU for `keras_deeprnn.layers.RNN`, with `_compat.backend_lstm` /
+    `backend_gru` computed as cuDNN does by Keras's own layers without
+    cuDNN: zero outputs after each sequence's end, the final h as last
+    output; a mask must be right-padding. `decline=True`: they raise
+    NotImplementedError, as Keras's do where cuDNN does not apply."""
+
+    def __init__(self, monkeypatch, decline=False):
+        self.calls = []
+        self.decline = decline
+        # Built here: a traced function may not create their variables.
+        self.layers = {}
+        for kind, go_backwards in itertools.product(STOCK, [False, True]):
+            layer = STOCK[kind](
+                U, return_sequences=True, return_state=True, go_backwards=go_backwards,
+                zero_output_for_mask=True, use_cudnn=False)
+            layer.build((None, None, D))
+            self.layers[kind, go_backwards] = layer
+        monkeypatch.setattr(_native, "has_gpu", lambda: True)
+        monkeypatch.setattr(_compat, "backend_lstm", self.lstm)
+        monkeypatch.setattr(_compat, "backend_gru", self.gru)
+
+    def lstm(self, inputs, initial_state_h, initial_state_c, mask, **kwargs):
+        return self._run("lstm", inputs, [initial_state_h, initial_state_c], mask, **kwargs)
+
+    def gru(self, inputs, initial_state, mask, reset_after, **kwargs):
+        assert reset_after
+        return self._run("gru", inputs, [initial_state], mask, **kwargs)
+
+    def _run(self, kind, inputs, states, mask, kernel, recurrent_kernel, bias,
+             activation, recurrent_activation, return_sequences, go_backwards):
+        self.calls.append(dict(kind=kind, kernel=kernel, recurrent_kernel=recurrent_kernel,
+                               bias=bias))
+        if self.decline:
+            raise NotImplementedError
+        if mask is not None:
+            lengths = tf.reduce_sum(tf.cast(mask, "int32"), 1)
+            tf.debugging.assert_equal(mask, tf.sequence_mask(lengths, T))
+        assert (activation, recurrent_activation) == (
+            keras.activations.tanh, keras.activations.sigmoid)
+        layer = self.layers[kind, go_backwards]
+        # Our variables' values, so that gradients reach them.
+        (outputs, *final), _ = layer.stateless_call(
+            [ops.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias)],
+            [v.value for v in layer.non_trainable_variables], inputs,
+            initial_state=states, mask=mask)
+        last = final[0]
+        return last, outputs if return_sequences else last[:, None], final
+
+
+def stock_and_ours(kind, **kwargs):
+    """Keras's LSTM or GRU without cuDNN, and our layer over the equal cell
+    with the same weights."""
+    stock = STOCK[kind](U, use_cudnn=False, **kwargs)
+    cell = cells.LSTMCell(U) if kind == "lstm" else cells.GRUCell(U)
+    ours = RNN(cell, **kwargs)
+    stock(X), ours(X)
+    stock.set_weights([RNG.normal(size=w.shape).astype("float32") * 0.5
+                       for w in stock.get_weights()])
+    ours.set_weights(stock.get_weights())
+    return stock, ours
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("mask", [None, RIGHT_PADDED], ids=["unmasked", "right-padded"])
+@pytest.mark.parametrize("config", [
+    dict(return_sequences=True), dict(return_state=True),
+    dict(return_sequences=True, zero_output_for_mask=True),
+    dict(zero_output_for_mask=True),
+    dict(return_sequences=True, return_state=True, go_backwards=True)],
+    ids=["sequences", "last", "sequences-zero", "last-zero", "backwards"])
+def test_on_a_gpu_the_np_lstm_and_the_gru_run_cudnn(kind, mask, config, monkeypatch):
+    """Outputs, states and gradients equal Keras's layer without cuDNN,
+    including `keras.layers.RNN`'s outputs after a sequence's end, where
+    cuDNN's differ."""
+    stock, ours = stock_and_ours(kind, **config)
+    fake = FakeCudnn(monkeypatch)
+    assert_agree(stock, ours, mask=mask)
+    assert len(fake.calls) == 2  # without and with a tape
+    cell = ours.cell
+    for call in fake.calls:
+        assert call["kind"] == kind
+        assert call["kernel"] is cell.kernel
+        assert call["recurrent_kernel"] is cell.recurrent_kernel
+        assert call["bias"] is cell.bias
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_on_a_gpu_only_the_cells_cudnn_computes_ask_for_it(name, monkeypatch):
+    fake = FakeCudnn(monkeypatch, decline=True)
+    ours = pair(zoo(name))[1]  # called once
+    assert ours.supports_jit == (ZOO[name].cudnn is None)
+    assert [c["kind"] for c in fake.calls] == [ZOO[name].cudnn] * bool(ZOO[name].cudnn)
+
+
+@pytest.mark.parametrize("cell, layer", [
+    (dict(recurrent_dropout=0.2), {}), (dict(use_bias=False), {}),
+    (dict(activation="relu"), {}), (dict(recurrent_activation="hard_sigmoid"), {}),
+    ({}, dict(fused=False)), ({}, dict(unroll=True))])
+def test_on_a_gpu_these_lstms_keep_their_loops(cell, layer, monkeypatch):
+    fake = FakeCudnn(monkeypatch)
+    RNN(cells.LSTMCell(U, **cell), **layer)(X)
+    assert not fake.calls
+
+
+def test_on_a_gpu_exports_and_xla_keep_the_loops(monkeypatch):
+    fake = FakeCudnn(monkeypatch)
+    layer = RNN(cells.GRUCell(U))
+    with _native.off():
+        layer(X)
+    tf.function(layer, jit_compile=True)(X)
+    assert not fake.calls
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_where_cudnn_does_not_apply_the_loop_runs(kind, monkeypatch):
+    """Keras's NotImplementedError, and masks other than right-padding
+    (cuDNN reads lengths): the results of the layer's own loop."""
+    config = dict(return_sequences=True, return_state=True)
+    stock, ours = stock_and_ours(kind, **config)
+    fake = FakeCudnn(monkeypatch, decline=True)
+    assert_agree(stock, ours, mask=RIGHT_PADDED)
+    assert len(fake.calls) == 2
+    fake = FakeCudnn(monkeypatch)
+    assert_agree(stock, ours, mask=MASK)
+    assert not fake.calls
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_in_a_traced_function_each_batch_s_mask_picks_the_path(return_sequences, monkeypatch):
+    """One graph holds both paths (outputs of different shapes without
+    `return_sequences`); the fake's check of right-padding fails the run
+    where cuDNN would get another mask."""
+    stock, ours = stock_and_ours("lstm", return_sequences=return_sequences)
+    fake = FakeCudnn(monkeypatch)
+    call = tf.function(lambda x, mask: ours(x, mask=mask))
+    for mask in (RIGHT_PADDED, MASK):
+        np.testing.assert_allclose(call(X, mask), stock(X, mask=mask), atol=1e-5)
+    assert len(fake.calls) == 1  # traced once
+
+
+def test_without_a_gpu_the_cudnn_loops_are_never_asked(monkeypatch):
+    calls = []
+    for name in ("backend_lstm", "backend_gru"):
+        real = getattr(_compat, name)
+
+        def record(*args, real=real, **kwargs):
+            calls.append(args)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(_compat, name, record)
+    assert not _native.has_gpu()
+    for cell in (cells.LSTMCell(U), cells.GRUCell(U)):
+        layer = RNN(cell)
+        layer(X)
+        assert layer.supports_jit
+    assert not calls

@@ -70,6 +70,10 @@ class FusedSpec:
             else empty.
         recurrent_bias: The bias added to the product (the GRU's), or None.
         leak: The SimpleRNN's fixed leak rate.
+        cudnn: "lstm" or "gru" where Keras's cuDNN LSTM or GRU (with
+            `reset_after=True`) computes the cell from its `kernel`,
+            `recurrent_kernel` and `bias` as they are (Keras's layout):
+            on a GPU the layer runs that instead; else None.
     """
 
     kind: str
@@ -77,6 +81,7 @@ class FusedSpec:
     extra: tuple = ()
     recurrent_bias: object = None
     leak: float = 0.0
+    cudnn: str = None
 
 
 class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
@@ -238,6 +243,13 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         return self.activation is activations.tanh and (
             not gated or self.recurrent_activation is activations.sigmoid
         )
+
+    def _cudnn(self, kind):
+        """`kind` for `FusedSpec.cudnn` where cuDNN computes this cell as
+        it is: cuDNN's kernels always add biases and have no recurrent
+        dropout (like `keras.layers.LSTM` / `GRU`, a cell with recurrent
+        dropout keeps its loop in inference too)."""
+        return kind if self.use_bias and not self.recurrent_dropout else None
 
     def check_inputs(self, inputs):
         shape = tuple(inputs.shape)

@@ -72,6 +72,7 @@ class GRUCell(RecurrentCell):
             "gru",
             self.recurrent_kernel,
             recurrent_bias=self.bias[1] if self.use_bias else None,
+            cudnn=self._cudnn("gru"),
         )
 
     def project_inputs(self, inputs):

@@ -164,7 +164,14 @@ class LSTMCell(RecurrentCell):
         extra = tuple(self.peepholes.values())  # built in the order i, f, o
         if self.variant == "fgr":
             extra += (self.gate_recurrent_kernel,)
-        return FusedSpec(FUSED_KINDS[self.variant], self.recurrent_kernel, extra=extra)
+        return FusedSpec(
+            FUSED_KINDS[self.variant],
+            self.recurrent_kernel,
+            extra=extra,
+            # `forget_bias` is only an initial value of `bias`: the step
+            # adds nothing cuDNN would not.
+            cudnn=self._cudnn("lstm") if self.variant == "np" else None,
+        )
 
     def project_inputs(self, inputs):
         x = ops.matmul(inputs, self.kernel)

@@ -130,21 +130,27 @@ def off():
             _state["off"] -= 1
 
 
-def _has_gpu():
+def has_gpu():
+    """Whether TensorFlow sees a GPU (asked once): the layers then run
+    cuDNN or TensorFlow loops, never these kernels."""
     if "gpu" not in _state:
         _state["gpu"] = bool(tf.config.list_logical_devices("GPU"))
     return _state["gpu"]
 
 
+def exporting():
+    """Whether an export traces (`off()` or a SavedModel save)."""
+    return bool(_state["off"]) or _compat.in_save_context()
+
+
 def usable(dtype):
     """Whether the kernels run here: enabled, float32, on a CPU-only
-    machine, outside XLA and outside a SavedModel save, and built."""
+    machine, outside XLA and outside exports, and built."""
     if (
-        _state["off"]
+        exporting()
         or os.environ.get("KERAS_DEEPRNN_NATIVE", "1") == "0"
         or dtype != tf.float32
-        or _has_gpu()
-        or _compat.in_save_context()
+        or has_gpu()
         or _compat.in_xla_context()
     ):
         return False

@@ -1,11 +1,15 @@
 """`keras.layers.RNN` with the input projection hoisted out of the loop."""
 
+import functools
+
 import keras
 from keras import backend
 from keras import ops
 
+from keras_deeprnn import _compat
 from keras_deeprnn._compat import backend_rnn
 from keras_deeprnn.cells.base import RecurrentCell
+from keras_deeprnn.layers import _native
 from keras_deeprnn.layers._units import check_bool
 
 
@@ -42,7 +46,12 @@ class RNN(keras.layers.RNN):
     - `MUT1Cell`, `MUT2Cell`, `MUT3Cell`,
 
     each with the default activations (tanh, sigmoid), with dropout and
-    recurrent dropout. Every other `RecurrentCell` (`fused_spec()` is None:
+    recurrent dropout. On a GPU the first two (`LSTMCell` "np", the GRU),
+    with a bias and without recurrent dropout, run Keras's cuDNN loops
+    instead, as `keras.layers.LSTM` / `GRU` do (not under XLA nor in
+    exports; a batch whose mask is not right-padding takes the loop, and
+    the outputs after a sequence's end are this layer's); see
+    docs/speed.md. Every other `RecurrentCell` (`fused_spec()` is None:
     non-default activations, `reset_after=False`, trainable leak, the
     deep-transition cells) takes the hoisted loop above, differentiated
     by TensorFlow; any other cell (`StackedCells`, Keras's own cells) and
@@ -88,11 +97,43 @@ class RNN(keras.layers.RNN):
         if training and cell.dropout > 0:
             # One mask per sequence, the one the cell applies at every step.
             x = x * ops.expand_dims(cell.get_dropout_mask(x[:, 0, :]), 1)
-        spec = None
-        if self.fused and backend.backend() == "tensorflow":
-            spec = cell.fused_spec()
-        if spec is not None:
-            return self._fused_loop(spec, x, initial_state, mask, training)
+        spec = self._fused_spec()
+        if spec is None:
+            loop = functools.partial(
+                self._hoisted_loop, x, initial_state, mask, training
+            )
+        else:
+            loop = functools.partial(
+                self._fused_loop, spec, x, initial_state, mask, training
+            )
+        if spec is not None and spec.cudnn and _cudnn_here():
+            try:
+                return self._cudnn_loop(spec.cudnn, x, initial_state, mask, loop)
+            except NotImplementedError:  # Keras's word: no cuDNN here
+                pass
+        return loop()
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        super().build(sequences_shape, initial_state_shape)
+        spec = self._fused_spec()
+        if spec is not None and spec.cudnn and _native.has_gpu():
+            # As for keras.layers.LSTM: `jit_compile="auto"` then leaves the
+            # model to TensorFlow, whose cuDNN ops XLA cannot compile.
+            self.supports_jit = False
+
+    def _fused_spec(self):
+        """The cell's `FusedSpec` where this layer runs a kernel, else None."""
+        if (
+            self.fused
+            and not self.unroll
+            and backend.backend() == "tensorflow"
+            and isinstance(self.cell, RecurrentCell)
+        ):
+            return self.cell.fused_spec()
+        return None
+
+    def _hoisted_loop(self, x, initial_state, mask, training):
+        cell = self.cell
         projected = cell.project_inputs(x)
 
         def step(p_t, states):
@@ -104,10 +145,59 @@ class RNN(keras.layers.RNN):
             list(initial_state),
             go_backwards=self.go_backwards,
             mask=mask,
-            input_length=sequences.shape[1],
+            input_length=x.shape[1],
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )
+
+    def _cudnn_loop(self, kind, x, initial_state, mask, loop):
+        """Keras's cuDNN LSTM or GRU (`kind`) over the cell's weights, with
+        the results of `loop`: cuDNN reads a mask as sequence lengths, so
+        a batch with a mask that is not right-padding (or a sequence with
+        no step) runs `loop` instead."""
+        cell = self.cell
+        states = [ops.cast(s, x.dtype) for s in initial_state]
+        args = dict(
+            kernel=cell.kernel,
+            recurrent_kernel=cell.recurrent_kernel,
+            bias=cell.bias,
+            activation=cell.activation,
+            recurrent_activation=cell.recurrent_activation,
+            return_sequences=self.return_sequences,
+            go_backwards=self.go_backwards,
+        )
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+
+        def cudnn():
+            if kind == "lstm":
+                last, outputs, final = _compat.backend_lstm(
+                    x, states[0], states[1], mask, **args
+                )
+            else:
+                last, outputs, final = _compat.backend_gru(
+                    x, states[0], mask, reset_after=True, **args
+                )
+            if mask is not None and not self.go_backwards:
+                # cuDNN's outputs after a sequence's end are zeros and its
+                # last output is the final h; keras.layers.RNN repeats the
+                # last output there, or with `zero_output_for_mask` puts
+                # zeros (the last output too). Backwards both agree.
+                if self.zero_output_for_mask:
+                    last = ops.where(mask[:, -1:], last, ops.zeros_like(last))
+                elif self.return_sequences:
+                    outputs = ops.where(mask[..., None], outputs, last[:, None])
+            return last, outputs, list(final)
+
+        if mask is None:
+            return cudnn()
+        right_padded = ops.logical_and(
+            ops.all(mask[:, 0]),
+            ops.logical_not(
+                ops.any(ops.logical_and(ops.logical_not(mask[:, :-1]), mask[:, 1:]))
+            ),
+        )
+        return ops.cond(right_padded, cudnn, lambda: _as_cudnn_result(loop()))
 
     def _fused_loop(self, spec, x, initial_state, mask, training):
         from keras_deeprnn.layers import _fused
@@ -143,3 +233,21 @@ class RNN(keras.layers.RNN):
 
     def get_config(self):
         return {**super().get_config(), "fused": self.fused}
+
+
+def _cudnn_here():
+    """Whether a cuDNN loop may run: a GPU, outside XLA (which cannot
+    compile it) and outside exports (whose graphs hold TensorFlow's
+    portable ops only)."""
+    return (
+        _native.has_gpu()
+        and not _native.exporting()
+        and not _compat.in_xla_context()
+    )
+
+
+def _as_cudnn_result(result):
+    """`(last, outputs, states)` with states a list, the structure of the
+    cuDNN branch of `RNN._cudnn_loop`'s condition."""
+    last, outputs, states = result
+    return last, outputs, list(states)
