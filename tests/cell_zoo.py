@@ -4,10 +4,10 @@ test module, and what each module checks it against.
 `CONFIGS[id](units, **cell_kwargs)` makes the cell. Each entry also names
 its independent NumPy reference (`tests/reference.py`), its documented
 weight shapes, and the fused kernel `keras_deeprnn.layers.RNN` must pick
-for it (None: the hoisted loop) and, on a GPU, Keras's cuDNN loop. `raw_input` marks the MUT cells' raw x
-term: such an entry is meant to see inputs as wide as its units (no
-learned projection); sweeps that fix the input width run it as the
-projected cell.
+for it (None: the hoisted loop) and, on a GPU, Keras's cuDNN loop.
+`raw_input` marks the MUT cells' raw x term: such an entry is meant to
+see inputs as wide as its units (no learned projection); sweeps that fix
+the input width run it as the projected cell.
 """
 
 import functools

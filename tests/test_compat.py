@@ -68,16 +68,31 @@ def test_backend_rnn_signature_and_result():
 def test_backend_lstm_and_gru_arguments_and_no_cudnn_without_a_gpu():
     lstm = list(inspect.signature(_compat.backend_lstm).parameters)
     gru = list(inspect.signature(_compat.backend_gru).parameters)
-    keywords = ["kernel", "recurrent_kernel", "bias", "activation", "recurrent_activation",
-                "return_sequences", "go_backwards"]
-    assert lstm[:4 + len(keywords)] == ["inputs", "initial_state_h", "initial_state_c", "mask",
-                                        *keywords]
-    assert gru[:3 + len(keywords)] == ["inputs", "initial_state", "mask", *keywords]
+    keywords = [
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "activation",
+        "recurrent_activation",
+        "return_sequences",
+        "go_backwards",
+    ]
+    assert lstm[: 4 + len(keywords)] == [
+        "inputs",
+        "initial_state_h",
+        "initial_state_c",
+        "mask",
+        *keywords,
+    ]
+    assert gru[: 3 + len(keywords)] == ["inputs", "initial_state", "mask", *keywords]
     assert "reset_after" in gru
     x, h = ops.ones((2, 3, 4)), ops.zeros((2, 5))
-    weights = dict(kernel=ops.ones((4, 20)), recurrent_kernel=ops.ones((5, 20)),
-                   activation=keras.activations.tanh,
-                   recurrent_activation=keras.activations.sigmoid)
+    weights = dict(
+        kernel=ops.ones((4, 20)),
+        recurrent_kernel=ops.ones((5, 20)),
+        activation=keras.activations.tanh,
+        recurrent_activation=keras.activations.sigmoid,
+    )
     # No bias: never cuDNN, GPU or not.
     with pytest.raises(NotImplementedError):
         _compat.backend_lstm(x, h, h, None, bias=None, **weights)
@@ -97,15 +112,29 @@ def test_backend_lstm_on_a_gpu_zero_outputs_after_the_end_and_h_last(go_backward
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 6, 4)).astype("float32")
     mask = np.arange(6) < np.array([[6], [4], [1]])
-    stock = keras.layers.LSTM(5, return_sequences=True, return_state=True, use_cudnn=False,
-                              zero_output_for_mask=True, go_backwards=go_backwards)
+    stock = keras.layers.LSTM(
+        5,
+        return_sequences=True,
+        return_state=True,
+        use_cudnn=False,
+        zero_output_for_mask=True,
+        go_backwards=go_backwards,
+    )
     expected, h, c = stock(x, mask=mask)
     cell = stock.cell
     last, outputs, states = _compat.backend_lstm(
-        x, ops.zeros((3, 5)), ops.zeros((3, 5)), mask, kernel=cell.kernel,
-        recurrent_kernel=cell.recurrent_kernel, bias=cell.bias, activation=cell.activation,
-        recurrent_activation=cell.recurrent_activation, return_sequences=True,
-        go_backwards=go_backwards)
+        x,
+        ops.zeros((3, 5)),
+        ops.zeros((3, 5)),
+        mask,
+        kernel=cell.kernel,
+        recurrent_kernel=cell.recurrent_kernel,
+        bias=cell.bias,
+        activation=cell.activation,
+        recurrent_activation=cell.recurrent_activation,
+        return_sequences=True,
+        go_backwards=go_backwards,
+    )
     for got, want in zip([outputs, last, *states], [expected, h, h, c]):
         np.testing.assert_allclose(got, want, atol=1e-5)
 

@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 from cell_zoo import CONFIGS as ZOO
 from cell_zoo import IDS
+from keras import ops
+
 from keras_deeprnn import _compat
 from keras_deeprnn import cells
 from keras_deeprnn.cells import RecurrentCell
@@ -354,9 +356,18 @@ def test_kernels_name_a_wrong_shape():
             forward(**changes)
     with pytest.raises(tf.errors.InvalidArgumentError, match="saved must have shape"):
         ops.deeprnn_sequence_backward(
-            dy=tf.zeros((T, B, U)), d_final=[h, h], saved=tf.zeros((T, B, 3 * U)),
-            prev=[tf.zeros((T, B, U))] * 2, h0=h, r=tf.zeros((U, 4 * U)), extra=[],
-            rmask=empty, mask=no_mask, kind="lstm", gates="ifco")
+            dy=tf.zeros((T, B, U)),
+            d_final=[h, h],
+            saved=tf.zeros((T, B, 3 * U)),
+            prev=[tf.zeros((T, B, U))] * 2,
+            h0=h,
+            r=tf.zeros((U, 4 * U)),
+            extra=[],
+            rmask=empty,
+            mask=no_mask,
+            kind="lstm",
+            gates="ifco",
+        )
 
 
 # -- the GPU path: Keras's cuDNN loops, simulated on the CPU -----------------
@@ -382,8 +393,13 @@ class FakeCudnn:
         self.layers = {}
         for kind, go_backwards in itertools.product(STOCK, [False, True]):
             layer = STOCK[kind](
-                U, return_sequences=True, return_state=True, go_backwards=go_backwards,
-                zero_output_for_mask=True, use_cudnn=False)
+                U,
+                return_sequences=True,
+                return_state=True,
+                go_backwards=go_backwards,
+                zero_output_for_mask=True,
+                use_cudnn=False,
+            )
             layer.build((None, None, D))
             self.layers[kind, go_backwards] = layer
         monkeypatch.setattr(_native, "has_gpu", lambda: True)
@@ -397,23 +413,41 @@ class FakeCudnn:
         assert reset_after
         return self._run("gru", inputs, [initial_state], mask, **kwargs)
 
-    def _run(self, kind, inputs, states, mask, kernel, recurrent_kernel, bias,
-             activation, recurrent_activation, return_sequences, go_backwards):
-        self.calls.append(dict(kind=kind, kernel=kernel, recurrent_kernel=recurrent_kernel,
-                               bias=bias))
+    def _run(
+        self,
+        kind,
+        inputs,
+        states,
+        mask,
+        kernel,
+        recurrent_kernel,
+        bias,
+        activation,
+        recurrent_activation,
+        return_sequences,
+        go_backwards,
+    ):
+        self.calls.append(
+            dict(kind=kind, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias)
+        )
         if self.decline:
             raise NotImplementedError
         if mask is not None:
             lengths = tf.reduce_sum(tf.cast(mask, "int32"), 1)
             tf.debugging.assert_equal(mask, tf.sequence_mask(lengths, T))
         assert (activation, recurrent_activation) == (
-            keras.activations.tanh, keras.activations.sigmoid)
+            keras.activations.tanh,
+            keras.activations.sigmoid,
+        )
         layer = self.layers[kind, go_backwards]
         # Our variables' values, so that gradients reach them.
         (outputs, *final), _ = layer.stateless_call(
             [ops.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias)],
-            [v.value for v in layer.non_trainable_variables], inputs,
-            initial_state=states, mask=mask)
+            [v.value for v in layer.non_trainable_variables],
+            inputs,
+            initial_state=states,
+            mask=mask,
+        )
         last = final[0]
         return last, outputs if return_sequences else last[:, None], final
 
@@ -425,20 +459,26 @@ def stock_and_ours(kind, **kwargs):
     cell = cells.LSTMCell(U) if kind == "lstm" else cells.GRUCell(U)
     ours = RNN(cell, **kwargs)
     stock(X), ours(X)
-    stock.set_weights([RNG.normal(size=w.shape).astype("float32") * 0.5
-                       for w in stock.get_weights()])
+    stock.set_weights(
+        [RNG.normal(size=w.shape).astype("float32") * 0.5 for w in stock.get_weights()]
+    )
     ours.set_weights(stock.get_weights())
     return stock, ours
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("mask", [None, RIGHT_PADDED], ids=["unmasked", "right-padded"])
-@pytest.mark.parametrize("config", [
-    dict(return_sequences=True), dict(return_state=True),
-    dict(return_sequences=True, zero_output_for_mask=True),
-    dict(zero_output_for_mask=True),
-    dict(return_sequences=True, return_state=True, go_backwards=True)],
-    ids=["sequences", "last", "sequences-zero", "last-zero", "backwards"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(return_sequences=True),
+        dict(return_state=True),
+        dict(return_sequences=True, zero_output_for_mask=True),
+        dict(zero_output_for_mask=True),
+        dict(return_sequences=True, return_state=True, go_backwards=True),
+    ],
+    ids=["sequences", "last", "sequences-zero", "last-zero", "backwards"],
+)
 def test_on_a_gpu_the_np_lstm_and_the_gru_run_cudnn(kind, mask, config, monkeypatch):
     """Outputs, states and gradients equal Keras's layer without cuDNN,
     including `keras.layers.RNN`'s outputs after a sequence's end, where
@@ -463,10 +503,17 @@ def test_on_a_gpu_only_the_cells_cudnn_computes_ask_for_it(name, monkeypatch):
     assert [c["kind"] for c in fake.calls] == [ZOO[name].cudnn] * bool(ZOO[name].cudnn)
 
 
-@pytest.mark.parametrize("cell, layer", [
-    (dict(recurrent_dropout=0.2), {}), (dict(use_bias=False), {}),
-    (dict(activation="relu"), {}), (dict(recurrent_activation="hard_sigmoid"), {}),
-    ({}, dict(fused=False)), ({}, dict(unroll=True))])
+@pytest.mark.parametrize(
+    "cell, layer",
+    [
+        (dict(recurrent_dropout=0.2), {}),
+        (dict(use_bias=False), {}),
+        (dict(activation="relu"), {}),
+        (dict(recurrent_activation="hard_sigmoid"), {}),
+        ({}, dict(fused=False)),
+        ({}, dict(unroll=True)),
+    ],
+)
 def test_on_a_gpu_these_lstms_keep_their_loops(cell, layer, monkeypatch):
     fake = FakeCudnn(monkeypatch)
     RNN(cells.LSTMCell(U, **cell), **layer)(X)

@@ -99,13 +99,9 @@ class RNN(keras.layers.RNN):
             x = x * ops.expand_dims(cell.get_dropout_mask(x[:, 0, :]), 1)
         spec = self._fused_spec()
         if spec is None:
-            loop = functools.partial(
-                self._hoisted_loop, x, initial_state, mask, training
-            )
+            loop = functools.partial(self._hoisted_loop, x, initial_state, mask, training)
         else:
-            loop = functools.partial(
-                self._fused_loop, spec, x, initial_state, mask, training
-            )
+            loop = functools.partial(self._fused_loop, spec, x, initial_state, mask, training)
         if spec is not None and spec.cudnn and _cudnn_here():
             try:
                 return self._cudnn_loop(spec.cudnn, x, initial_state, mask, loop)
@@ -171,9 +167,7 @@ class RNN(keras.layers.RNN):
 
         def cudnn():
             if kind == "lstm":
-                last, outputs, final = _compat.backend_lstm(
-                    x, states[0], states[1], mask, **args
-                )
+                last, outputs, final = _compat.backend_lstm(x, states[0], states[1], mask, **args)
             else:
                 last, outputs, final = _compat.backend_gru(
                     x, states[0], mask, reset_after=True, **args
@@ -193,9 +187,7 @@ class RNN(keras.layers.RNN):
             return cudnn()
         right_padded = ops.logical_and(
             ops.all(mask[:, 0]),
-            ops.logical_not(
-                ops.any(ops.logical_and(ops.logical_not(mask[:, :-1]), mask[:, 1:]))
-            ),
+            ops.logical_not(ops.any(ops.logical_and(ops.logical_not(mask[:, :-1]), mask[:, 1:]))),
         )
         return ops.cond(right_padded, cudnn, lambda: _as_cudnn_result(loop()))
 
@@ -239,11 +231,7 @@ def _cudnn_here():
     """Whether a cuDNN loop may run: a GPU, outside XLA (which cannot
     compile it) and outside exports (whose graphs hold TensorFlow's
     portable ops only)."""
-    return (
-        _native.has_gpu()
-        and not _native.exporting()
-        and not _compat.in_xla_context()
-    )
+    return _native.has_gpu() and not _native.exporting() and not _compat.in_xla_context()
 
 
 def _as_cudnn_result(result):
