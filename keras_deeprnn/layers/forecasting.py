@@ -156,17 +156,18 @@ class SeriesDecomposition(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
-class ReversibleInstanceNorm(keras.layers.Wrapper):
-    """Runs `layer` on each window normalized by its own statistics, and
-    maps the forecast back (RevIN, Kim et al. 2022).
+class ReversibleInstanceNorm(keras.layers.Layer):
+    """Normalizes each window by its own statistics, and maps a forecast
+    made from it back (RevIN, Kim et al. 2022).
 
     Per window and channel: x' = (x - center) / scale (times `gamma`, plus
-    `beta`, with `affine`), y = layer(x'), then the inverse on y. This takes
-    the level shifts between training and test periods off the model.
+    `beta`, with `affine`); a forecast y' of x' is mapped back by the
+    inverse, with the statistics of x. This takes the level shifts between
+    training and test periods off the model. Call the same layer twice: on
+    the window, and on the window with `forecast=` (a shared layer, so the
+    exported graph stays one of plain layers).
 
     Args:
-        layer: A layer from windows `(batch, seq_len, channels)` to
-            forecasts `(batch, horizon, outputs)`.
         center: "mean" (RevIN) or "last" (subtract the last value, as
             SegRNN and NLinear do).
         scale: Divide by the window's standard deviation (RevIN).
@@ -175,17 +176,24 @@ class ReversibleInstanceNorm(keras.layers.Wrapper):
             (e.g. `[6]` when only channel 6 is forecast); default all.
         epsilon: Added to the variance.
 
+    Call arguments:
+        inputs: Windows `(batch, seq_len, channels)`.
+        forecast: None: normalize `inputs`. Otherwise a forecast `(batch,
+            horizon, outputs)` of the normalized `inputs`, returned mapped
+            back.
+
     Example:
 
-    >>> inner = keras.Sequential([TemporalDense(24)])
-    >>> model = keras.Sequential([keras.Input((96, 7)), ReversibleInstanceNorm(inner)])
-    >>> model.output_shape
+    >>> window = keras.Input((96, 7))
+    >>> norm = ReversibleInstanceNorm()
+    >>> forecast = norm(window, forecast=TemporalDense(24)(norm(window)))
+    >>> keras.Model(window, forecast).output_shape
     (None, 24, 7)
     """
 
-    def __init__(self, layer, center="mean", scale=True, affine=True, targets=None,
-                 epsilon=1e-5, **kwargs):
-        super().__init__(layer, **kwargs)
+    def __init__(self, center="mean", scale=True, affine=True, targets=None, epsilon=1e-5,
+                 **kwargs):
+        super().__init__(**kwargs)
         if center not in ("mean", "last"):
             raise ValueError(f"Argument `center` must be 'mean' or 'last', got {center!r}.")
         self.center = center
@@ -205,30 +213,25 @@ class ReversibleInstanceNorm(keras.layers.Wrapper):
         if self.affine:
             self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
             self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
-        if not self.layer.built:
-            self.layer.build(input_shape)
 
     def _pick(self, stat):
         return stat if self.targets is None else ops.take(stat, self.targets, axis=-1)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, forecast=None):
         center = (ops.mean(inputs, axis=1, keepdims=True) if self.center == "mean"
                   else inputs[:, -1:])
-        x = inputs - center
-        if self.scale:
-            std = ops.sqrt(ops.var(inputs, axis=1, keepdims=True) + self.epsilon)
-            x = x / std
-        if self.affine:
-            x = x * self.gamma + self.beta
-        y = self.layer(x, training=training)
+        std = ops.sqrt(ops.var(inputs, axis=1, keepdims=True) + self.epsilon)
+        if forecast is None:
+            x = inputs - center
+            if self.scale:
+                x = x / std
+            return x * self.gamma + self.beta if self.affine else x
+        y = forecast
         if self.affine:
             y = (y - self._pick(self.beta)) / (self._pick(self.gamma) + self.epsilon**2)
         if self.scale:
             y = y * self._pick(std)
         return y + self._pick(center)
-
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
 
     def get_config(self):
         return {
@@ -254,8 +257,8 @@ class SegmentRNN(keras.layers.Layer):
     concatenation of a learned position embedding and a learned channel
     embedding (`units / 2` each); a dense map of its output (after
     `dropout`) gives the segment's `seg_len` values. Normalize the windows
-    around it with `ReversibleInstanceNorm` (SegRNN subtracts the last
-    value: `center="last", scale=False, affine=False`).
+    with `ReversibleInstanceNorm` (SegRNN subtracts the last value:
+    `center="last", scale=False, affine=False`).
 
     Args:
         horizon: Steps forecast; a multiple of `seg_len`.

@@ -9,7 +9,7 @@
 - `segrnn_forecaster`: SegRNN (Lin et al. 2023), `SegmentRNN`.
 
 `targets` are the indices of the forecast channels (default all: features
-"M"). `normalization` wraps the network in `ReversibleInstanceNorm`: None,
+"M"). `normalization` puts the network between `ReversibleInstanceNorm`s: None,
 "revin" (mean and scale, affine) or "last" (subtract the last value).
 """
 
@@ -39,13 +39,16 @@ def _model(seq_len, channels, core, normalization, targets, name, per_channel=Tr
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"Unknown normalization {normalization!r}; choose None, 'revin' or 'last'.")
+    window = keras.Input((seq_len, channels), name="window")
     if normalization:
-        core = ReversibleInstanceNorm(core, targets=None if per_channel else targets,
+        norm = ReversibleInstanceNorm(targets=None if per_channel else targets,
                                       **NORMALIZATIONS[normalization])
-    layers = [keras.Input((seq_len, channels), name="window"), core]
+        forecast = norm(window, forecast=core(norm(window)))
+    else:
+        forecast = core(window)
     if per_channel and targets is not None:
-        layers.append(SelectChannels(targets))
-    return keras.Sequential(layers, name=name)
+        forecast = SelectChannels(targets)(forecast)
+    return keras.Model(window, forecast, name=name)
 
 
 def naive_forecaster(seq_len, channels, horizon, period=1, targets=None):
