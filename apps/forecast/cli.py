@@ -181,26 +181,20 @@ def predict(args):
 
 
 def export(args):
-    from keras_deeprnn.export import export_tflite
-    from keras_deeprnn.export.manifest import write_manifest
+    from keras_deeprnn.export import write_export
 
     model, ds = _load(args)
     x, _ = data.windows(ds, "test")
     folder = cli.export_folder(args)
-    file = "model-window.tflite"
     # One whole window per invoke: no padding, so no `lengths` input.
-    report = export_tflite(model, folder / file, max_length=ds.info["setup"]["seq_len"],
-                           lengths=False, check_inputs=x[np.linspace(0, len(x) - 1, 8).astype(int)])
-    write_manifest(folder, args.model.name, [{
-        "file": file, "format": "tflite", "mode": "sequence", "quantize": None,
-        "inputs": report["inputs"], "outputs": report["outputs"],
-        "ops": sorted(set(report["ops"])), "max_abs_diff": report["max_abs_diff"],
-        "tolerance": report["tolerance"]}],
-        metrics=runner.read_metadata(args.model).get("metrics"),
-        model_inputs=[{"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)}
-                      for t in model.inputs])
-    print(f"wrote {folder / file}: builtin ops only, largest |TFLite - Keras| "
-          f"{report['max_abs_diff']:.2e} on 8 test windows")
+    manifest = write_export(
+        model, folder, args.model.name, tflite=[("sequence", None)], saved_model=False,
+        representative_data=x[np.linspace(0, len(x) - 1, 8).astype(int)],
+        max_length=ds.info["setup"]["seq_len"], lengths=False,
+        metrics=runner.read_metadata(args.model).get("metrics"))
+    entry = manifest["exports"][0]
+    print(f"wrote {folder / entry['file']}: builtin ops only, largest |TFLite - Keras| "
+          f"{entry['max_abs_diff']:.2e} on test windows")
     return 0
 
 
