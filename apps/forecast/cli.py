@@ -45,6 +45,9 @@ def parser():
     train.add_argument("--loss", default="mse", choices=("mse", "mae"),
                        help="training loss (SegRNN's paper trains on mae)")
     cli.add_fit_options(train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0)
+    train.add_argument("--lr-decay", type=cli.positive_float, default=1.0,
+                       help="multiply the learning rate by this after each epoch (DLinear's "
+                       "code: 0.5); 1: constant")
     cli.add_run_options(train, APP, "DATA-MODEL-SEQ_LEN-HORIZON")
 
     evaluate = sub.add_parser("evaluate", help="MSE/MAE of a saved model on a split, and a PNG")
@@ -92,7 +95,8 @@ def train(args):
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = compile_model(build_model(args, len(ds.info["inputs"]), ds.info["outputs"]),
-                              args.lr, args.clipnorm, args.loss)
+                              args.lr, args.clipnorm, args.loss, args.lr_decay,
+                              int(ds.train.cardinality()))
     model.summary()
     history = None
     with runner.Timer() as timer:
