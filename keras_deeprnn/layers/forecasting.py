@@ -77,7 +77,7 @@ class TemporalDense(keras.layers.Layer):
     Example:
 
     >>> layer = TemporalDense(24)
-    >>> layer(np.zeros((2, 96, 7), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 96, 7), "float32")).shape)
     (2, 24, 7)
     """
 
@@ -270,7 +270,7 @@ class SegmentRNN(keras.layers.Layer):
     Example:
 
     >>> layer = SegmentRNN(96, seg_len=48, units=64)
-    >>> layer(np.zeros((2, 336, 7), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 336, 7), "float32")).shape)
     (2, 96, 7)
     """
 
@@ -352,7 +352,7 @@ class SelectChannels(keras.layers.Layer):
 
     Example:
 
-    >>> SelectChannels([2])(np.zeros((1, 4, 3), "float32")).shape
+    >>> tuple(SelectChannels([2])(np.zeros((1, 4, 3), "float32")).shape)
     (1, 4, 1)
     """
 
