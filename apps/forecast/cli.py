@@ -132,15 +132,14 @@ def evaluate(args):
     model, ds = _load(args)
     x, y_true, y_pred = forecast(model, ds, args.split)
     result = scores(y_true, y_pred)
-    setup, scaler, outputs = ds.info["setup"], ds.info["scaler"], ds.info["outputs"]
-    column = outputs.index(setup["columns"].index(setup["target"])) if (
-        setup["target"] in setup["columns"]
-        and setup["columns"].index(setup["target"]) in outputs) else len(outputs) - 1
-    units = [outputs[column]]
+    setup, outputs = ds.info["setup"], ds.info["outputs"]
+    # The target among the forecast columns (features M on a file without it: the last).
+    names = [setup["columns"][i] for i in outputs]
+    column = names.index(setup["target"]) if setup["target"] in names else len(names) - 1
+    name, own = names[column], [outputs[column]]
     target_mae = float(np.mean(np.abs(
-        scaler.inverse(y_pred[..., column:column + 1], units)
-        - scaler.inverse(y_true[..., column:column + 1], units))))
-    name = setup["columns"][outputs[column]]
+        ds.info["scaler"].inverse(y_pred[..., [column]], own)
+        - ds.info["scaler"].inverse(y_true[..., [column]], own))))
     print(f"{args.split}: MSE {result['mse']:.4f}, MAE {result['mae']:.4f} (standardized, "
           f"{len(y_true)} windows); {name} MAE {target_mae:.4f} in its own units")
     folder = args.model if args.model.is_dir() else args.model.parent
