@@ -58,7 +58,7 @@ def datasets(args, stored=None):
     """`Datasets` of `args.data` in the protocol of `args` (training) or
     `stored` (a trained model's `setup`).
 
-    `info`: `setup`, `scaler`, `series` (the file), `scaled` (all rows,
+    `info`: `setup`, `scaler`, `scaled` (all rows of the file,
     standardized), `borders` (`{split: (start, stop)}`), `inputs` and
     `outputs` (column indices).
     """
@@ -71,8 +71,6 @@ def datasets(args, stored=None):
                 f"{args.data} has the columns {series.columns}; the model was trained on "
                 f"{stored['columns']}.")
         args = argparse.Namespace(**{**vars(args), **stored})
-        if isinstance(args.splits, list):  # JSON has no tuples
-            args.splits = tuple(args.splits)
     inputs, outputs = ts.feature_columns(series.columns, args.features, args.target)
     borders = ts.split_borders(len(series.values), args.seq_len, args.horizon, args.splits)
     if stored is not None:
@@ -87,8 +85,8 @@ def datasets(args, stored=None):
         for split in SPLITS
     }
     return Datasets(**batches, info={
-        "setup": setup(args, series.columns, scaler), "scaler": scaler, "series": series,
-        "scaled": scaled, "borders": borders, "inputs": inputs, "outputs": outputs})
+        "setup": setup(args, series.columns, scaler), "scaler": scaler, "scaled": scaled,
+        "borders": borders, "inputs": inputs, "outputs": outputs})
 
 
 def windows(ds, split):
