@@ -41,9 +41,11 @@ def test_first_and_last_windows_of_each_split():
         assert ((dy[0, :, 0] - 1) / 2).tolist() == list(range(first_target, first_target + 3))
         assert ((dy[-1, :, 0] - 1) / 2).tolist() == [stop - 3, stop - 2, stop - 1]
         assert len(dx) == stop - start - seq_len - horizon + 1
-    # No test row (a forecast row of the test split) inside any training window.
-    _, y_train = ts.window_arrays(values[:20], seq_len, horizon, [0], [0])
-    assert y_train.max() / 2 < borders["test"][0] + seq_len
+    # No test row (a row the test split forecasts) inside any training window.
+    x_train, y_train = ts.window_arrays(values[slice(*borders["train"])], seq_len, horizon,
+                                        [0], [0])
+    _, y_test = ts.window_arrays(values[slice(*borders["test"])], seq_len, horizon, [0], [0])
+    assert max(x_train.max(), y_train.max()) / 2 < y_test.min() / 2 == 30
 
 
 def test_scaler_sees_training_rows_only():
