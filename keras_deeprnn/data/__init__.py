@@ -14,6 +14,9 @@ and the fold splits of the MR protocol.
 CoNLL files, tfds ``universal_dependencies``/``conll2003``) and a padded,
 masked `tf.data` pipeline for sequence tagging.
 
+`keras_deeprnn.data.timeseries`: multivariate series for forecasting (CSV
+with a date column, the ETT splits, the training rows' scaler, windows).
+
 The most used names of each module are re-exported here; the rest (and each
 module's own ``load_tfds``) live in the module.
 """
@@ -21,6 +24,7 @@ module's own ``load_tfds``) live in the module.
 from keras_deeprnn.data import conll
 from keras_deeprnn.data import music
 from keras_deeprnn.data import text
+from keras_deeprnn.data import timeseries
 from keras_deeprnn.data.conll import ConllError
 from keras_deeprnn.data.conll import Sentence
 from keras_deeprnn.data.conll import load_tagging
@@ -56,6 +60,7 @@ __all__ = [
     "conll",
     "music",
     "text",
+    "timeseries",
     "ConllError",
     "Sentence",
     "load_tagging",

@@ -173,6 +173,7 @@ def write_export(
     max_length=None,
     metrics=None,
     fuse_lstm=False,
+    lengths=True,
 ):
     """Exports `model` into `folder` and writes the manifest.
 
@@ -188,6 +189,8 @@ def write_export(
         fuse_lstm: Sequence-mode files with the LSTM layers as TFLite's
             fused LSTM op (`export_tflite(fuse_lstm=True, lengths=False)`),
             named `model-sequence-fused[-QUANTIZE].tflite`.
+        lengths: Sequence-mode files take a `lengths` input (leave it out
+            for models of whole fixed-length windows).
 
     Returns:
         The manifest (a dict).
@@ -198,7 +201,7 @@ def write_export(
     for mode, quantize in tflite:
         fused = fuse_lstm and mode == "sequence"
         file = tflite_name(mode, quantize, fused)
-        options = dict(fuse_lstm=True, lengths=False) if fused else {}
+        options = dict(fuse_lstm=True, lengths=False) if fused else {"lengths": lengths}
         report = export_tflite(
             model,
             folder / file,

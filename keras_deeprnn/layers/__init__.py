@@ -18,6 +18,10 @@ h_{t-d}). `keras_deeprnn.models.deep_rnn` builds any of these by name.
 for the whole sequence before the loop, and whole-sequence kernels with a
 hand-written gradient for the LSTM, GRU and Elman RNN (the fast path).
 
+For forecasting (`keras_deeprnn.models.forecasting` builds the models):
+`NaiveForecast`, `TemporalDense`, `SeriesDecomposition`,
+`ReversibleInstanceNorm`, `SegmentRNN` and `SelectChannels`.
+
 For tagging, `CRF` is a linear-chain CRF output layer, trained with
 `CRFLoss` and decoded with `viterbi_decode`.
 
@@ -43,6 +47,12 @@ from keras_deeprnn.layers.deep_output import DeepOutput
 from keras_deeprnn.layers.deep_transition_cell import DeepTransitionCell
 from keras_deeprnn.layers.deep_transition_gru_cell import DeepTransitionGRUCell
 from keras_deeprnn.layers.deep_transition_lstm_cell import DeepTransitionLSTMCell
+from keras_deeprnn.layers.forecasting import NaiveForecast
+from keras_deeprnn.layers.forecasting import ReversibleInstanceNorm
+from keras_deeprnn.layers.forecasting import SegmentRNN
+from keras_deeprnn.layers.forecasting import SelectChannels
+from keras_deeprnn.layers.forecasting import SeriesDecomposition
+from keras_deeprnn.layers.forecasting import TemporalDense
 from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.layers.stacked_cells import StackedCells
 
@@ -58,4 +68,10 @@ __all__ = [
     "CRFLoss",
     "crf_token_nll",
     "viterbi_decode",
+    "NaiveForecast",
+    "TemporalDense",
+    "SeriesDecomposition",
+    "ReversibleInstanceNorm",
+    "SegmentRNN",
+    "SelectChannels",
 ]

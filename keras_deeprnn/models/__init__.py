@@ -6,6 +6,8 @@
   number of parameters, in closed form.
 - `size_to_budget(kind, budget, input_dim, output_dim, ...)`: the units
   that bring it closest to a parameter budget.
+- `keras_deeprnn.models.forecasting`: forecasters of windows (naive,
+  linear, DLinear, many-to-one RNN, SegRNN).
 """
 
 from keras_deeprnn.models.architecture import KINDS

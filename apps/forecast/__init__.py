@@ -1,0 +1,1 @@
+"""Long-horizon time-series forecasting (many-to-one, direct multi-step)."""

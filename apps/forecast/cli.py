@@ -1,0 +1,295 @@
+"""`python -m apps.forecast train|evaluate|predict|export`.
+
+Long-horizon forecasting of a multivariate series: a model reads a window of
+the last --seq-len rows and forecasts the next --horizon rows at once
+(baselines, a many-to-one RNN, SegRNN), scored by MSE and MAE on the
+standardized values as in the ETT benchmark.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from apps.common import cli
+from apps.common import runner
+from apps.forecast import data
+from apps.forecast.model import MODELS
+
+APP = "forecast"
+SETUP = "forecast"  # the metadata key of the data protocol
+
+
+def parser():
+    from keras_deeprnn.models import KINDS
+
+    top, sub = cli.app_parser(APP, __doc__)
+
+    train = sub.add_parser("train", help="train a model and save it under saved_models/")
+    data.add_arguments(train, training=True)
+    train.add_argument(
+        "--model",
+        default="segrnn",
+        choices=MODELS,
+        help="last: repeat the last value; seasonal: repeat the last --period "
+        "rows; linear, dlinear (Zeng et al. 2023); rnn: many-to-one --cell "
+        "--arch network; segrnn (Lin et al. 2023)",
+    )
+    cli.add_model_options(
+        train,
+        KINDS,
+        units=None,
+        dropout=0.0,
+        dropout_help="dropout before the output map (rnn, segrnn)",
+    )
+    train.add_argument(
+        "--normalization",
+        default=None,
+        choices=("none", "revin", "last"),
+        help="per-window normalization (default: revin for rnn, last for "
+        "segrnn, none for the linear models)",
+    )
+    train.add_argument(
+        "--seg-len",
+        type=cli.positive_int,
+        default=48,
+        help="segRNN: rows per segment (divides --seq-len and --horizon)",
+    )
+    train.add_argument("--segrnn-cell", default="gru", help="segrnn: the recurrent cell")
+    train.add_argument(
+        "--period", type=cli.positive_int, default=24, help="seasonal: the season in rows"
+    )
+    train.add_argument(
+        "--kernel-size",
+        type=cli.positive_int,
+        default=25,
+        help="dlinear: the moving average's length (odd)",
+    )
+    train.add_argument(
+        "--loss",
+        default="mse",
+        choices=("mse", "mae"),
+        help="training loss (SegRNN's paper trains on mae)",
+    )
+    cli.add_fit_options(train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0)
+    train.add_argument(
+        "--lr-decay",
+        type=cli.positive_float,
+        default=1.0,
+        help="multiply the learning rate by this after each epoch (DLinear's "
+        "code: 0.5); 1: constant",
+    )
+    cli.add_run_options(train, APP, "DATA-MODEL-SEQ_LEN-HORIZON")
+
+    evaluate = sub.add_parser("evaluate", help="MSE/MAE of a saved model on a split, and a PNG")
+    cli.add_model_argument(evaluate, APP)
+    data.add_arguments(evaluate)
+    evaluate.add_argument("--split", default="test", choices=data.SPLITS)
+    evaluate.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="PNG of forecasts against the truth (default: MODEL/forecast-SPLIT.png)",
+    )
+
+    predict = sub.add_parser("predict", help="forecasts of a split as y_true, y_pred (.npz)")
+    cli.add_model_argument(predict, APP)
+    data.add_arguments(predict)
+    predict.add_argument("--split", default="test", choices=data.SPLITS)
+    predict.add_argument("--output", type=Path, required=True, help="the .npz file to write")
+
+    exp = cli.add_export_command(
+        sub,
+        APP,
+        ("tflite",),
+        "tflite",
+        quantize=False,
+        fuse_lstm=False,
+        help="a builtin-only TFLite file (one window in, the forecast out) into "
+        "MODEL/export, checked against Keras on test windows",
+    )
+    data.add_arguments(exp)
+    return top
+
+
+def scores(y_true, y_pred):
+    """MSE and MAE over every window, step and channel."""
+    error = np.asarray(y_pred, "float64") - np.asarray(y_true, "float64")
+    return {"mse": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error)))}
+
+
+def forecast(model, ds, split):
+    """`(x, y_true, y_pred)` of every window of `split`, standardized."""
+    x, y = data.windows(ds, split)
+    return x, y, model.predict(x, batch_size=256, verbose=0)
+
+
+def train(args):
+    from apps.forecast.model import build_model
+    from apps.forecast.model import compile_model
+
+    name, out, run_dir = cli.names(
+        args, APP, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}"
+    )
+    runner.set_seed(args.seed)
+    ds = data.datasets(args)
+    strategy = runner.get_strategy(args.strategy)
+    with strategy.scope():
+        model = compile_model(
+            build_model(args, len(ds.info["inputs"]), ds.info["outputs"]),
+            args.lr,
+            args.clipnorm,
+            args.loss,
+            args.lr_decay,
+            int(ds.train.cardinality()),
+        )
+    model.summary()
+    history = None
+    with runner.Timer() as timer:
+        if model.trainable_weights:  # the naive forecasts have nothing to fit
+            history = runner.fit(
+                model,
+                ds.train,
+                ds.valid,
+                run_dir,
+                args.epochs,
+                monitor="val_mse",
+                patience=args.patience,
+            )
+    metrics = {}
+    for split in ("valid", "test"):
+        for key, value in scores(*forecast(model, ds, split)[1:]).items():
+            metrics[f"{split}_{key}"] = value
+    print(
+        f"valid MSE {metrics['valid_mse']:.4f} MAE {metrics['valid_mae']:.4f}; test MSE "
+        f"{metrics['test_mse']:.4f} MAE {metrics['test_mae']:.4f} "
+        f"[{model.count_params()} parameters, {timer.seconds:.0f} s]"
+    )
+    if runner.is_chief():
+        saved = runner.save(
+            model,
+            out,
+            cli.metadata(
+                APP,
+                name,
+                args,
+                metrics,
+                history,
+                timer.seconds,
+                run_dir=str(run_dir),
+                data=args.data,
+                metric="MSE, MAE of the standardized values, every window",
+                **{SETUP: ds.info["setup"]},
+            ),
+            overwrite=args.overwrite,
+        )
+        print(f"saved {saved}")
+    return 0
+
+
+def _load(args):
+    model = runner.load(args.model, APP)
+    stored = runner.read_metadata(args.model).get(SETUP)
+    if stored is None:
+        raise ValueError(
+            f"{args.model} has no '{SETUP}' setup in its metadata.json: pass "
+            "a folder saved by `python -m apps.forecast train`."
+        )
+    return model, data.datasets(args, stored)
+
+
+def evaluate(args):
+    model, ds = _load(args)
+    x, y_true, y_pred = forecast(model, ds, args.split)
+    result = scores(y_true, y_pred)
+    setup, outputs = ds.info["setup"], ds.info["outputs"]
+    # The target among the forecast columns (features M on a file without it: the last).
+    names = [setup["columns"][i] for i in outputs]
+    column = names.index(setup["target"]) if setup["target"] in names else len(names) - 1
+    name, own = names[column], [outputs[column]]
+    target_mae = float(
+        np.mean(
+            np.abs(
+                ds.info["scaler"].inverse(y_pred[..., [column]], own)
+                - ds.info["scaler"].inverse(y_true[..., [column]], own)
+            )
+        )
+    )
+    print(
+        f"{args.split}: MSE {result['mse']:.4f}, MAE {result['mae']:.4f} (standardized, "
+        f"{len(y_true)} windows); {name} MAE {target_mae:.4f} in its own units"
+    )
+    folder = args.model if args.model.is_dir() else args.model.parent
+    plot = args.plot or folder / f"forecast-{args.split}.png"
+    _plot(
+        plot, x, y_true, y_pred, ds.info["inputs"].index(outputs[column]), column, name, args.split
+    )
+    print(f"wrote {plot}")
+    return 0
+
+
+def _plot(path, x, y_true, y_pred, input_column, column, name, split, panels=4):
+    """The last week of input, the truth and the forecast of `panels`
+    windows spread over the split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 2.2 * panels), squeeze=False)
+    seq_len, horizon = x.shape[1], y_true.shape[1]
+    history = min(seq_len, 168)
+    for ax, i in zip(axes[:, 0], np.linspace(0, len(x) - 1, panels).astype(int)):
+        ax.plot(range(-history, 0), x[i, -history:, input_column], color="gray", label="input")
+        ax.plot(range(horizon), y_true[i, :, column], color="black", label="truth")
+        ax.plot(range(horizon), y_pred[i, :, column], color="tab:red", label="forecast")
+        ax.set_ylabel(f"window {i}")
+    axes[0, 0].legend(loc="upper left")
+    axes[0, 0].set_title(f"{name} (standardized), {split} split")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def predict(args):
+    model, ds = _load(args)
+    _, y_true, y_pred = forecast(model, ds, args.split)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.output, y_true=y_true, y_pred=y_pred.astype("float32"))
+    print(f"wrote {args.output}: y_true, y_pred {y_true.shape}")
+    return 0
+
+
+def export(args):
+    from keras_deeprnn.export import write_export
+
+    model, ds = _load(args)
+    x, _ = data.windows(ds, "test")
+    folder = cli.export_folder(args)
+    # One whole window per invoke: no padding, so no `lengths` input.
+    manifest = write_export(
+        model,
+        folder,
+        args.model.name,
+        tflite=[("sequence", None)],
+        saved_model=False,
+        representative_data=x[np.linspace(0, len(x) - 1, 8).astype(int)],
+        max_length=ds.info["setup"]["seq_len"],
+        lengths=False,
+        metrics=runner.read_metadata(args.model).get("metrics"),
+    )
+    entry = manifest["exports"][0]
+    print(
+        f"wrote {folder / entry['file']}: builtin ops only, largest |TFLite - Keras| "
+        f"{entry['max_abs_diff']:.2e} on test windows"
+    )
+    return 0
+
+
+def main(argv=None):
+    commands = {"train": train, "evaluate": evaluate, "predict": predict, "export": export}
+    return cli.main(parser(), commands, argv)
+
+
+if __name__ == "__main__":
+    cli.exit(main())

@@ -1,0 +1,71 @@
+"""The forecasting models by name (`keras_deeprnn.models.forecasting`)."""
+
+import keras
+
+from keras_deeprnn.models import forecasting
+
+MODELS = ("last", "seasonal", "linear", "dlinear", "rnn", "segrnn")
+# What each model normalizes its windows with unless --normalization says.
+NORMALIZATION = {"linear": None, "dlinear": None, "rnn": "revin", "segrnn": "last"}
+
+
+def build_model(args, channels, outputs):
+    """The model `args.model` for windows of `channels` columns forecasting
+    the columns `outputs` (indices)."""
+    targets = None if list(outputs) == list(range(channels)) else list(outputs)
+    shape = (args.seq_len, channels, args.horizon)
+    normalization = NORMALIZATION.get(args.model)
+    if args.normalization is not None:
+        normalization = None if args.normalization == "none" else args.normalization
+    if args.model in ("last", "seasonal"):
+        return forecasting.naive_forecaster(
+            *shape, period=1 if args.model == "last" else args.period, targets=targets
+        )
+    if args.model in ("linear", "dlinear"):
+        return forecasting.linear_forecaster(
+            *shape,
+            decomposition=args.model == "dlinear",
+            kernel_size=args.kernel_size,
+            normalization=normalization,
+            targets=targets,
+        )
+    if args.model == "rnn":
+        return forecasting.rnn_forecaster(
+            *shape,
+            kind=args.arch,
+            units=args.units or 128,
+            cell=args.cell,
+            depth=args.depth,
+            unit_type=args.unit_type,
+            dropout=args.dropout,
+            recurrent_dropout=args.recurrent_dropout,
+            normalization=normalization,
+            targets=targets,
+        )
+    if args.model == "segrnn":
+        return forecasting.segrnn_forecaster(
+            *shape,
+            seg_len=args.seg_len,
+            units=args.units or 512,
+            cell=args.segrnn_cell,
+            dropout=args.dropout,
+            normalization=normalization,
+            targets=targets,
+        )
+    raise ValueError(f"Unknown --model {args.model!r}; choose one of {', '.join(MODELS)}.")
+
+
+def compile_model(model, lr=1e-3, clipnorm=0.0, loss="mse", lr_decay=1.0, steps_per_epoch=1):
+    """Adam on `loss` ("mse" or "mae"), MSE and MAE reported; the learning
+    rate is multiplied by `lr_decay` after each epoch (the published linear
+    models halve it)."""
+    if lr_decay != 1.0:
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            lr, steps_per_epoch, lr_decay, staircase=True
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr, clipnorm=clipnorm or None),
+        loss=loss,
+        metrics=["mse", "mae"],
+    )
+    return model

@@ -1,0 +1,173 @@
+"""`python -m apps.forecast` end to end on a small series written here."""
+
+import json
+
+import numpy as np
+import pytest
+from test_forecast_data import write_csv
+
+from apps.forecast.cli import main
+
+SEQ, HORIZON = 24, 6
+PROTOCOL = ["--splits", "0.6,0.2", "--seq-len", str(SEQ), "--horizon", str(HORIZON)]
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory):
+    t = np.arange(300)
+    rng = np.random.default_rng(0)
+    values = np.stack(
+        [
+            np.sin(2 * np.pi * t / 12),
+            np.cos(2 * np.pi * t / 8) * 3 + 10,
+            np.sin(2 * np.pi * t / 24) + 0.1 * rng.normal(size=300),
+        ],
+        1,
+    )
+    return write_csv(tmp_path_factory.mktemp("data") / "toy.csv", values.round(4))
+
+
+def _train(csv, out, model, *extra):
+    return main(
+        [
+            "train",
+            "--data",
+            str(csv),
+            "--model",
+            model,
+            *PROTOCOL,
+            "--epochs",
+            "2",
+            "--units",
+            "8",
+            "--seg-len",
+            "6",
+            "--kernel-size",
+            "5",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.01",
+            "--name",
+            model,
+            "--out",
+            str(out),
+            "--run-dir",
+            str(out.parent / f"run-{model}"),
+            *extra,
+        ]
+    )
+
+
+def test_train_evaluate_predict_export(series_csv, tmp_path, capsys):
+    out = tmp_path / "saved"
+    assert _train(series_csv, out, "segrnn", "--features", "MS") == 0
+    folder = out / "forecast-segrnn"
+    meta = json.loads((folder / "metadata.json").read_text())
+    setup = meta["forecast"]
+    assert setup["seq_len"] == SEQ and setup["columns"] == ["c0", "c1", "OT"]
+    # The stored scaler is the training rows' (the first 60%).
+    values = np.loadtxt(series_csv, delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    np.testing.assert_allclose(setup["scaler"]["mean"], values[:180].mean(0), atol=1e-5)
+
+    npz = tmp_path / "pred.npz"
+    assert main(["predict", str(folder), "--data", str(series_csv), "--output", str(npz)]) == 0
+    arrays = np.load(npz)
+    test_rows = 60 + SEQ  # test split: the last 20%, with its look-back
+    windows = test_rows - SEQ - HORIZON + 1
+    assert arrays["y_true"].shape == arrays["y_pred"].shape == (windows, HORIZON, 1)
+    scaled_ot = (values[:, 2] - values[:180, 2].mean()) / values[:180, 2].std()
+    np.testing.assert_allclose(arrays["y_true"][0, :, 0], scaled_ot[240:246], atol=1e-5)
+    np.testing.assert_allclose(arrays["y_true"][-1, :, 0], scaled_ot[-6:], atol=1e-5)
+    mse = np.mean((arrays["y_pred"] - arrays["y_true"]) ** 2)
+    assert mse == pytest.approx(meta["metrics"]["test_mse"], rel=1e-4)
+
+    capsys.readouterr()
+    assert main(["evaluate", str(folder), "--data", str(series_csv)]) == 0
+    printed = capsys.readouterr().out
+    mae = np.mean(np.abs(arrays["y_pred"] - arrays["y_true"]))
+    assert f"MSE {mse:.4f}, MAE {mae:.4f}" in printed
+    target_mae = mae * values[:180, 2].std()  # OT's MAE in its own units
+    assert f"OT MAE {target_mae:.4f}" in printed
+    assert (folder / "forecast-test.png").stat().st_size > 1000
+
+    assert main(["export", str(folder), "--data", str(series_csv)]) == 0
+    manifest = json.loads((folder / "export" / "manifest.json").read_text())
+    entry = manifest["exports"][0]
+    assert entry["max_abs_diff"] < 1e-4
+    from keras_deeprnn.export import load_tflite
+
+    interpreter = load_tflite(folder / "export" / entry["file"])
+    run = interpreter.get_signature_runner()
+    x = (values[-SEQ - HORIZON : -HORIZON] - values[:180].mean(0)) / values[:180].std(0)
+    got = next(iter(run(**{entry["inputs"][0]["name"]: x[None].astype("float32")}).values()))
+    np.testing.assert_allclose(got[0], arrays["y_pred"][-1], atol=1e-4)
+
+
+def test_baselines_and_linear(series_csv, tmp_path):
+    out = tmp_path / "saved"
+    scores = {}
+    for model in ("last", "dlinear", "rnn"):
+        assert _train(series_csv, out, model) == 0
+        scores[model] = json.loads((out / f"forecast-{model}" / "metadata.json").read_text())[
+            "metrics"
+        ]
+    # Repeating the last value of these periodic series: NumPy's score.
+    values = np.loadtxt(series_csv, delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    scaled = (values - values[:180].mean(0)) / values[:180].std(0)
+    test = scaled[240 - SEQ :]
+    errors = [
+        test[i + SEQ : i + SEQ + HORIZON] - test[i + SEQ - 1]
+        for i in range(len(test) - SEQ - HORIZON + 1)
+    ]
+    assert scores["last"]["test_mse"] == pytest.approx(np.mean(np.square(errors)), rel=1e-5)
+    assert scores["last"]["test_mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-5)
+
+
+def _cell(value):
+    """Row 5's first value replaced by `value`."""
+
+    def edit(lines):
+        fields = lines[6].split(",")
+        lines[6] = ",".join([fields[0], value, *fields[2:]])
+
+    return edit
+
+
+def _rename_date(lines):
+    lines[0] = lines[0].replace("date,", "time,")
+
+
+@pytest.mark.parametrize(
+    "edit, options, message",
+    [
+        (_cell("x"), [], "'x' is not a number"),
+        (_cell(""), [], "a missing value"),
+        (_rename_date, [], "no 'date' column"),
+        (None, ["--horizon", "80"], "do not fit in the valid split"),
+        (None, ["--features", "S", "--target", "nope"], "'nope' is not in the data"),
+    ],
+)
+def test_bad_input_exits_2(series_csv, tmp_path, capsys, edit, options, message):
+    lines = series_csv.read_text().splitlines()
+    if edit:
+        edit(lines)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    code = main(
+        [
+            "train",
+            "--data",
+            str(bad),
+            "--model",
+            "last",
+            *PROTOCOL,
+            *options,
+            "--out",
+            str(tmp_path / "saved"),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
