@@ -220,6 +220,7 @@ class Run:
         """Saves the trained `model` with its metadata (what, how and how
         well; `runner.save` adds the versions, the time and the size) and
         says where; on a worker other than the chief, saves nothing.
+        `history` is `fit`'s, or None for a model with nothing to fit.
 
         Returns:
             The folder, or None.
@@ -230,7 +231,7 @@ class Run:
             "app": self.app,
             "name": self.name,
             "metrics": metrics,
-            "epochs_run": len(history.epoch),
+            "epochs_run": len(history.epoch) if history else 0,
             "train_seconds": round(seconds, 1),
             "run_dir": str(self.run_dir),
             **extra,

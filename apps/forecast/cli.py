@@ -127,9 +127,7 @@ def train(args):
     from apps.forecast.model import build_model
     from apps.forecast.model import compile_model
 
-    name, out, run_dir = cli.names(
-        args, APP, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}"
-    )
+    run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}")
     runner.set_seed(args.seed)
     ds = data.datasets(args)
     strategy = runner.get_strategy(args.strategy)
@@ -150,7 +148,7 @@ def train(args):
                 model,
                 ds.train,
                 ds.valid,
-                run_dir,
+                run.run_dir,
                 args.epochs,
                 monitor="val_mse",
                 patience=args.patience,
@@ -164,25 +162,15 @@ def train(args):
         f"{metrics['test_mse']:.4f} MAE {metrics['test_mae']:.4f} "
         f"[{model.count_params()} parameters, {timer.seconds:.0f} s]"
     )
-    if runner.is_chief():
-        saved = runner.save(
-            model,
-            out,
-            cli.metadata(
-                APP,
-                name,
-                args,
-                metrics,
-                history,
-                timer.seconds,
-                run_dir=str(run_dir),
-                data=args.data,
-                metric="MSE, MAE of the standardized values, every window",
-                **{SETUP: ds.info["setup"]},
-            ),
-            overwrite=args.overwrite,
-        )
-        print(f"saved {saved}")
+    run.save(
+        model,
+        metrics,
+        history,
+        timer.seconds,
+        data=args.data,
+        metric="MSE, MAE of the standardized values, every window",
+        **{SETUP: ds.info["setup"]},
+    )
     return 0
 
 
