@@ -14,3 +14,18 @@ def _clean_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture
+def tiny_train_argv(tmp_path):
+    """`python -m apps.music train` arguments of a one-epoch GRU(4) run on a
+    tiny random piano-roll .mat file, saving to tmp_path/saved/music-n."""
+    import numpy as np
+    from test_music_data import write_mat
+
+    rng = np.random.default_rng(0)
+    pieces = [rng.integers(0, 2, (n, 88)).astype(np.uint8) for n in (9, 12, 7, 10)]
+    mat = write_mat(tmp_path / "t.mat", pieces, pieces[:2], pieces[2:])
+    return ["train", "--data", str(mat), "--cell", "gru", "--units", "4", "--epochs", "1",
+            "--batch-size", "2", "--name", "n", "--out", str(tmp_path / "saved"),
+            "--run-dir", str(tmp_path / "run")]  # fmt: skip

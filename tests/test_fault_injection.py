@@ -29,37 +29,6 @@ def _env():
     }
 
 
-@pytest.fixture
-def tiny_mat(tmp_path):
-    from test_music_data import write_mat
-
-    rng = np.random.default_rng(0)
-    pieces = [rng.integers(0, 2, (n, 88)).astype(np.uint8) for n in (9, 12, 7, 10)]
-    return write_mat(tmp_path / "t.mat", pieces, pieces[:2], pieces[2:])
-
-
-def _train_argv(mat, tmp_path):
-    return [
-        "train",
-        "--data",
-        str(mat),
-        "--cell",
-        "gru",
-        "--units",
-        "4",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "2",
-        "--name",
-        "n",
-        "--out",
-        str(tmp_path / "saved"),
-        "--run-dir",
-        str(tmp_path / "run"),
-    ]
-
-
 def test_sigkill_during_the_final_save_keeps_the_previous_model(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     target = runner.save(model, tmp_path / "music-m", {"app": "music"})
@@ -100,10 +69,10 @@ runner.save(model, {str(target)!r}, {{}}, overwrite=True)
     assert not list(tmp_path.glob(".music-m.tmp-*"))
 
 
-def test_a_full_disk_gives_a_clear_error_and_keeps_the_model(tiny_mat, tmp_path):
+def test_a_full_disk_gives_a_clear_error_and_keeps_the_model(tiny_train_argv, tmp_path):
     from apps.music import cli
 
-    argv = _train_argv(tiny_mat, tmp_path)
+    argv = tiny_train_argv
     assert cli.main(argv) == 0
     saved = tmp_path / "saved" / "music-n" / "model.keras"
     before = saved.read_bytes()
@@ -127,12 +96,12 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_the_model(tiny_mat, tmp_path)
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["music-n"]
 
 
-def test_a_read_only_output_folder_gives_a_clear_error(tiny_mat, tmp_path):
+def test_a_read_only_output_folder_gives_a_clear_error(tiny_train_argv, tmp_path):
     out = tmp_path / "saved"
     out.mkdir()
     (out / "keep.txt").write_text("kept")
     out.chmod(0o555)
-    command = [sys.executable, "-m", "apps.music", *_train_argv(tiny_mat, tmp_path)]
+    command = [sys.executable, "-m", "apps.music", *tiny_train_argv]
     if os.geteuid() == 0:  # root writes anywhere: drop the capabilities that allow it
         setpriv = shutil.which("setpriv")
         if setpriv is None:

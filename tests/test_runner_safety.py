@@ -192,33 +192,10 @@ def test_the_apps_name_the_bad_option_and_exit_2(app, argv, option, capsys):
     assert f"argument {option}:" in capsys.readouterr().err
 
 
-def test_a_diverged_training_exits_3_and_keeps_the_saved_model(tmp_path, capsys, monkeypatch):
-    from test_music_data import write_mat
-
+def test_a_diverged_training_exits_3_and_keeps_the_saved_model(tiny_train_argv, tmp_path, capsys):
     from apps.music import cli as music
 
-    rng = np.random.default_rng(0)
-    pieces = [rng.integers(0, 2, (n, 88)).astype(np.uint8) for n in (9, 12, 7, 10)]
-    path = write_mat(tmp_path / "t.mat", pieces, pieces[:2], pieces[2:])
-    argv = [
-        "train",
-        "--data",
-        str(path),
-        "--cell",
-        "gru",
-        "--units",
-        "4",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "2",
-        "--name",
-        "n",
-        "--out",
-        str(tmp_path / "saved"),
-        "--run-dir",
-        str(tmp_path / "run"),
-    ]
+    argv = tiny_train_argv
     assert music.main(argv) == 0
     saved = tmp_path / "saved" / "music-n" / "model.keras"
     before = saved.read_bytes()
