@@ -9,7 +9,7 @@ declared once, with one name and one meaning:
 |---|---|
 | `add_run_options` | `--seed --strategy --name --out --run-dir --overwrite` |
 | `add_model_options` | `--cell --arch --depth --units --unit-type --dropout --recurrent-dropout` |
-| `add_fit_options` | `--epochs --patience --lr --clipnorm` |
+| `add_fit_options` | `--epochs --patience --lr --clipnorm [--time-budget]` |
 | `add_export_command` | `export MODEL [--out] [--format] [--quantize] [--fuse-lstm]` |
 
 Numbers are checked when parsed (a NaN learning rate or a negative size is
@@ -147,9 +147,11 @@ def add_model_options(
     )
 
 
-def add_fit_options(p, epochs, patience, lr, clipnorm):
+def add_fit_options(p, epochs, patience, lr, clipnorm, time_budget=False):
     """Epochs, early stopping and the optimizer (the batch size is a data
-    option: each app's `data.add_arguments`)."""
+    option: each app's `data.add_arguments`); with `time_budget`, the
+    `--time-budget MINUTES` that the app passes to `runner.fit`
+    (`seconds(args.time_budget)`)."""
     p.add_argument("--epochs", type=positive_int, default=epochs, help="maximum number of epochs")
     p.add_argument(
         "--patience",
@@ -164,6 +166,21 @@ def add_fit_options(p, epochs, patience, lr, clipnorm):
         default=clipnorm,
         help="clip each gradient to this norm (0: off)",
     )
+    if time_budget:
+        p.add_argument(
+            "--time-budget",
+            type=positive_float,
+            default=None,
+            metavar="MINUTES",
+            help="wall-clock limit of the training (validation included; not the data "
+            "preparation nor the final scoring): it stops at the end of the last epoch "
+            "that fits and saves the best epoch's weights (default: no limit)",
+        )
+
+
+def seconds(minutes):
+    """`--time-budget` in seconds (None stays None)."""
+    return None if minutes is None else 60.0 * minutes
 
 
 def add_model_argument(p, app):
@@ -216,11 +233,12 @@ class Run:
         self.out = args.out / f"{app}-{self.name}"
         self.run_dir = args.run_dir or DEFAULT_RUNS / f"{app}-{self.name}"
 
-    def save(self, model, metrics, history, seconds, **extra):
+    def save(self, model, metrics, history, seconds, files=None, **extra):
         """Saves the trained `model` with its metadata (what, how and how
         well; `runner.save` adds the versions, the time and the size) and
         says where; on a worker other than the chief, saves nothing.
-        `history` is `fit`'s, or None for a model with nothing to fit.
+        `history` is `fit`'s, or None for a model with nothing to fit;
+        `files` (`{name: bytes}`) go into the folder beside the model.
 
         Returns:
             The folder, or None.
@@ -238,7 +256,7 @@ class Run:
             "arguments": {k: str(v) for k, v in sorted(vars(self.args).items())},
             "command": runner.command_line(),
         }
-        saved = runner.save(model, self.out, record, overwrite=self.args.overwrite)
+        saved = runner.save(model, self.out, record, overwrite=self.args.overwrite, files=files)
         if saved != self.out:
             print(
                 f"{self.out} exists (another run's model, kept): this one is "

@@ -3,9 +3,11 @@
 One place for what every app's `train` does: seeds, a `tf.distribute`
 strategy, Keras callbacks (progress bar, TensorBoard, gradient norms,
 BackupAndRestore for resuming after an interruption, early stopping on the
-validation metric, best checkpoint, a stop on a non-finite loss), a lock on
-the run folder, and saving the final model under `saved_models/<app>-<name>/`
-with a metadata JSON, atomically and never over another model unless asked.
+validation metric, best checkpoint, a stop on a non-finite loss, an optional
+wall-clock budget), a lock on the run folder, and saving the final model
+under `saved_models/<app>-<name>/` with a metadata JSON (and any files of
+the app's, as a vocabulary), atomically and never over another model unless
+asked.
 """
 
 import contextlib
@@ -91,6 +93,7 @@ def fit(
     grad_batch=None,
     verbose="auto",
     callbacks=(),
+    time_budget=None,
 ):
     """`model.fit` with the apps' callbacks; returns the History.
 
@@ -112,13 +115,18 @@ def fit(
         callbacks: Extra callbacks, run before the apps' own (e.g.
             `keras_deeprnn.training.WeightNoise`, which must see each batch
             first).
+        time_budget: Seconds of wall time for this call's training
+            (`TimeBudget`), or None for no limit. A resumed run gets the
+            budget afresh.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = StopOnNonFinite()
+    budget = [TimeBudget(time_budget)] if time_budget is not None else []
     callbacks = [
         *callbacks,
         stop,
+        *budget,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
@@ -151,6 +159,8 @@ def fit(
             verbose=verbose,
             shuffle=False,  # the datasets shuffle themselves
         )
+    if budget and budget[0].stopped:
+        print(f"time budget: {budget[0].stopped}")
     if stop.where:
         epoch, step, loss = stop.where
         raise TrainingDiverged(
@@ -177,6 +187,56 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
         if loss is not None and self.where is None and not math.isfinite(float(loss)):
             self.where = (self.epoch + 1, batch + 1, float(loss))
         super().on_batch_end(batch, logs)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training within a wall-clock budget, counted from the start of
+    `fit` (validation included).
+
+    At the end of each epoch, training stops if another epoch as long as
+    the longest so far would end past the budget; so a run whose epochs
+    take about the same time ends at an epoch's end, inside the budget. A
+    batch that ends past the budget anyway (an epoch longer than the
+    others, or than the whole budget) stops the epoch there; Keras then
+    validates it and ends the run as at an epoch's end. `stopped` says why
+    training stopped, or is None.
+
+    Args:
+        seconds: The budget (> 0).
+        clock: A function returning seconds (default `time.monotonic`).
+    """
+
+    def __init__(self, seconds, clock=time.monotonic):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"The time budget must be > 0 seconds, got {seconds}.")
+        self.seconds, self.clock = seconds, clock
+        self.stopped = None
+
+    def on_train_begin(self, logs=None):
+        self.start, self.longest, self.stopped = self.clock(), 0.0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_start = epoch, self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopped is None and self.clock() - self.start > self.seconds:
+            self.stopped = (
+                f"{self.seconds / 60:.3g} min spent during epoch {self.epoch + 1}, "
+                f"stopped after its batch {batch + 1}"
+            )
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        self.longest = max(self.longest, now - self.epoch_start)
+        if self.stopped is None and now - self.start + self.longest > self.seconds:
+            self.stopped = (
+                f"stopped after epoch {epoch + 1} at {(now - self.start) / 60:.1f} min: "
+                f"another epoch (up to {self.longest / 60:.1f} min) would pass "
+                f"{self.seconds / 60:.3g} min"
+            )
+            self.model.stop_training = True
 
 
 class run_lock:
@@ -222,8 +282,9 @@ def _main_module():
     return spec.name.removesuffix(".__main__") if spec else sys.argv[0]
 
 
-def save(model, directory, metadata, overwrite=False):
-    """Saves `model.keras` and `metadata.json` as the folder `directory`.
+def save(model, directory, metadata, overwrite=False, files=None):
+    """Saves `model.keras` and `metadata.json` as the folder `directory`,
+    with `files` (`{name: bytes}`, e.g. a vocabulary) beside them.
 
     The folder is written beside its target under a temporary name and
     renamed into place, so an interrupted save leaves no half-written
@@ -255,6 +316,10 @@ def save(model, directory, metadata, overwrite=False):
         }
         model.save(tmp / MODEL_FILE, include_optimizer=False)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        for name, data in (files or {}).items():
+            if name in (MODEL_FILE, METADATA_FILE) or Path(name).name != name:
+                raise ValueError(f"{name!r} cannot be saved beside the model")
+            (tmp / name).write_bytes(data)
         if target.exists():  # overwrite: move the old one aside, then drop it
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / target.name)
