@@ -1,0 +1,1 @@
+"""Neural machine translation with an attentional encoder-decoder (sequence to sequence)."""
