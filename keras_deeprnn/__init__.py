@@ -10,5 +10,6 @@ from keras_deeprnn import cells  # noqa: E402
 from keras_deeprnn import layers  # noqa: E402
 from keras_deeprnn import metrics  # noqa: E402
 from keras_deeprnn import models  # noqa: E402
+from keras_deeprnn import seq2seq  # noqa: E402
 
-__all__ = ["cells", "layers", "metrics", "models"]
+__all__ = ["cells", "layers", "metrics", "models", "seq2seq"]
