@@ -463,9 +463,9 @@ def verify(args):
         if same != len(sources):
             ok = False
             first = next(i for i, (a, b) in enumerate(zip(expected, got)) if a != b)
+            keras_text, lite_text = tokenizer.decode_target([expected[first], got[first]])
             print(
-                f"  first difference, line {first + 1}: Keras {tokenizer.decode_target([expected[first]])[0]!r}"
-                f", LiteRT {tokenizer.decode_target([got[first]])[0]!r}"
+                f"  first difference, line {first + 1}: Keras {keras_text!r}, LiteRT {lite_text!r}"
             )
     if not ok:
         raise ValueError("the LiteRT translations differ from Keras's (see above)")
