@@ -168,7 +168,7 @@ def test_attention_png(trained, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
 
 
-def test_export_and_verify(trained, capsys):
+def test_export_and_verify(trained, tmp_path, capsys):
     folder, model = trained
     assert main(["export", str(model)]) == 0
     export = model / "export"
@@ -190,6 +190,12 @@ def test_export_and_verify(trained, capsys):
     printed = capsys.readouterr().out
     assert "greedy: 12/12 LiteRT translations equal Keras's" in printed
     assert "beam 2: 12/12" in printed
+    # The export alone translates raw text, as the Keras model does.
+    for engine in ([], ["--litert"]):
+        out = tmp_path / f"out{len(engine)}.de"
+        args = ["--input", str(folder / "test.en"), "--output", str(out)]
+        assert main(["translate", str(model), *args, *engine]) == 0
+    assert (tmp_path / "out1.de").read_text() == (tmp_path / "out0.de").read_text()
     # A changed file is refused (the manifest's sha256).
     (export / "tokenizer.model").write_bytes(b"changed")
     assert main(["verify", str(model), "--limit", "2"]) == 2

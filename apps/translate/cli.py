@@ -121,6 +121,11 @@ def parser():
     tr.add_argument(
         "--output", type=Path, default=None, help="translations, one a line (default: stdout)"
     )
+    tr.add_argument(
+        "--litert",
+        action="store_true",
+        help="translate with the LiteRT files of MODEL/export (`export`) instead of Keras",
+    )
     _add_search(tr)
 
     att = sub.add_parser("attention", help="a PNG heatmap of the attention for one sentence")
@@ -354,12 +359,27 @@ def _write_lines(path, lines):
     path.write_text("".join(line.replace("\n", " ") + "\n" for line in lines), encoding="utf-8")
 
 
-def translate(args):
-    model, tokenizer, setup = _load(args)
+def _translator(args):
+    """A function of a list of texts to their translations: the Keras
+    model's, or with `--litert` its export's."""
     options = dict(beam=args.beam, batch_size=args.batch_size, length_penalty=args.length_penalty)
+    if args.litert:
+        from apps.translate import litert
+
+        folder = args.model if args.model.is_dir() else args.model.parent
+        engine = litert.Translator(folder / "export")
+        return lambda texts: engine.translate(texts, **options)
+    model, tokenizer, setup = _load(args)
+    return lambda texts: translation.translate(
+        model, tokenizer, texts, setup["max_length"], **options
+    )
+
+
+def translate(args):
+    run = _translator(args)
     if args.input is not None:
         texts = _read_lines(args.input)
-        outputs = translation.translate(model, tokenizer, texts, setup["max_length"], **options)
+        outputs = run(texts)
         if args.output is not None:
             _write_lines(args.output, outputs)
             print(f"wrote {args.output} ({len(outputs)} lines)", file=sys.stderr)
@@ -374,7 +394,7 @@ def translate(args):
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for texts in chunks:
-            outputs = translation.translate(model, tokenizer, texts, setup["max_length"], **options)
+            outputs = run(texts)
             sink.write("".join(line + "\n" for line in outputs))
             sink.flush()
     finally:
