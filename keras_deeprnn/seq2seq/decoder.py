@@ -191,7 +191,8 @@ class AttentionCell(keras.layers.Layer, DropoutRNNCell):
             self.cell.build((input_shape[0], width))
         if not self.attention.built:
             self.attention.build((None, self.cell_output_size), (None, None, self.memory_size))
-        self.readout.build((None, self.memory_size + self.cell_output_size))
+        if not self.readout.built:
+            self.readout.build((None, self.memory_size + self.cell_output_size))
         self.built = True
 
     def initial_states(self, memory, mask=None, cell_states=None, keys=None):
@@ -409,7 +410,8 @@ class FastAttentionDecoder(keras.layers.Layer):
             self.attention.build(
                 (None, None, self.cell_output_size), (None, None, self.memory_size)
             )
-        self.readout.build((None, self.memory_size + self.cell_output_size))
+        if not self.readout.built:
+            self.readout.build((None, self.memory_size + self.cell_output_size))
         self.built = True
 
     def _split(self, states):

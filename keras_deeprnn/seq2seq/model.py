@@ -360,6 +360,8 @@ class Seq2Seq(keras.Model):
         Returns:
             `(logits (batch, V), new Seq2SeqState, attention (batch, S))`.
         """
+        if not self.built:
+            self.build()
         token_ids = ops.cast(as_tensor(token_ids), "int32")
         if len(token_ids.shape) != 1:
             raise ValueError(
@@ -427,6 +429,8 @@ class Seq2Seq(keras.Model):
         if method == "greedy" and n_best != 1:
             raise ValueError(f"method='greedy' gives one output per sentence, got n_best={n_best}.")
         source_ids = np.asarray(self._check_ids(source_ids, "source_ids"))
+        if not self.built:
+            self.build()
         max_length = self.max_length if max_length is None else max_length
         state = self.encode(source_ids)
         step = self._compiled_step()
