@@ -19,7 +19,7 @@ MODULES = sorted(
 
 # Examples may use any public name of the library, as a user's code would.
 PUBLIC = {"np": np, "keras": keras}
-for _package in ("cells", "layers", "models", "metrics", "training"):
+for _package in ("cells", "layers", "models", "metrics", "training", "seq2seq"):
     _module = importlib.import_module(f"keras_deeprnn.{_package}")
     PUBLIC.update({n: getattr(_module, n) for n in dir(_module) if not n.startswith("_")})
 

@@ -15,7 +15,9 @@
   interpreter's): `greedy_search`, `sample_search`, `beam_search` (with the
   length penalty of Wu et al. 2016, `gnmt_length_penalty`).
 - `step_models(model)`: the encoder and the one-step decoder as functional
-  Keras models with explicit tensors, for TFLite.
+  Keras models with explicit tensors; `export_step_models` writes them as
+  builtin-only TFLite files, and `tflite_generate` decodes with them in
+  LiteRT (the same searches).
 """
 
 from keras_deeprnn.seq2seq.attention import BahdanauAttention
@@ -23,6 +25,9 @@ from keras_deeprnn.seq2seq.attention import LuongAttention
 from keras_deeprnn.seq2seq.attention import MemoryAttention
 from keras_deeprnn.seq2seq.decoder import AttentionCell
 from keras_deeprnn.seq2seq.decoder import FastAttentionDecoder
+from keras_deeprnn.seq2seq.export import export_step_models
+from keras_deeprnn.seq2seq.export import step_models
+from keras_deeprnn.seq2seq.export import tflite_generate
 from keras_deeprnn.seq2seq.losses import MaskedAccuracy
 from keras_deeprnn.seq2seq.losses import MaskedCrossEntropy
 from keras_deeprnn.seq2seq.losses import MaskedPerplexity
@@ -50,4 +55,7 @@ __all__ = [
     "greedy_search",
     "sample_search",
     "gnmt_length_penalty",
+    "step_models",
+    "export_step_models",
+    "tflite_generate",
 ]

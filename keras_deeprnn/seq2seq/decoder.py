@@ -67,6 +67,19 @@ def output_state_index(cell):
     return None
 
 
+def as_tensor(x):
+    """`x` as a tensor; symbolic tensors (functional models) stay as they are."""
+    return x if isinstance(x, keras.KerasTensor) else ops.convert_to_tensor(x)
+
+
+def zeros(like, width):
+    """Zeros `(batch, width)` with the batch (and dtype) of `like` (batch, ...),
+    also for symbolic tensors, whose batch size is unknown."""
+    while len(like.shape) > 2:
+        like = like[:, 0]
+    return ops.zeros_like(like[:, :1]) * ops.zeros((1, width), like.dtype)
+
+
 def _call_cell(cell, inputs, states, training):
     kwargs = {}
     if getattr(cell, "_call_has_training_arg", False):
@@ -178,7 +191,8 @@ class AttentionCell(keras.layers.Layer, DropoutRNNCell):
             self.cell.build((input_shape[0], width))
         if not self.attention.built:
             self.attention.build((None, self.cell_output_size), (None, None, self.memory_size))
-        self.readout.build((None, self.memory_size + self.cell_output_size))
+        if not self.readout.built:
+            self.readout.build((None, self.memory_size + self.cell_output_size))
         self.built = True
 
     def initial_states(self, memory, mask=None, cell_states=None, keys=None):
@@ -190,16 +204,15 @@ class AttentionCell(keras.layers.Layer, DropoutRNNCell):
         state (h) among `cell_states` (zeros when the cell's output is not
         one of its states); for "luong" h~_0 = 0.
         """
-        memory = ops.convert_to_tensor(memory)
-        batch = ops.shape(memory)[0]
+        memory = as_tensor(memory)
         if not self.attention.built:
             self.attention.build((None, self.cell_output_size), (None, None, self.memory_size))
         if cell_states is None:
             initial = getattr(self.cell, "get_initial_state", None)
             if initial is not None:
-                cell_states = tree.flatten(initial(batch_size=batch))
+                cell_states = tree.flatten(initial(batch_size=ops.shape(memory)[0]))
             else:
-                cell_states = [ops.zeros((batch, s), memory.dtype) for s in self.cell_state_sizes]
+                cell_states = [zeros(memory, s) for s in self.cell_state_sizes]
         cell_states = list(cell_states)
         if len(cell_states) != len(self.cell_state_sizes):
             raise ValueError(
@@ -210,9 +223,9 @@ class AttentionCell(keras.layers.Layer, DropoutRNNCell):
         if self.style == "bahdanau" and index is not None:
             feedback = cell_states[index]
         else:
-            feedback = ops.zeros((batch, self.state_size[-1]), dtype=memory.dtype)
+            feedback = zeros(memory, self.state_size[-1])
         if mask is None:
-            mask = ops.ones(ops.shape(memory)[:2], dtype=memory.dtype)
+            mask = ops.ones_like(memory[..., 0])
         mask = ops.cast(mask, memory.dtype)
         if keys is None:
             keys = self.attention.keys(memory)
@@ -397,7 +410,8 @@ class FastAttentionDecoder(keras.layers.Layer):
             self.attention.build(
                 (None, None, self.cell_output_size), (None, None, self.memory_size)
             )
-        self.readout.build((None, self.memory_size + self.cell_output_size))
+        if not self.readout.built:
+            self.readout.build((None, self.memory_size + self.cell_output_size))
         self.built = True
 
     def _split(self, states):

@@ -20,7 +20,9 @@ from keras_deeprnn.seq2seq.attention import BahdanauAttention
 from keras_deeprnn.seq2seq.attention import LuongAttention
 from keras_deeprnn.seq2seq.decoder import AttentionCell
 from keras_deeprnn.seq2seq.decoder import FastAttentionDecoder
+from keras_deeprnn.seq2seq.decoder import as_tensor
 from keras_deeprnn.seq2seq.decoder import state_sizes
+from keras_deeprnn.seq2seq.decoder import zeros
 
 ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat")
 DECODERS = ("cell", "fast")
@@ -281,7 +283,7 @@ class Seq2Seq(keras.Model):
 
     # -- the network ----------------------------------------------------------
     def _check_ids(self, ids, name):
-        ids = ops.convert_to_tensor(ids)
+        ids = as_tensor(ids)
         if len(ids.shape) != 2:
             raise ValueError(
                 f"Seq2Seq '{self.name}': {name} must be token ids of shape (batch, "
@@ -321,8 +323,7 @@ class Seq2Seq(keras.Model):
         if self.bridge == "dense":
             states = [dense(s) for dense, s in zip(self.bridge_layers, finals)]
         else:
-            batch = ops.shape(memory)[0]
-            states = [ops.zeros((batch, s), memory.dtype) for s in self.decoder_state_sizes]
+            states = [zeros(memory, s) for s in self.decoder_state_sizes]
         mask = ops.cast(mask, memory.dtype)
         if self.decoder == "cell":
             states = self.decoder_cell.initial_states(memory, mask, states, keys=keys)[:-3]
@@ -359,7 +360,9 @@ class Seq2Seq(keras.Model):
         Returns:
             `(logits (batch, V), new Seq2SeqState, attention (batch, S))`.
         """
-        token_ids = ops.cast(ops.convert_to_tensor(token_ids), "int32")
+        if not self.built:
+            self.build()
+        token_ids = ops.cast(as_tensor(token_ids), "int32")
         if len(token_ids.shape) != 1:
             raise ValueError(
                 f"Seq2Seq '{self.name}': decode_step takes one token per "
@@ -426,6 +429,8 @@ class Seq2Seq(keras.Model):
         if method == "greedy" and n_best != 1:
             raise ValueError(f"method='greedy' gives one output per sentence, got n_best={n_best}.")
         source_ids = np.asarray(self._check_ids(source_ids, "source_ids"))
+        if not self.built:
+            self.build()
         max_length = self.max_length if max_length is None else max_length
         state = self.encode(source_ids)
         step = self._compiled_step()

@@ -186,12 +186,15 @@ def greedy_search(
 
     Example:
 
-    >>> table = np.log([[.1, .1, .2, .6], [.1, .1, .7, .1], [.25] * 4, [.1, .1, .7, .1]])
+    A bigram table: row k is p(next | token k), ids pad 0, bos 1, eos 2, a
+    word 3.
+
+    >>> table = np.log([[.25] * 4, [.1, .1, .2, .6], [.25] * 4, [.1, .1, .7, .1]])
     >>> step = lambda tokens, state: (table[tokens], state)
     >>> tokens, scores = greedy_search(step, [np.zeros((1, 1))], 1, bos_id=1,
     ...                                eos_id=2, max_length=5)
-    >>> tokens.tolist(), np.round(scores, 3).tolist()
-    ([[[3, 2]]], [[-0.867]])
+    >>> tokens.tolist(), f"{scores[0, 0]:.2f}"          # log .6 + log .7
+    ([[[3, 2]]], '-0.87')
     """
     _check(batch_size, bos_id, eos_id, max_length, pad_id)
     return _sequential(
@@ -288,11 +291,13 @@ def beam_search(
     All sentences and their K = `beam_width` beams run as one batch of
     N = batch_size * K rows (sentence-major). At every step each sentence's
     K live hypotheses are extended by every token; of the 2K best
-    extensions (by log P(y_1..y_t | x)), those ending in `eos_id` join the
-    sentence's finished hypotheses, scored log P / lp(t), lp(t) = ((5 + t)
-    / 6) ** length_penalty (t counts the end token), and the best K others
-    stay alive; the states are reordered with `np.take`. At `max_length`
-    the live hypotheses are finished as they are. A sentence is done when
+    extensions (by log P(y_1..y_t | x)), those among the first K that end
+    in `eos_id` join the sentence's finished hypotheses (as in fairseq, so
+    that a beam of 1 is greedy search), scored log P / lp(t), lp(t) =
+    ((5 + t) / 6) ** length_penalty (t counts the end token), and the K
+    best that do not end stay alive; the states are reordered with
+    `np.take`. At `max_length` the K best extensions are finished as they
+    are. A sentence is done when
     it has `n_best` finished hypotheses and no live one can still beat
     the n-th: the best live log P divided by lp(max_length) bounds every
     continuation's score (log P only falls, lp only grows for alpha >= 0).
@@ -323,7 +328,7 @@ def beam_search(
 
     Example:
 
-    >>> table = np.log([[.1, .1, .3, .5], [.1, .1, .7, .1], [.25] * 4, [.1, .1, .8, 0.]])
+    >>> table = np.log([[.25] * 4, [.1, .1, .3, .5], [.25] * 4, [.1, .05, .8, .05]])
     >>> step = lambda tokens, state: (table[tokens], state)
     >>> tokens, scores = beam_search(step, [np.zeros((1, 1))], 1, bos_id=1, eos_id=2,
     ...                              beam_width=2, max_length=4, length_penalty=0.0,
@@ -387,7 +392,9 @@ def beam_search(
                     break
                 beam, word = divmod(int(top[b, j]), vocabulary)
                 if word == eos_id or last:
-                    finished[b].append((score / lp, score, t, beam, word))
+                    # Only among the K best, so that K = 1 is greedy search.
+                    if j < K:
+                        finished[b].append((score / lp, score, t, beam, word))
                 elif live < K:
                     new_parent[b, live], new_word[b, live] = beam, word
                     new_alive[b, live] = score
