@@ -42,43 +42,21 @@ def write(path, lines):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A model trained one epoch on a folder of train/val/test files."""
+    """A tiny model trained one epoch on a folder of train/val/test files
+    (a GRU: it traces faster than an LSTM; the library tests every cell)."""
     folder = tmp_path_factory.mktemp("corpus")
     for split, n, seed in (("train", 96, 0), ("val", 16, 1), ("test", 12, 2)):
         en, de = corpus(n, seed)
         write(folder / f"{split}.en", en)
         write(folder / f"{split}.de", de)
     out = tmp_path_factory.mktemp("saved")
+    options = (
+        f"--src en --tgt de --vocab-size 300 --cell gru --units 8 --embedding-dim 8 --epochs 1 "
+        f"--batch-size 32 --lr 0.01 --max-length {MAX_LENGTH} --name t"
+    )
     code = main(
-        [
-            "train",
-            "--data",
-            str(folder),
-            "--src",
-            "en",
-            "--tgt",
-            "de",
-            "--vocab-size",
-            "300",
-            "--units",
-            "8",
-            "--embedding-dim",
-            "8",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-            "--lr",
-            "0.01",
-            "--max-length",
-            str(MAX_LENGTH),
-            "--name",
-            "t",
-            "--out",
-            str(out),
-            "--run-dir",
-            str(out / "run"),
-        ]  # fmt: skip
+        ["train", "--data", str(folder), *options.split(), "--out", str(out)]
+        + ["--run-dir", str(out / "run")]
     )
     assert code == 0
     return folder, out / "translate-t"
@@ -168,7 +146,7 @@ def test_attention_png(trained, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
 
 
-def test_export_and_verify(trained, tmp_path, capsys):
+def test_export_and_verify(trained, tmp_path, capsys, monkeypatch):
     folder, model = trained
     assert main(["export", str(model)]) == 0
     export = model / "export"
@@ -196,6 +174,22 @@ def test_export_and_verify(trained, tmp_path, capsys):
         args = ["--input", str(folder / "test.en"), "--output", str(out)]
         assert main(["translate", str(model), *args, *engine]) == 0
     assert (tmp_path / "out1.de").read_text() == (tmp_path / "out0.de").read_text()
+    # A LiteRT translation that differs (a token changed here) fails verify.
+    from apps.translate import litert
+
+    real = litert.Translator.generate_ids
+
+    def one_token_off(self, sources, **kwargs):
+        ids = real(self, sources, **kwargs)
+        ids[1] = ids[1] + [4]
+        return ids
+
+    monkeypatch.setattr(litert.Translator, "generate_ids", one_token_off)
+    assert main(["verify", str(model), "--limit", "3"]) == 1
+    printed = capsys.readouterr()
+    assert "greedy: 2/3 LiteRT translations" in printed.out
+    assert "first difference, line 2" in printed.out and "differ" in printed.err
+    monkeypatch.undo()
     # A changed file is refused (the manifest's sha256).
     (export / "tokenizer.model").write_bytes(b"changed")
     assert main(["verify", str(model), "--limit", "2"]) == 2

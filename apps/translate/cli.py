@@ -18,6 +18,7 @@ from apps.translate import translation
 
 APP = "translate"
 SETUP = "translate"  # the metadata key of the data and the vocabulary
+EXIT_DIFFERENT = 1  # verify: a LiteRT translation differs from Keras's
 
 
 def parser():
@@ -488,7 +489,8 @@ def verify(args):
                 f"  first difference, line {first + 1}: Keras {keras_text!r}, LiteRT {lite_text!r}"
             )
     if not ok:
-        raise ValueError("the LiteRT translations differ from Keras's (see above)")
+        print("error: the LiteRT translations differ from Keras's (see above)", file=sys.stderr)
+        return EXIT_DIFFERENT
     return 0
 
 
