@@ -3,6 +3,8 @@
 
 import json
 
+import pytest
+
 from benchmarks import kernels
 from benchmarks import speed
 
@@ -60,3 +62,34 @@ def test_kernel_benchmark_times_every_path(tmp_path):
         .read_text()
         .startswith("Command: `python -m benchmarks.kernels --cells")
     )
+
+
+@pytest.mark.slow
+def test_seq2seq_speed_benchmark_writes_its_table(tmp_path):
+    from benchmarks import seq2seq_speed
+
+    report = seq2seq_speed.main(
+        [
+            "--models",
+            "keras,fast-luong-dot",
+            "--batch",
+            "4",
+            "--length",
+            "5",
+            "--vocabulary",
+            "20",
+            "--embedding",
+            "4",
+            "--units",
+            "4",
+            "--rounds",
+            "1",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]  # fmt: skip
+    )
+    rows = {r["model"]: r for r in report["rows"]}
+    assert rows["keras"]["vs_keras"] == 1.0 and rows["fast-luong-dot"]["tokens_per_s"] > 0
+    assert "| fast-luong-dot |" in (tmp_path / "seq2seq_speed.md").read_text()

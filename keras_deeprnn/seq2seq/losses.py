@@ -29,10 +29,11 @@ def masked_cross_entropy(y_true, logits, pad_id=0, label_smoothing=0.0):
     """
     logits = ops.cast(logits, "float32")
     y_true = ops.cast(y_true, "int32")
-    log_probs = ops.log_softmax(logits, axis=-1)
-    nll = -ops.squeeze(ops.take_along_axis(log_probs, y_true[..., None], axis=-1), -1)
+    # One fused softmax cross-entropy op; mean_v(-log p_v) = logsumexp(z) - mean(z).
+    nll = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
     if label_smoothing:
-        nll = (1.0 - label_smoothing) * nll - label_smoothing * ops.mean(log_probs, axis=-1)
+        uniform = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)
+        nll = (1.0 - label_smoothing) * nll + label_smoothing * uniform
     mask = ops.cast(ops.not_equal(y_true, pad_id), "float32")
     return nll * mask, mask
 

@@ -435,8 +435,18 @@ class Seq2Seq(keras.Model):
         state = self.encode(source_ids)
         step = self._compiled_step()
 
+        # The searches pass the same (repeated) context arrays at every
+        # step: convert them to tensors once, not once per step.
+        tensors = {}
+
+        def constant(array):
+            if id(array) not in tensors:
+                tensors[id(array)] = (array, ops.convert_to_tensor(array))
+            return tensors[id(array)][1]
+
         def step_fn(tokens, states, memory, keys, mask):
-            logits, states, weights = step(tokens, states, memory, keys, mask)
+            context = [constant(a) for a in (memory, keys, mask)]
+            logits, states, weights = step(tokens, states, *context)
             return np.asarray(logits), [np.asarray(s) for s in states], np.asarray(weights)
 
         context = [np.asarray(state.memory), np.asarray(state.keys), np.asarray(state.mask)]
