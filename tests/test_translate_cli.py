@@ -68,6 +68,7 @@ def test_train_saves_model_vocabulary_and_setup(trained):
     assert (model / "tokenizer.model").is_file() and (model / "model.keras").is_file()
     assert meta["translate"]["max_length"] == MAX_LENGTH and meta["translate"]["src"] == "en"
     assert meta["pairs"] == {"train": 96, "valid": 16, "test": 12}
+    assert meta["epochs_run"] == 1 and meta["best_epoch"] == 1
     assert {"valid_bleu", "valid_chrf", "test_bleu", "test_chrf"} <= set(meta["metrics"])
 
 
@@ -213,6 +214,9 @@ def test_bad_input_is_one_clear_line(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["train", "--data", "multi30k", "--src", "english", *common])
     assert exit.value.code == 2 and "not a language code" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "multi30k", "--time-budget", "0", *common])
+    assert "--time-budget: must be a number > 0" in capsys.readouterr().err
     write(tmp_path / "refs.de", de[:3])
     args = ["--src-file", str(folder / "test.en"), "--ref-file", str(tmp_path / "refs.de")]
     assert main(["evaluate", str(model), *args]) == 2

@@ -11,6 +11,8 @@ search.
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from apps.common import cli
 from apps.common import runner
 from apps.translate import data
@@ -243,7 +245,10 @@ def train(args):
         timer.seconds,
         files=tokenizer.files(),
         metric="sacreBLEU BLEU and chrF, greedy, detokenized (13a, cased)",
+        vocabulary_seconds=round(vocab_timer.seconds, 1),
         score_seconds=round(score_timer.seconds, 1),
+        # Epoch numbers count from the start even after a resume.
+        best_epoch=history.epoch[int(np.argmin(history.history["val_loss"]))] + 1,
         pairs={split: ds.info["kept"][split] for split in ds.info["kept"]},
         **{SETUP: _setup(args, tokenizer)},
     )
@@ -309,17 +314,12 @@ def _split(args, setup, split="test"):
     return pairs[split]
 
 
-def _read_lines(path):
-    """The lines of a text file (gzip where it ends in .gz), empty lines kept."""
-    return data.read_lines(path)
-
-
 def evaluate(args):
     model, tokenizer, setup = _load(args)
     if (args.src_file is None) != (args.ref_file is None):
         raise ValueError("pass both --src-file and --ref-file, or neither (the test split)")
     if args.src_file is not None:
-        sources, references = _read_lines(args.src_file), _read_lines(args.ref_file)
+        sources, references = data.read_lines(args.src_file), data.read_lines(args.ref_file)
         if len(sources) != len(references):
             raise ValueError(
                 f"{args.src_file} has {len(sources)} lines but {args.ref_file} has "
@@ -379,7 +379,7 @@ def _translator(args):
 def translate(args):
     run = _translator(args)
     if args.input is not None:
-        texts = _read_lines(args.input)
+        texts = data.read_lines(args.input)
         outputs = run(texts)
         if args.output is not None:
             _write_lines(args.output, outputs)
@@ -405,8 +405,6 @@ def translate(args):
 
 
 def attention(args):
-    import numpy as np
-
     model, tokenizer, setup = _load(args)
     sources = translation.source_ids(tokenizer, [args.sentence], setup["max_length"], "--sentence")
     if sources[0] is None:
@@ -461,7 +459,7 @@ def verify(args):
     model, tokenizer, setup = _load(args)
     folder = args.export or (args.model if args.model.is_dir() else args.model.parent) / "export"
     if args.src_file is not None:
-        texts = _read_lines(args.src_file)
+        texts = data.read_lines(args.src_file)
         what = str(args.src_file)
     else:
         texts = _split(args, setup).source
