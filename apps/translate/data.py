@@ -73,10 +73,10 @@ class Pairs:
         return len(self.source)
 
     def subset(self, indices):
-        return Pairs(*([column[i] for i in indices] for column in self._columns()))
-
-    def _columns(self):
-        return self.source, self.target, self.where
+        """The pairs at `indices`, in that order."""
+        return Pairs(
+            *([column[i] for i in indices] for column in (self.source, self.target, self.where))
+        )
 
 
 def add_arguments(p, training=False):
@@ -176,8 +176,8 @@ def _keep_complete(source, target, where, name):
             len(empty),
             _listed([w.rsplit(":", 1)[-1] for w in empty]),
         )
-    kept = [(s.strip(), t.strip(), w) for s, t, w in zip(source, target, where) if s.strip()]
-    kept = [k for k in kept if k[1]]
+    kept = [(s.strip(), t.strip(), w) for s, t, w in zip(source, target, where)]
+    kept = [k for k in kept if k[0] and k[1]]
     if not kept:
         raise PairDataError(f"{name}: no sentence pair found")
     return Pairs(*(list(c) for c in zip(*kept)))
@@ -288,7 +288,7 @@ def _parallel_at(base, src, tgt):
     return read_parallel(*paths)
 
 
-def _folder_splits(folder, src, tgt):
+def _folder_splits(folder):
     """The split files of a folder of `SPLIT.LANG[.gz]` files."""
     stems = sorted(
         {p.name.removesuffix(".gz").rsplit(".", 1)[0] for p in folder.iterdir() if p.is_file()}
@@ -339,7 +339,7 @@ def load_pairs(spec, src, tgt, data_dir=None, valid_size=1000, seed=0, download=
     else:
         path = Path(text).expanduser()
         if path.is_dir():
-            bases = _folder_splits(path, src, tgt)
+            bases = _folder_splits(path)
             splits = {s: _parallel_at(base, src, tgt) for s, base in bases.items()}
         elif path.is_file():
             splits = {"train": read_tsv(path)}
