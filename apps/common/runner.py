@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -314,7 +315,8 @@ def save(model, directory, metadata, overwrite=False, files=None):
             **metadata,
             "folder": target.name,
         }
-        model.save(tmp / MODEL_FILE, include_optimizer=False)
+        with _without_optimizer(model):
+            model.save(tmp / MODEL_FILE)
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         for name, data in (files or {}).items():
             if name in (MODEL_FILE, METADATA_FILE) or Path(name).name != name:
@@ -331,6 +333,21 @@ def save(model, directory, metadata, overwrite=False, files=None):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+@contextlib.contextmanager
+def _without_optimizer(model):
+    """Detaches the optimizer while `model` is saved: Keras 3 ignores
+    `include_optimizer=False` for `.keras` files and would store the
+    optimizer's slots (twice the weights, for Adam). The compile
+    configuration stays, so the loaded model is compiled with a fresh
+    optimizer of the same settings."""
+    optimizer = getattr(model, "optimizer", None)
+    model.optimizer = None
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
 
 
 def _free_name(directory):
@@ -385,7 +402,10 @@ def load(path, app=None):
             "(truncated, or not a Keras file)."
         )
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # The file holds no optimizer state (`save`): nothing is skipped.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files.
         raise ValueError(f"Could not load the model {path}: {error}") from error
 
