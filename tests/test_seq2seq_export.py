@@ -29,7 +29,7 @@ def test_step_models_compute_encode_and_decode_step():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
-@pytest.mark.parametrize("decoder", ["cell", pytest.param("fast", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("decoder", ["cell", "fast"])
 def test_litert_beam_search_equals_keras(tmp_path, decoder):
     model = Seq2Seq(11, 12, embedding_dim=4, units=6, attention="bahdanau", decoder=decoder,
                     max_length=6)  # fmt: skip

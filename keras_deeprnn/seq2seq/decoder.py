@@ -88,10 +88,6 @@ def _call_cell(cell, inputs, states, training):
     return output, list(tree.flatten(new_states))
 
 
-def _check_memory_size(memory_size):
-    return check_units(memory_size) if memory_size is not None else None
-
-
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
 class AttentionCell(keras.layers.Layer, DropoutRNNCell):
     """An RNN cell with attention over a memory, for `keras.layers.RNN`.
@@ -177,7 +173,6 @@ class AttentionCell(keras.layers.Layer, DropoutRNNCell):
         self.readout = keras.layers.Dense(
             self.output_units, activation="tanh", use_bias=False, name="readout"
         )
-        self.input_dim = None
 
     @property
     def feed_size(self):
@@ -185,8 +180,7 @@ class AttentionCell(keras.layers.Layer, DropoutRNNCell):
         return self.memory_size if self.style == "bahdanau" else self.output_units
 
     def build(self, input_shape):
-        self.input_dim = int(input_shape[-1])
-        width = self.input_dim + self.feed_size
+        width = int(input_shape[-1]) + self.feed_size
         if isinstance(self.cell, keras.layers.Layer) and not self.cell.built:
             self.cell.build((input_shape[0], width))
         if not self.attention.built:
