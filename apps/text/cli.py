@@ -63,6 +63,15 @@ def parser():
         help="stop after the batch that ends this much training time (per-epoch "
         "validation included), then validate and save as usual",
     )
+    train.add_argument(
+        "--reset-probability",
+        type=cli.rate,
+        default=0.0,
+        metavar="P",
+        help="also reset each stream's states to zeros before a training batch with this "
+        "probability (e.g. 0.01), so that the model learns to start cold, as evaluation "
+        "and sampling do; states always reset at each epoch's start",
+    )
     cli.add_run_options(train, APP, "DATA-LEVEL-CELL-ARCH-UNITS")
 
     evaluate = sub.add_parser(
@@ -188,7 +197,7 @@ def train(args):
             None if budget else steps * args.epochs,
         )
     trainer.summary()
-    callbacks = [ResetStates()]
+    callbacks = [ResetStates(args.reset_probability, seed=args.seed)]
     if budget:
         cosine = args.lr if args.lr_schedule == "cosine" else None
         callbacks.append(TimeBudget(budget, cosine_from=cosine))
@@ -253,7 +262,7 @@ def evaluate(args):
         print(f"bpc {result['bpc']:.4f}")
     else:
         print(f"nats/word {result['nats']:.4f}")
-        print(f"perplexity {result['perplexity']:.2f}")
+        print(f"perplexity {result['perplexity']:.3f}")
     print(
         f"({args.split} part of {args.data}: {len(ids) - 1} predictions, {args.streams} stream(s))"
     )
