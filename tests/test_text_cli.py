@@ -137,6 +137,14 @@ def test_export_streaming_float_and_int8(toy, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "model-streaming.tflite (float32): greedy chars equal to Keras's: 40 of 40" in out
     assert "model-streaming-int8.tflite (int8)" in out
+    # Each file scores the validation part one invoke per character: the
+    # float file as Keras does, the int8 one close to it.
+    lines = out.splitlines()
+    keras_nats = float(next(x for x in lines if x.startswith("Keras: ")).split()[1])
+    scored = [float(x.split()[0]) for x in lines if x.endswith("nats per char on the same")]
+    assert len(scored) == 2
+    assert scored[0] == pytest.approx(keras_nats, abs=1e-4)
+    assert scored[1] == pytest.approx(keras_nats, abs=0.1)
     manifest = json.loads((folder / "export" / "manifest.json").read_text())
     files = {e["file"]: e for e in manifest["exports"]}
     assert set(files) == {"model-streaming.tflite", "model-streaming-int8.tflite"}

@@ -133,9 +133,16 @@ def parser():
         fuse_lstm=False,
         help="streaming TFLite (one token per invoke, states in and out; builtin ops) "
         "into MODEL/export, float32 and --quantize; checks that LiteRT's greedy text "
-        "equals Keras's",
+        "equals Keras's (float32) and, with --data, scores each file",
     )
     data.add_arguments(exp, required=False)
+    exp.add_argument(
+        "--score-tokens",
+        type=cli.positive_int,
+        default=2000,
+        help="with --data: the first this many tokens of the validation part are scored "
+        "by each file and by Keras",
+    )
     exp.add_argument(
         "--check-length",
         type=cli.positive_int,
@@ -325,7 +332,25 @@ def litert_greedy(interpreter, primer, length):
     return np.array(out, np.int32)
 
 
+def litert_nats(interpreter, ids):
+    """Mean cross-entropy (nats per token) of a streaming TFLite language
+    model over `ids`, one invoke per token from zero states."""
+    run = interpreter.get_signature_runner()
+    inputs = run.get_input_details()
+    states = {n: np.zeros(d["shape"], np.float32) for n, d in inputs.items() if "_state_" in n}
+    (ids_name,) = [n for n in inputs if n not in states]
+    total = 0.0
+    for t in range(len(ids) - 1):
+        result = run(**{ids_name: np.array([ids[t]], np.int32)}, **states)
+        states = {n: result[n] for n in states}
+        z = result["output_0"][0].astype(np.float64)
+        z = z - z.max()
+        total += np.log(np.exp(z).sum()) - z[ids[t + 1]]
+    return total / (len(ids) - 1)
+
+
 def export(args):
+    from apps.text.model import score
     from keras_deeprnn.export import load_export
     from keras_deeprnn.export import write_export
     from keras_deeprnn.export.manifest import tflite_name
@@ -354,6 +379,14 @@ def export(args):
         metrics=runner.read_metadata(args.model).get("metrics"),
     )
     reference = sample_tokens(model, primer, args.check_length, temperature=0)
+    valid = None
+    if args.data:
+        valid = data.split_ids(args.data, stored, "valid")[: args.score_tokens]
+        keras_nats = score(model, valid)
+        print(
+            f"Keras: {keras_nats:.4f} nats per {vocab.level} on the first {len(valid)} "
+            "tokens of the validation part"
+        )
     for mode, q in files:
         interpreter, entry = load_export(folder, tflite_name(mode, q))
         greedy = litert_greedy(interpreter, primer, args.check_length)
@@ -363,6 +396,8 @@ def export(args):
             f"{folder / entry['file']} ({kind}): greedy {vocab.level}s equal to Keras's: "
             f"{same} of {len(greedy)}; largest |TFLite - Keras| logit {entry['max_abs_diff']:.2e}"
         )
+        if valid is not None:
+            print(f"  {litert_nats(interpreter, valid):.4f} nats per {vocab.level} on the same")
         if q is None and same < len(greedy):
             raise ValueError(
                 f"{entry['file']}: LiteRT's greedy text leaves Keras's at token {same}."

@@ -19,7 +19,7 @@ Example:
 ([' ', 'b', 'e', 'n'], 7)
 >>> vocab.decode(vocab.encode("note"))
 'note'
->>> words = Vocabulary.words("a b a\\nc a", max_size=2)
+>>> words = Vocabulary.words("a b a\\nc a", max_size=1)
 >>> words.tokens, words.encode("a d\\n").tolist()
 (['<unk>', '<eos>', 'a'], [2, 0, 1])
 """
