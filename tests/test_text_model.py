@@ -115,6 +115,37 @@ def test_stateful_chunks_equal_one_long_sequence(kind, cell):
     np.testing.assert_allclose(back(ids), full, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradients_after_a_carried_state_match_keras_own_loop(cell):
+    """The C++ kernels' gradients of a window that starts from carried
+    (non-zero) states, against keras.layers.RNN's own loop over the same
+    cell and weights."""
+    import tensorflow as tf
+
+    from keras_deeprnn import cells
+    from keras_deeprnn.layers import RNN
+
+    x = np.random.default_rng(5).normal(size=(3, 14, 4)).astype("float32")
+    layers = [
+        kind(cells.get(cell, 6), return_sequences=True, stateful=True)
+        for kind in (keras.layers.RNN, RNN)
+    ]
+    grads = []
+    for layer in layers:
+        layer(x[:, :7])  # builds
+        if layer is layers[1]:
+            layer.set_weights(layers[0].get_weights())
+        layer.reset_states()
+        layer(x[:, :7])  # the first window leaves its states
+        assert np.any(np.asarray(layer.states[0]))
+        with tf.GradientTape() as tape:
+            y = layer(x[:, 7:])
+            loss = tf.reduce_sum(y * np.cos(np.arange(y.shape[-1])))
+        grads.append([np.asarray(g) for g in tape.gradient(loss, layer.trainable_weights)])
+    for stock, ours in zip(*grads):
+        np.testing.assert_allclose(ours, stock, rtol=1e-4, atol=1e-5)
+
+
 def test_stateful_clone_refuses_without_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         stateful_clone(_model())

@@ -115,7 +115,8 @@ def parser():
         "--beam",
         type=cli.positive_int,
         default=None,
-        help="beam search of this width for the most likely continuation instead",
+        help="beam search of this width for the most likely continuation instead of "
+        "sampling (--temperature, --top-k and --seed then do not apply)",
     )
     sample.add_argument(
         "--unknown",
