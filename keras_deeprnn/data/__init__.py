@@ -14,6 +14,11 @@ and the fold splits of the MR protocol.
 CoNLL files, tfds ``universal_dependencies``/``conll2003``) and a padded,
 masked `tf.data` pipeline for sequence tagging.
 
+`keras_deeprnn.data.corpus`: text files for language modelling (UTF-8
+checks, the train/valid split, character and word vocabularies with
+``<unk>``); `keras_deeprnn.data.streams`: one token sequence as parallel
+streams of windows for stateful truncated BPTT.
+
 `keras_deeprnn.data.timeseries`: multivariate series for forecasting (CSV
 with a date column, the ETT splits, the training rows' scaler, windows).
 
@@ -22,7 +27,9 @@ module's own ``load_tfds``) live in the module.
 """
 
 from keras_deeprnn.data import conll
+from keras_deeprnn.data import corpus
 from keras_deeprnn.data import music
+from keras_deeprnn.data import streams
 from keras_deeprnn.data import text
 from keras_deeprnn.data import timeseries
 from keras_deeprnn.data.conll import ConllError
@@ -58,6 +65,8 @@ from keras_deeprnn.data.text import split_indices
 
 __all__ = [
     "conll",
+    "corpus",
+    "streams",
     "music",
     "text",
     "timeseries",

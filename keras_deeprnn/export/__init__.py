@@ -5,6 +5,8 @@
   checked against Keras by `verify_tflite`;
 - `export_saved_model(model, path)`: serving signatures with dynamic batch
   and time that load with plain `tf.saved_model.load`;
+- `StreamingModel(model)`: the streaming export's function run by
+  TensorFlow (one step, states explicit), for generation in Python;
 - `write_export(model, folder, name, ...)`: both into an export folder with
   a `manifest.json` (versions, metrics, input/output specs, sha256 of every
   file), checked by `check_manifest` / `load_export`.
@@ -18,6 +20,7 @@ from keras_deeprnn.export.manifest import load_export
 from keras_deeprnn.export.manifest import write_export
 from keras_deeprnn.export.manifest import write_manifest
 from keras_deeprnn.export.saved_model import export_saved_model
+from keras_deeprnn.export.streaming import StreamingModel
 from keras_deeprnn.export.tflite import MODES
 from keras_deeprnn.export.tflite import QUANTIZATIONS
 from keras_deeprnn.export.tflite import TOLERANCES
@@ -27,6 +30,7 @@ from keras_deeprnn.export.tflite import verify_tflite
 
 __all__ = [
     "ExportError",
+    "StreamingModel",
     "MODES",
     "QUANTIZATIONS",
     "TOLERANCES",

@@ -27,6 +27,7 @@ from keras import tree
 from keras_deeprnn.export._tflite_lstm import fusable
 from keras_deeprnn.export._tflite_lstm import fused_lstm
 from keras_deeprnn.layers.deep_output import DeepOutput
+from keras_deeprnn.layers.tied_embedding import TiedEmbedding
 from keras_deeprnn.utils import sublayers
 
 
@@ -64,6 +65,15 @@ PER_STEP_LAYERS = (
     keras.layers.Minimum,
     keras.layers.Concatenate,
     DeepOutput,
+    TiedEmbedding,
+)
+# Identities at inference; SpatialDropout1D would refuse one step's 2D input.
+INFERENCE_IDENTITY_LAYERS = (
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.AlphaDropout,
 )
 STRING_LAYERS = (
     keras.layers.TextVectorization,
@@ -278,6 +288,8 @@ class Program:
                 f"{describe(layer)} concatenates along axis {layer.axis}; a "
                 "streaming export only supports axis=-1."
             )
+        if isinstance(layer, INFERENCE_IDENTITY_LAYERS):
+            return args[0]
         outputs, _ = _call_layer(layer, args, kwargs, [None])
         return outputs
 

@@ -203,11 +203,11 @@ class _Exporter:
 
 def _default_inputs(model, mode, max_length, samples=2):
     """Random inputs for the check of `export_tflite`: normal floats, ids
-    drawn from the vocabulary of the first Embedding."""
+    drawn from the vocabulary of the first (tied) embedding."""
     rng = np.random.default_rng(0)
     vocabulary = 2
     for layer in sublayers(model):
-        if hasattr(layer, "input_dim") and type(layer).__name__ == "Embedding":
+        if hasattr(layer, "input_dim") and type(layer).__name__ in ("Embedding", "TiedEmbedding"):
             vocabulary = int(layer.input_dim)
             break
     arrays = []

@@ -22,6 +22,9 @@ For forecasting (`keras_deeprnn.models.forecasting` builds the models):
 `NaiveForecast`, `TemporalDense`, `SeriesDecomposition`,
 `ReversibleInstanceNorm`, `SegmentRNN` and `SelectChannels`.
 
+For language models, `TiedEmbedding` is an embedding that is also the
+output layer (Press & Wolf 2017).
+
 For tagging, `CRF` is a linear-chain CRF output layer, trained with
 `CRFLoss` and decoded with `viterbi_decode`.
 
@@ -55,6 +58,7 @@ from keras_deeprnn.layers.forecasting import SeriesDecomposition
 from keras_deeprnn.layers.forecasting import TemporalDense
 from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.layers.stacked_cells import StackedCells
+from keras_deeprnn.layers.tied_embedding import TiedEmbedding
 
 __all__ = [
     "RNN",
@@ -64,6 +68,7 @@ __all__ = [
     "DeepTransitionGRUCell",
     "DeepOutput",
     "StackedCells",
+    "TiedEmbedding",
     "CRF",
     "CRFLoss",
     "crf_token_nll",

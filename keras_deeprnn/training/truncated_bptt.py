@@ -10,10 +10,18 @@ forward pass still sees the whole past:
 
 `windows` does the cutting; `fit_truncated` trains a stateful Keras model on
 the windows, resetting its state at every sequence start.
+
+For one long sequence (a text) cut into parallel streams
+(`keras_deeprnn.data.streams`), plain `model.fit` does the same on a
+stateful copy of the model (`stateful_clone`) with the `ResetStates`
+callback, which starts every pass (each training epoch, each evaluation)
+from zero states.
 """
 
 import keras
 import numpy as np
+
+from keras_deeprnn import _compat
 
 
 def _check_positive(name, value):
@@ -102,6 +110,7 @@ def windows(inputs, k, batch_size, targets=None):
 
 
 def _stateful_layers(model):
+    """The stateful recurrent layers of `model` (nested models included)."""
     layers, todo = [], list(model.layers)
     while todo:
         layer = todo.pop(0)
@@ -217,3 +226,131 @@ def fit_truncated(
             break
     callbacks.on_train_end(logs)
     return model.history
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Resets the states of a model's stateful recurrent layers to zeros at
+    the start of every training epoch, evaluation and prediction, and with
+    `probability` also each stream's states before a training batch.
+
+    With `model.fit` over stream batches (`keras_deeprnn.data.streams`),
+    each epoch then reads every stream from its start, and the validation
+    pass (which `fit` runs through the same stateful layers at the end of
+    an epoch) starts from zero states instead of the training streams'.
+
+    Zero states are otherwise rare in training (B per epoch, always at the
+    same places of the text), yet evaluation and generation start from
+    them. A model that never learned to start cold can fall from zero
+    states into a regime it never left in training (one of our character
+    LSTMs predicted 7.7 nats per character for the first 5,000 characters
+    after a cold start on "?", while it scored 1.8 from other cold starts:
+    docs/text.md). `probability` p resets each stream (row b of the batch,
+    in every stateful layer at once) before each training batch with
+    probability p, independently, so that the model also learns to start
+    from zero states at random places.
+
+    Args:
+        probability: Per-stream reset probability before each training
+            batch (default 0: only at the epoch start).
+        seed: Seed of the random resets.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input(batch_shape=(2, None, 3)),
+    ...     keras.layers.RNN(GRUCell(4), return_sequences=True, stateful=True)])
+    >>> model.compile("adam", "mse")
+    >>> x = np.ones((4, 5, 3), "float32")
+    >>> _ = model.fit(x, np.ones((4, 5, 4)), batch_size=2, shuffle=False, verbose=0,
+    ...               callbacks=[ResetStates(probability=0.1, seed=0)])
+    """
+
+    def __init__(self, probability=0.0, seed=None):
+        super().__init__()
+        if isinstance(probability, bool) or not 0 <= probability < 1:
+            raise ValueError(f"Argument `probability` must be in [0, 1), got {probability!r}.")
+        self.probability = float(probability)
+        self.rng = np.random.default_rng(seed)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.layers = _stateful_layers(model)
+
+    def state_variables(self):
+        """The state variables of every stateful layer, batch first."""
+        return [v for layer in self.layers for v in keras.tree.flatten(layer.states)]
+
+    def reset(self):
+        for layer in self.layers:
+            layer.reset_states()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.reset()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.probability:
+            return
+        variables = self.state_variables()
+        rows = self.rng.random(variables[0].shape[0]) < self.probability
+        if rows.any():
+            keep = (~rows).astype("float32")[:, None]
+            for v in variables:
+                v.assign(v * keep.astype(v.dtype))
+
+    def on_test_begin(self, logs=None):
+        self.reset()
+
+    def on_predict_begin(self, logs=None):
+        self.reset()
+
+
+def stateful_clone(model, batch_size=None, stateful=True):
+    """A copy of `model` with the same weights whose recurrent layers are
+    stateful (`stateful=True`, batch size fixed to `batch_size`) or not
+    (`stateful=False`, any batch size).
+
+    Train the stateful copy with truncated BPTT (`ResetStates`, or
+    `fit_truncated`), save and export the stateless one (exports carry
+    the states as explicit inputs and outputs instead). The copies share
+    no variables: copy the weights back with `set_weights` after training.
+    The model must have one input (e.g. the token ids of
+    `keras_deeprnn.models.language_model`).
+
+    Args:
+        model: A built functional or Sequential Keras model.
+        batch_size: The fixed batch size (required for `stateful`).
+        stateful: Whether the copy's recurrent layers carry their states.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((None, 3)),
+    ...     keras.layers.RNN(GRUCell(4), return_sequences=True)])
+    >>> train = stateful_clone(model, batch_size=8)
+    >>> train.input_shape, train.layers[0].stateful
+    ((8, None, 3), True)
+    """
+    if stateful:
+        _check_positive("batch_size", batch_size)
+    elif batch_size is not None:
+        _check_positive("batch_size", batch_size)
+    if not isinstance(model, keras.Model) or not model.inputs or len(model.inputs) != 1:
+        raise ValueError(
+            "stateful_clone needs a built functional or Sequential model with one input."
+        )
+    inputs = model.inputs[0]
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.RNN):
+            config["stateful"] = stateful
+        return layer.__class__.from_config(config)
+
+    new_input = keras.Input(
+        batch_shape=(batch_size, *inputs.shape[1:]),
+        dtype=inputs.dtype,
+        name=getattr(_compat.input_layer(inputs), "name", None),
+    )
+    copy = keras.models.clone_model(model, input_tensors=new_input, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

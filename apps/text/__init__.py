@@ -1,0 +1,1 @@
+"""Character- and word-level language models and text generation."""
