@@ -22,6 +22,11 @@ For forecasting (`keras_deeprnn.models.forecasting` builds the models):
 `NaiveForecast`, `TemporalDense`, `SeriesDecomposition`,
 `ReversibleInstanceNorm`, `SegmentRNN` and `SelectChannels`.
 
+For polyphonic music, `NADE` is the conditional NADE output of an
+RNN-NADE (Boulanger-Lewandowski et al. 2012): the joint distribution of a
+binary frame given the recurrent state, exact log-likelihood and key-by-key
+sampling.
+
 For tagging, `CRF` is a linear-chain CRF output layer, trained with
 `CRFLoss` and decoded with `viterbi_decode`.
 
@@ -53,6 +58,7 @@ from keras_deeprnn.layers.forecasting import SegmentRNN
 from keras_deeprnn.layers.forecasting import SelectChannels
 from keras_deeprnn.layers.forecasting import SeriesDecomposition
 from keras_deeprnn.layers.forecasting import TemporalDense
+from keras_deeprnn.layers.nade import NADE
 from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.layers.stacked_cells import StackedCells
 
@@ -63,6 +69,7 @@ __all__ = [
     "DeepTransitionLSTMCell",
     "DeepTransitionGRUCell",
     "DeepOutput",
+    "NADE",
     "StackedCells",
     "CRF",
     "CRFLoss",
