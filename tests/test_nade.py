@@ -71,7 +71,10 @@ def test_probabilities_of_all_frames_sum_to_one_and_match_numpy():
     np.testing.assert_allclose(log_p, expected, rtol=1e-5, atol=1e-5)
     # The layer's output is the teacher-forced logits: their cross-entropy
     # is the same number.
+    # (the first frame is silent: no key on in the batch below is handled too)
     logits = np.asarray(layer([conditioning[:, :5], frames[:, :5]]), "float64")
+    silent = np.asarray(layer([conditioning[:, 0], frames[:, 0]]), "float64")
+    np.testing.assert_allclose(silent, logits[:, 0], rtol=1e-6)
     bce = frames[:, :5] * np.logaddexp(0, -logits) + (1 - frames[:, :5]) * np.logaddexp(0, logits)
     np.testing.assert_allclose(-bce.sum(-1), expected[:, :5], rtol=1e-5, atol=1e-5)
 
@@ -84,7 +87,7 @@ def test_gradient_matches_finite_differences():
     variables = [tf.Variable(conditioning)] + list(layer.trainable_variables)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer.log_prob(variables[0], frames))
-    grads = [np.asarray(g) for g in tape.gradient(loss, variables)]
+    grads = [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, variables)]
     values = [conditioning] + layer.get_weights()
 
     def f(vals):
@@ -153,6 +156,15 @@ def test_bad_arguments_are_refused():
         layer.sample(np.zeros((1, 2, 4), "float32"))
     with pytest.raises(ValueError):
         layer([np.zeros((1, 4), "float32"), np.zeros((1, 6), "float32")])  # 6 keys, not 5
+
+
+def test_export_refuses_a_nade_model(tmp_path):
+    from keras_deeprnn.export import write_export
+
+    model = build_model("gru", units=4, keys=6, output="nade", nade_units=3)
+    with pytest.raises(ValueError, match="NADE output"):
+        write_export(model, tmp_path / "export", "m")
+    assert not (tmp_path / "export").exists()
 
 
 def test_config_round_trip_and_safe_save(tmp_path):

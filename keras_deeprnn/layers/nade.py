@@ -33,9 +33,10 @@ class NADE(keras.layers.Layer):
 
     with W (n, H) (row j: what key j adds to the hidden units of the keys
     after it) and V (n, H) (row i: how key i reads them) shared by all
-    keys. The a_i of all keys come from one exclusive cumulative sum over
-    the keys, so the exact log-likelihood costs O(n H) per frame, for every
-    frame of a batch of sequences at once.
+    keys. The a_i of all keys come from one cumulative sum (over the keys
+    that are on: a_i only changes after them), so the exact log-likelihood
+    of every frame of a batch of sequences is computed at once, in matrix
+    products, with no loop over keys.
 
     Given the frame, the layer returns the n conditional logits z_i,
     computed with the frame's own earlier keys (teacher forcing). Their
@@ -65,7 +66,8 @@ class NADE(keras.layers.Layer):
         kernel_regularizer: Optional regularizer of W, V, U_v and U_h.
 
     Call arguments:
-        inputs: `[conditioning, frames]` as above; the frames are 0/1.
+        inputs: `[conditioning, frames]` as above; a key of the frames is
+            on where it is above 0.5.
 
     Example:
 
@@ -97,6 +99,8 @@ class NADE(keras.layers.Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.supports_masking = True
+        # `call` sizes a tensor by the most keys on in the batch: not XLA.
+        self.supports_jit = False
 
     def build(self, input_shape):
         shapes = _two_shapes(input_shape, self.name)
@@ -145,15 +149,27 @@ class NADE(keras.layers.Layer):
 
     def call(self, inputs):
         conditioning, frames = inputs
-        frames = ops.cast(frames, conditioning.dtype)
+        frames = ops.cast(frames > 0.5, conditioning.dtype)
         b_v, b_h = self._biases(conditioning)
-        # a_i = b_h(t) + sum_{j<i} v_j W_j for every key i at once: the
-        # cumulative sum over keys, shifted by one key (exclusive).
-        steps = frames[..., :-1, None] * self.visible_kernel[:-1]
-        zeros = ops.zeros_like(steps[..., :1, :])
-        hidden = ops.concatenate([zeros, ops.cumsum(steps, axis=-2)], axis=-2)
-        hidden = ops.sigmoid(b_h[..., None, :] + hidden)  # (..., keys, units)
-        return b_v + ops.sum(hidden * self.hidden_kernel, axis=-1)
+        # a_i changes only after a key that is on: with k keys on, the
+        # hidden units take k + 1 values a_(0..k) (cumulative sums of the
+        # W rows of the keys on, lowest first), and key i reads a_(m_i),
+        # m_i = the number of keys on below it. One sigmoid per value and
+        # one matrix product give every logit: O((k + 1) n H) in a matmul
+        # instead of n H sigmoids, which is many times faster for piano
+        # rolls (k <= 4 in JSB Chorales). k is the most keys on in any
+        # frame of the batch.
+        below = ops.cast(ops.cumsum(frames, axis=-1) - frames, "int32")
+        most = ops.cast(ops.max(ops.sum(frames, axis=-1)), "int32")
+        rank = frames * ops.arange(self.keys, 0, -1, dtype=frames.dtype)
+        top, on_keys = ops.top_k(rank, most)  # the keys on, lowest first
+        rows = ops.take(self.visible_kernel, on_keys, axis=0)
+        rows = rows * ops.cast(top > 0, rows.dtype)[..., None]  # frames with fewer keys on
+        hidden = ops.cumsum(rows, axis=-2)
+        hidden = ops.concatenate([ops.zeros_like(b_h[..., None, :]), hidden], axis=-2)
+        hidden = ops.sigmoid(b_h[..., None, :] + hidden)  # (..., k + 1, units)
+        every = ops.matmul(hidden, ops.transpose(self.hidden_kernel))  # (..., k + 1, keys)
+        return b_v + ops.take_along_axis(every, below[..., None, :], axis=-2)[..., 0, :]
 
     def compute_output_shape(self, input_shape):
         return tuple(_two_shapes(input_shape, self.name)[1])
