@@ -10,6 +10,11 @@ excluded), in nats:
 `FrameNLL` (loss) and `FrameNLLMetric` compute exactly this when padding is
 given zero per-frame `sample_weight`: the loss divides each batch by the
 number of real frames, the metric accumulates over the whole data set.
+
+Given the conditional logits of a `keras_deeprnn.layers.NADE` (each key's
+logit given the keys below it in the frame), the same sum is the negative
+log-likelihood of the frame under the NADE's joint distribution: the two
+functions are then the loss and metric of an RNN-NADE, in the same units.
 """
 
 import keras

@@ -1,8 +1,9 @@
 """`python -m apps.music train|evaluate|generate|export`.
 
 Polyphonic music modelling: a recurrent network predicts each piano-roll
-frame from the frames before it (88 independent Bernoulli keys) and is
-measured by the literature's frame-level negative log-likelihood.
+frame from the frames before it (88 independent Bernoulli keys, or their
+joint distribution under an RNN-NADE, --output nade) and is measured by the
+literature's frame-level negative log-likelihood.
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from apps.common import cli
 from apps.common import runner
 from apps.music import data
 from apps.music.model import ARCHS
+from apps.music.model import OUTPUTS
 from keras_deeprnn.training import WeightNoise
 
 APP = "music"
@@ -26,6 +28,19 @@ def parser():
     cli.add_model_options(train, ARCHS)
     train.add_argument(
         "--input-dropout", type=cli.rate, default=0.0, help="dropout on the input frames"
+    )
+    train.add_argument(
+        "--output",
+        default="bernoulli",
+        choices=OUTPUTS,
+        help="bernoulli: 88 independent keys; nade: their joint distribution given the "
+        "recurrent state, a NADE (RNN-NADE, Boulanger-Lewandowski et al. 2012)",
+    )
+    train.add_argument(
+        "--nade-units",
+        type=cli.positive_int,
+        default=150,
+        help="hidden units of the NADE (with --output nade)",
     )
     cli.add_fit_options(train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0)
     train.add_argument(
@@ -44,7 +59,7 @@ def parser():
         help="annealed Gaussian gradient noise of variance ETA / (1 + step)^0.55 "
         "(Neelakantan et al. 2015; e.g. 0.01); 0: off",
     )
-    cli.add_run_options(train, APP, "DATA-CELL-ARCH-UNITS")
+    cli.add_run_options(train, APP, "DATA-CELL-ARCH-UNITS, -nade with --output nade")
 
     evaluate = sub.add_parser("evaluate", help="frame NLL of a saved model on a split")
     cli.add_model_argument(evaluate, APP)
@@ -120,8 +135,10 @@ def parser():
 def train(args):
     from apps.music.model import build_model
     from apps.music.model import compile_model
+    from apps.music.model import feed
 
-    run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}")
+    name = f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
+    run = cli.Run(APP, args, name + ("-nade" if args.output == "nade" else ""))
     runner.set_seed(args.seed)
     ds = data.datasets(args)
     strategy = runner.get_strategy(args.strategy)
@@ -135,27 +152,30 @@ def train(args):
             args.unit_type,
             input_dropout=args.input_dropout,
             recurrent_dropout=args.recurrent_dropout,
+            output=args.output,
+            nade_units=args.nade_units,
         )
         compile_model(
             model, args.lr, args.clipnorm, gradient_noise=args.gradient_noise, seed=args.seed
         )
     model.summary()
     noise = [WeightNoise(args.weight_noise, seed=args.seed)] if args.weight_noise else []
+    train_data = feed(ds.train, model)
     with runner.Timer() as timer:
         history = runner.fit(
             model,
-            ds.train,
-            ds.valid,
+            train_data,
+            feed(ds.valid, model),
             run.run_dir,
             args.epochs,
             monitor="val_nll",
             patience=args.patience,
-            grad_batch=next(iter(ds.train)),
+            grad_batch=next(iter(train_data)),
             callbacks=noise,
         )
     metrics = {
         f"{split}_nll": float(
-            model.evaluate(getattr(ds, split), verbose=0, return_dict=True)["nll"]
+            model.evaluate(feed(getattr(ds, split), model), verbose=0, return_dict=True)["nll"]
         )
         for split in ("valid", "test")
     }
@@ -170,7 +190,8 @@ def train(args):
         timer.seconds,
         data=args.data,
         pieces={k: len(v) for k, v in ds.info["pieces"].items()},
-        metric="frame NLL, nats, padding excluded",
+        metric="frame NLL, nats, padding excluded"
+        + (" (joint, RNN-NADE)" if args.output == "nade" else ""),
         # Epoch numbers count from the start even after a resume.
         best_epoch=history.epoch[int(np.argmin(history.history["val_nll"]))] + 1,
     )
@@ -178,9 +199,11 @@ def train(args):
 
 
 def evaluate(args):
+    from apps.music.model import feed
+
     model = runner.load(args.model, APP)
     ds = data.datasets(args)
-    nll = model.evaluate(getattr(ds, args.split), verbose=0, return_dict=True)["nll"]
+    nll = model.evaluate(feed(getattr(ds, args.split), model), verbose=0, return_dict=True)["nll"]
     print(f"{args.split} frame NLL: {nll:.4f} nats")
     return 0
 
@@ -214,12 +237,19 @@ def generate(args):
 
 
 def export(args):
+    from apps.music.model import uses_targets
     from keras_deeprnn.export import load_export
     from keras_deeprnn.export import write_export
     from keras_deeprnn.export.manifest import tflite_name
     from keras_deeprnn.metrics import frame_nll
 
     model = runner.load(args.model, APP)
+    if uses_targets(model):
+        raise ValueError(
+            f"{args.model} is an RNN-NADE (--output nade): its frames are drawn key by key "
+            "from a NADE, which the export (a per-frame logits model) does not cover; "
+            "generate with `python -m apps.music generate` instead."
+        )
     pieces = data.datasets(args).info["pieces"]
     quantize = None if args.quantize == "none" else args.quantize
     windows = [roll[:64] for roll in pieces["train"][: args.calibration_pieces]]

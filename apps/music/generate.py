@@ -2,23 +2,40 @@
 
 The trained sequence model is driven one frame at a time through its cells
 (`layer.cell(x_t, states)`), so each new frame costs one recurrent step,
-never a re-run of the prefix.
+never a re-run of the prefix. Each frame is then drawn from the model's
+output: 88 independent Bernoulli keys, or, for an RNN-NADE, the NADE's
+joint distribution, key by key from the lowest.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_deeprnn.layers import NADE
+
 
 class FrameStepper:
-    """Runs a Sequential model of RNN / Dropout / per-frame layers one step
-    at a time, carrying the recurrent states between calls."""
+    """Runs a model of RNN / Dropout / per-frame layers one step at a time,
+    carrying the recurrent states between calls.
+
+    `step` returns the last per-frame layer's output: the logits of the
+    keys, or for an RNN-NADE the conditioning of its `NADE` layer, which
+    is `self.nade` (None otherwise).
+    """
 
     def __init__(self, model):
-        self.layers = []
+        self.layers, self.nade = [], None
         for layer in model.layers:
-            if isinstance(layer, keras.layers.Dropout):
+            if isinstance(layer, (keras.layers.Dropout, keras.layers.InputLayer)):
                 continue  # inference: identity
+            if self.nade is not None:
+                raise ValueError(
+                    f"Layer '{layer.name}' comes after the NADE output '{self.nade.name}': "
+                    "the NADE must be the last layer."
+                )
+            if isinstance(layer, NADE):
+                self.nade = layer
+                continue
             if isinstance(layer, keras.layers.RNN) and layer.go_backwards:
                 raise ValueError(
                     f"Layer '{layer.name}' reads sequences backwards: a model "
@@ -29,7 +46,7 @@ class FrameStepper:
                     f"Layer '{layer.name}' is bidirectional: it cannot generate step by step."
                 )
             self.layers.append(layer)
-        self.keys = model.input_shape[-1]
+        self.keys = self.nade.keys if self.nade else model.input_shape[-1]
         self._step = tf.function(self._step_impl, reduce_retracing=True)
 
     def initial_state(self, batch_size):
@@ -51,9 +68,50 @@ class FrameStepper:
         return x, new_states
 
     def step(self, frames, states):
-        """frames (batch, keys) -> (logits (batch, keys), new states)."""
+        """frames (batch, keys) -> (output (batch, ...), new states): the
+        logits of the next frame, or the NADE's conditioning."""
         logits, states = self._step(tf.convert_to_tensor(frames, tf.float32), states)
         return logits.numpy(), states
+
+
+class _Bernoulli:
+    """Independent keys: the stepper's output holds their logits."""
+
+    def draw(self, logits, uniform, temperature=1.0):
+        return (uniform < _sigmoid(logits / temperature)).astype(np.float32)
+
+    def log_prob(self, frames, logits):
+        """frames (beams, candidates, keys), logits (beams, keys)."""
+        return _log_prob(frames, logits[:, None])
+
+
+class _Joint:
+    """An RNN-NADE: the stepper's output conditions the NADE."""
+
+    def __init__(self, nade):
+        self.nade = nade
+        self._draw = tf.function(nade.sample, reduce_retracing=True)
+        self._log_prob = tf.function(nade.log_prob, reduce_retracing=True)
+
+    def draw(self, conditioning, uniform, temperature=1.0):
+        return self._draw(
+            tf.convert_to_tensor(conditioning, tf.float32),
+            tf.convert_to_tensor(uniform, tf.float32),
+            temperature,
+        ).numpy()
+
+    def log_prob(self, frames, conditioning):
+        """frames (beams, candidates, keys), conditioning (beams, features)."""
+        conditioning = np.broadcast_to(
+            conditioning[:, None], frames.shape[:2] + conditioning.shape[-1:]
+        )
+        return self._log_prob(
+            tf.convert_to_tensor(conditioning, tf.float32), tf.convert_to_tensor(frames, tf.float32)
+        ).numpy()
+
+
+def _output(stepper):
+    return _Joint(stepper.nade) if stepper.nade else _Bernoulli()
 
 
 def _sigmoid(z):
@@ -84,18 +142,20 @@ def _prime(stepper, primer, batch_size):
 def sample(model, frames, primer=None, temperature=1.0, seed=0):
     """Samples `frames` new frames after `primer` (frames, keys) or silence.
 
-    Each key of the next frame is drawn from Bernoulli(sigmoid(logit / T)).
+    Each key of the next frame is drawn from Bernoulli(sigmoid(logit / T)),
+    for an RNN-NADE with the logit given the keys drawn before it.
 
     Returns:
         The piano roll (len(primer) + frames, keys), primer included.
     """
     _check(frames, temperature)
     stepper = FrameStepper(model)
+    output = _output(stepper)
     rng = np.random.default_rng(seed)
     logits, states = _prime(stepper, primer, 1)
     out = []
     for _ in range(frames):
-        frame = (rng.random(logits.shape) < _sigmoid(logits / temperature)).astype(np.float32)
+        frame = output.draw(logits, rng.random((1, stepper.keys)), temperature)
         out.append(frame[0])
         logits, states = stepper.step(frame, states)
     return _join(primer, out, stepper.keys)
@@ -104,8 +164,9 @@ def sample(model, frames, primer=None, temperature=1.0, seed=0):
 def beam_search(model, frames, primer=None, beam_width=4, candidates=8, temperature=1.0, seed=0):
     """Beam search over frames (Boulanger-Lewandowski et al. 2012, Sec. 4).
 
-    Each beam proposes its most likely frame plus `candidates - 1` frames
-    sampled at `temperature`; the `beam_width` distinct continuations with
+    Each beam proposes its most likely frame (for an RNN-NADE: each key at
+    its more likely value given the keys before it) plus `candidates - 1`
+    frames sampled at `temperature`; the `beam_width` distinct continuations with
     the highest total log-likelihood (at temperature 1) are kept; all beams
     step together as one batch.
 
@@ -116,6 +177,7 @@ def beam_search(model, frames, primer=None, beam_width=4, candidates=8, temperat
     if beam_width < 1 or candidates < 1:
         raise ValueError("beam_width and candidates must be >= 1.")
     stepper = FrameStepper(model)
+    output = _output(stepper)
     rng = np.random.default_rng(seed)
     logits, states = _prime(stepper, primer, 1)
     scores = np.zeros(1)
@@ -123,12 +185,15 @@ def beam_search(model, frames, primer=None, beam_width=4, candidates=8, temperat
     for _ in range(frames):
         beams = len(paths)
         proposals = np.empty((beams, candidates, stepper.keys), np.float32)
-        proposals[:, 0] = logits > 0
-        proposals[:, 1:] = (
-            rng.random((beams, candidates - 1, stepper.keys))
-            < _sigmoid(logits / temperature)[:, None]
-        )
-        totals = scores[:, None] + _log_prob(proposals, logits[:, None])
+        proposals[:, 0] = output.draw(logits, np.full((beams, stepper.keys), 0.5))
+        if candidates > 1:
+            drawn = output.draw(
+                np.repeat(logits, candidates - 1, axis=0),
+                rng.random((beams * (candidates - 1), stepper.keys)),
+                temperature,
+            )
+            proposals[:, 1:] = drawn.reshape(beams, candidates - 1, stepper.keys)
+        totals = scores[:, None] + output.log_prob(proposals, logits)
         chosen, seen = [], set()
         for flat in np.argsort(-totals, axis=None):
             b, c = divmod(int(flat), candidates)

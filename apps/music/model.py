@@ -1,7 +1,16 @@
-"""The next-frame model of polyphonic music: an RNN and 88 Bernoulli outputs."""
+"""The next-frame model of polyphonic music: an RNN and its output.
+
+Two outputs (`OUTPUTS`): "bernoulli", 88 independent Bernoulli keys (a
+`Sequential` model of the input frames), and "nade", the joint distribution
+of the frame given the recurrent state (an RNN-NADE, `keras_deeprnn.layers.NADE`:
+a model of the input frames *and* the target frames, whose conditional
+logits are scored by the same frame NLL). `feed(dataset, model)` gives each
+model its inputs.
+"""
 
 import keras
 
+from keras_deeprnn.layers import NADE
 from keras_deeprnn.metrics import FrameNLL
 from keras_deeprnn.metrics import FrameNLLMetric
 from keras_deeprnn.models import KINDS
@@ -10,6 +19,7 @@ from keras_deeprnn.training import GradientNoise
 
 KEYS = 88
 ARCHS = KINDS
+OUTPUTS = ("bernoulli", "nade")
 
 
 def build_model(
@@ -23,8 +33,15 @@ def build_model(
     input_dropout=0.0,
     recurrent_dropout=0.0,
     cell_kwargs=None,
+    output="bernoulli",
+    nade_units=150,
 ):
     """x_1..x_{T-1} (batch, T-1, keys) -> logits of x_2..x_T.
+
+    With `output="nade"` the model takes `{"frames": x_1..x_{T-1},
+    "targets": x_2..x_T}` and returns the NADE's conditional logits of
+    x_2..x_T (each key given the state and the lower keys of its frame);
+    `FrameNLL` of either output is the frame NLL of its distribution.
 
     Args:
         cell: A cell name (`keras_deeprnn.cells.CELL_NAMES`), e.g. "lstm".
@@ -45,9 +62,13 @@ def build_model(
             one mask per sequence (Gal & Ghahramani 2016).
         cell_kwargs: More arguments for every recurrent cell (e.g.
             `{"forget_bias": 2.0}` for an LSTM).
+        output: "bernoulli" (independent keys) or "nade" (RNN-NADE).
+        nade_units: Hidden units of the NADE (with `output="nade"`).
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}.")
+    if output not in OUTPUTS:
+        raise ValueError(f"Unknown --output {output!r}; choose one of {', '.join(OUTPUTS)}.")
     if units < 1 or (depth is not None and depth < 1):
         raise ValueError("--units and --depth must be positive.")
     if arch == "rnn" and depth not in (None, 1):
@@ -64,25 +85,50 @@ def build_model(
             raise ValueError(f"{option} must be in [0, 1), got {rate}.")
     if recurrent_dropout:
         cell_kwargs = {**(cell_kwargs or {}), "recurrent_dropout": recurrent_dropout}
+    if nade_units < 1:
+        raise ValueError(f"--nade-units must be positive, got {nade_units}.")
+    nade = output == "nade"
     deep_output = arch in ("dot", "dots")
-    rnn, *output = deep_rnn(
+    rnn, *deep = deep_rnn(
         arch,
         units=units,
         cell=cell,
         depth=None if arch == "rnn" else depth or 2,
         unit_type=unit_type,
-        output_units=keys if deep_output else None,
+        # Under a NADE the deep output is a feature map of the state.
+        output_units=(units if nade else keys) if deep_output else None,
         cell_kwargs=cell_kwargs,
     )
-    model = keras.Sequential(name=f"music_{cell}_{arch}".replace("-", "_"))
-    model.add(keras.Input((None, keys), name="frames"))
-    if input_dropout:
-        model.add(keras.layers.Dropout(input_dropout, name="input_dropout"))
-    model.add(rnn)
+    layers = [keras.layers.Dropout(input_dropout, name="input_dropout")] if input_dropout else []
+    layers.append(rnn)
     if dropout:
-        model.add(keras.layers.Dropout(dropout))
-    model.add(output[0] if deep_output else keras.layers.Dense(keys, name="logits"))
-    return model
+        layers.append(keras.layers.Dropout(dropout))
+    layers.extend(deep)
+    name = f"music_{cell}_{arch}".replace("-", "_")
+    if not nade:
+        if not deep_output:
+            layers.append(keras.layers.Dense(keys, name="logits"))
+        return keras.Sequential([keras.Input((None, keys), name="frames"), *layers], name=name)
+    frames = keras.Input((None, keys), name="frames")
+    targets = keras.Input((None, keys), name="targets")
+    x = frames
+    for layer in layers:
+        x = layer(x)
+    logits = NADE(nade_units, name="nade")([x, targets])
+    return keras.Model({"frames": frames, "targets": targets}, logits, name=f"{name}_nade")
+
+
+def uses_targets(model):
+    """Whether `model` reads the target frames (an RNN-NADE)."""
+    return any(isinstance(layer, NADE) for layer in model.layers)
+
+
+def feed(dataset, model):
+    """`dataset` of (inputs, targets, weights) as `model` takes it: for an
+    RNN-NADE the targets are also an input."""
+    if not uses_targets(model):
+        return dataset
+    return dataset.map(lambda x, y, w: ({"frames": x, "targets": y}, y, w))
 
 
 def compile_model(model, lr=1e-3, clipnorm=1.0, gradient_noise=0.0, seed=None):

@@ -28,6 +28,7 @@ from keras_deeprnn.export._tflite_lstm import fusable
 from keras_deeprnn.export._tflite_lstm import fused_lstm
 from keras_deeprnn.layers.deep_output import DeepOutput
 from keras_deeprnn.layers.tied_embedding import TiedEmbedding
+from keras_deeprnn.layers.nade import NADE
 from keras_deeprnn.utils import sublayers
 
 
@@ -107,6 +108,12 @@ def check_model(model):
                 f"{describe(layer)} processes strings, which TFLite builtin "
                 "ops cannot do: export the numeric sub-model behind it (ids "
                 "in) and do this step in the app."
+            )
+        if isinstance(layer, NADE):
+            raise ExportError(
+                f"{describe(layer)} is a NADE output: its model reads the target "
+                "frames, and a frame is drawn from it key by key, which the export "
+                "(of per-step outputs) does not cover."
             )
         if isinstance(layer, keras.layers.RNN) and layer.stateful:
             raise ExportError(

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import keras_deeprnn
 from keras_deeprnn.export._graph import ExportError
+from keras_deeprnn.export._graph import check_model
 from keras_deeprnn.export.saved_model import export_saved_model
 from keras_deeprnn.export.tflite import export_tflite
 from keras_deeprnn.export.tflite import load_tflite
@@ -195,6 +196,7 @@ def write_export(
     Returns:
         The manifest (a dict).
     """
+    check_model(model)  # before anything is written
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     exports = []

@@ -25,6 +25,11 @@ For forecasting (`keras_deeprnn.models.forecasting` builds the models):
 For language models, `TiedEmbedding` is an embedding that is also the
 output layer (Press & Wolf 2017).
 
+For polyphonic music, `NADE` is the conditional NADE output of an
+RNN-NADE (Boulanger-Lewandowski et al. 2012): the joint distribution of a
+binary frame given the recurrent state, exact log-likelihood and key-by-key
+sampling.
+
 For tagging, `CRF` is a linear-chain CRF output layer, trained with
 `CRFLoss` and decoded with `viterbi_decode`.
 
@@ -56,6 +61,7 @@ from keras_deeprnn.layers.forecasting import SegmentRNN
 from keras_deeprnn.layers.forecasting import SelectChannels
 from keras_deeprnn.layers.forecasting import SeriesDecomposition
 from keras_deeprnn.layers.forecasting import TemporalDense
+from keras_deeprnn.layers.nade import NADE
 from keras_deeprnn.layers.rnn import RNN
 from keras_deeprnn.layers.stacked_cells import StackedCells
 from keras_deeprnn.layers.tied_embedding import TiedEmbedding
@@ -67,6 +73,7 @@ __all__ = [
     "DeepTransitionLSTMCell",
     "DeepTransitionGRUCell",
     "DeepOutput",
+    "NADE",
     "StackedCells",
     "TiedEmbedding",
     "CRF",
