@@ -175,3 +175,13 @@ def test_bad_input_exits_2(series_csv, tmp_path, capsys, edit, options, message)
     )
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_seq2seq_trains_and_exports(series_csv, tmp_path):
+    out = tmp_path / "saved"
+    assert _train(series_csv, out, "seq2seq", "--features", "MS") == 2  # needs M or S
+    assert _train(series_csv, out, "seq2seq", "--seg-len", "3") == 0
+    folder = out / "forecast-seq2seq"
+    assert main(["export", str(folder), "--data", str(series_csv)]) == 0
+    manifest = json.loads((folder / "export" / "manifest.json").read_text())
+    assert manifest["exports"][0]["max_abs_diff"] < 1e-4

@@ -32,14 +32,15 @@ def parser():
         choices=MODELS,
         help="last: repeat the last value; seasonal: repeat the last --period "
         "rows; linear, dlinear (Zeng et al. 2023); rnn: many-to-one --cell "
-        "--arch network; segrnn (Lin et al. 2023)",
+        "--arch network; segrnn (Lin et al. 2023); seq2seq: an encoder-decoder over "
+        "segments, decoding autoregressively, trained with teacher forcing",
     )
     cli.add_model_options(
         train,
         KINDS,
         units=None,
         dropout=0.0,
-        dropout_help="dropout before the output map (rnn, segrnn)",
+        dropout_help="dropout before the output map (rnn, segrnn, seq2seq)",
     )
     train.add_argument(
         "--normalization",
@@ -52,9 +53,13 @@ def parser():
         "--seg-len",
         type=cli.positive_int,
         default=48,
-        help="segRNN: rows per segment (divides --seq-len and --horizon)",
+        help="segrnn, seq2seq: rows per segment (divides --seq-len and --horizon)",
     )
-    train.add_argument("--segrnn-cell", default="gru", help="segrnn: the recurrent cell")
+    train.add_argument(
+        "--segment-cell",
+        default="gru",
+        help="segrnn, seq2seq: the recurrent cell over segments",
+    )
     train.add_argument(
         "--period", type=cli.positive_int, default=24, help="seasonal: the season in rows"
     )

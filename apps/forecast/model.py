@@ -4,7 +4,7 @@ import keras
 
 from keras_deeprnn.models import forecasting
 
-MODELS = ("last", "seasonal", "linear", "dlinear", "rnn", "segrnn")
+MODELS = ("last", "seasonal", "linear", "dlinear", "rnn", "segrnn", "seq2seq")
 # What each model normalizes its windows with unless --normalization says.
 NORMALIZATION = {"linear": None, "dlinear": None, "rnn": "revin", "segrnn": "last"}
 
@@ -47,10 +47,25 @@ def build_model(args, channels, outputs):
             *shape,
             seg_len=args.seg_len,
             units=args.units or 512,
-            cell=args.segrnn_cell,
+            cell=args.segment_cell,
             dropout=args.dropout,
             normalization=normalization,
             targets=targets,
+        )
+    if args.model == "seq2seq":
+        if targets is not None:
+            raise ValueError(
+                "--model seq2seq decodes every input channel from its own past: use "
+                "--features M or S, not MS."
+            )
+        if args.normalization is not None:
+            raise ValueError("--model seq2seq centres windows on their last value itself.")
+        return forecasting.Seq2SeqForecaster(
+            *shape,
+            seg_len=args.seg_len,
+            units=args.units or 256,
+            cell=args.segment_cell,
+            dropout=args.dropout,
         )
     raise ValueError(f"Unknown --model {args.model!r}; choose one of {', '.join(MODELS)}.")
 

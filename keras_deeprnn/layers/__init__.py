@@ -20,7 +20,7 @@ hand-written gradient for the LSTM, GRU and Elman RNN (the fast path).
 
 For forecasting (`keras_deeprnn.models.forecasting` builds the models):
 `NaiveForecast`, `TemporalDense`, `SeriesDecomposition`,
-`ReversibleInstanceNorm`, `SegmentRNN` and `SelectChannels`.
+`ReversibleInstanceNorm`, `SegmentRNN`, `SegmentSeq2Seq` and `SelectChannels`.
 
 For language models, `TiedEmbedding` is an embedding that is also the
 output layer (Press & Wolf 2017).
@@ -58,6 +58,7 @@ from keras_deeprnn.layers.deep_transition_lstm_cell import DeepTransitionLSTMCel
 from keras_deeprnn.layers.forecasting import NaiveForecast
 from keras_deeprnn.layers.forecasting import ReversibleInstanceNorm
 from keras_deeprnn.layers.forecasting import SegmentRNN
+from keras_deeprnn.layers.forecasting import SegmentSeq2Seq
 from keras_deeprnn.layers.forecasting import SelectChannels
 from keras_deeprnn.layers.forecasting import SeriesDecomposition
 from keras_deeprnn.layers.forecasting import TemporalDense
@@ -85,5 +86,6 @@ __all__ = [
     "SeriesDecomposition",
     "ReversibleInstanceNorm",
     "SegmentRNN",
+    "SegmentSeq2Seq",
     "SelectChannels",
 ]

@@ -367,6 +367,129 @@ class SegmentRNN(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
+class SegmentSeq2Seq(keras.layers.Layer):
+    """An encoder-decoder over segments: the horizon decoded one segment at a
+    time, each from the one before (SegRNN's recurrent multi-step decoding,
+    Lin et al. 2023), trained with teacher forcing.
+
+    Channel-independent, like `SegmentRNN`. The encoder embeds each of the
+    window's L / `seg_len` segments (dense map to `units`, ReLU) and runs
+    `cell` over them. The decoder, a second `cell` started from the
+    encoder's final state, takes J = H / `seg_len` steps; step j reads
+
+        u_j = relu(E y_{j-1} + e) + p_j + c_ch
+
+    where y_{-1} is the window's last segment and y_{j-1} the previous output
+    segment (or, with `teacher`, the true one), p_j a learned position
+    embedding and c_ch a learned channel embedding, and emits
+    y_j = W dropout(s_j) + b. Unlike `SegmentRNN`'s parallel decoding, each
+    output segment sees the one before it.
+
+    Args:
+        horizon: Steps forecast; a multiple of `seg_len`.
+        seg_len: Steps per segment; must divide the window's length too.
+        units: The state size of encoder and decoder.
+        cell: A name of `keras_deeprnn.cells.CELL_NAMES`.
+        dropout: Dropout before the output map.
+
+    Call arguments:
+        inputs: Windows `(batch, seq_len, channels)`, normalized.
+        teacher: None (autoregressive decoding), or the true forecasts
+            `(batch, horizon, channels)`, normalized like `inputs`: step j
+            then reads the true segment j - 1 (teacher forcing).
+        training: Python boolean, for dropout.
+
+    Example:
+
+    >>> layer = SegmentSeq2Seq(96, seg_len=24, units=32)
+    >>> tuple(layer(np.zeros((2, 96, 7), "float32")).shape)
+    (2, 96, 7)
+    """
+
+    def __init__(self, horizon, seg_len=48, units=256, cell="gru", dropout=0.0, **kwargs):
+        from keras_deeprnn.cells import get
+
+        super().__init__(**kwargs)
+        self.horizon = check_int("horizon", horizon, 1)
+        self.seg_len = check_int("seg_len", seg_len, 1)
+        self.units = check_int("units", units, 1)
+        if horizon % seg_len:
+            raise ValueError(
+                f"SegmentSeq2Seq: `horizon` must be a multiple of `seg_len`, got "
+                f"horizon={horizon}, seg_len={seg_len}."
+            )
+        self.cell_name = cell
+        self.dropout = check_rate("dropout", dropout)
+        self.embed = keras.layers.Dense(units, activation="relu", name="segment_embedding")
+        self.encoder = RNN(get(cell, units), return_state=True, name="encoder")
+        self.decoder = get(cell, units)
+        self.feedback = keras.layers.Dense(units, activation="relu", name="feedback_embedding")
+        self.drop = keras.layers.Dropout(dropout)
+        self.project = keras.layers.Dense(seg_len, name="segment_output")
+
+    def build(self, inputs_shape, teacher_shape=None):
+        seq_len, channels = _channels_last(self, inputs_shape)
+        if seq_len % self.seg_len:
+            raise ValueError(
+                f"SegmentSeq2Seq: the window ({seq_len} steps) must be a multiple of "
+                f"seg_len={self.seg_len}."
+            )
+        self.embed.build((None, seq_len // self.seg_len, self.seg_len))
+        self.encoder.build((None, seq_len // self.seg_len, self.units))
+        self.decoder.build((None, self.units))
+        self.feedback.build((None, self.seg_len))
+        self.project.build((None, self.units))
+        self.position = self.add_weight(
+            shape=(self.horizon // self.seg_len, self.units),
+            initializer="random_normal",
+            name="position_embedding",
+        )
+        self.channel = self.add_weight(
+            shape=(channels, self.units), initializer="random_normal", name="channel_embedding"
+        )
+
+    def _segments(self, series):
+        """(batch, time, channels) -> (batch * channels, time / seg_len, seg_len)."""
+        time = series.shape[1]
+        return ops.reshape(
+            ops.transpose(series, (0, 2, 1)), (-1, time // self.seg_len, self.seg_len)
+        )
+
+    def call(self, inputs, teacher=None, training=None):
+        _, _, channels = inputs.shape
+        batch = ops.shape(inputs)[0]
+        x = self._segments(inputs)
+        _, *states = self.encoder(self.embed(x), training=training)
+        truth = None if teacher is None else self._segments(teacher)
+        # Row r of the flattened batch is channel r mod channels.
+        channel = ops.reshape(
+            ops.broadcast_to(self.channel[None], (batch, channels, self.units)), (-1, self.units)
+        )
+        previous, outputs = x[:, -1], []
+        for j in range(self.horizon // self.seg_len):
+            step = self.feedback(previous) + self.position[j] + channel
+            y, states = self.decoder(step, states, training=training)
+            segment = self.project(self.drop(y, training=training))
+            outputs.append(segment)
+            previous = segment if truth is None else truth[:, j]
+        y = ops.concatenate(outputs, axis=-1)
+        return ops.transpose(ops.reshape(y, (batch, channels, self.horizon)), (0, 2, 1))
+
+    def compute_output_shape(self, inputs_shape, teacher_shape=None):
+        return (inputs_shape[0], self.horizon, inputs_shape[2])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "horizon": self.horizon,
+            "seg_len": self.seg_len,
+            "units": self.units,
+            "cell": self.cell_name,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_deeprnn")
 class SelectChannels(keras.layers.Layer):
     """The channels `indices` of `(batch, time, channels)` (features "MS":
     forecast every channel, score the target).

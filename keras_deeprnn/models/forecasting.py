@@ -7,6 +7,8 @@
 - `rnn_forecaster`: many-to-one: any architecture of `deep_rnn` reads the
   window, a dense map gives all `horizon x outputs` values at once.
 - `segrnn_forecaster`: SegRNN (Lin et al. 2023), `SegmentRNN`.
+- `Seq2SeqForecaster`: an encoder-decoder decoding the horizon segment by
+  segment (`SegmentSeq2Seq`), trained with teacher forcing.
 
 `targets` are the indices of the forecast channels (default all: features
 "M"). `normalization` puts the network between `ReversibleInstanceNorm`s: None,
@@ -18,6 +20,7 @@ import keras
 from keras_deeprnn.layers.forecasting import NaiveForecast
 from keras_deeprnn.layers.forecasting import ReversibleInstanceNorm
 from keras_deeprnn.layers.forecasting import SegmentRNN
+from keras_deeprnn.layers.forecasting import SegmentSeq2Seq
 from keras_deeprnn.layers.forecasting import SelectChannels
 from keras_deeprnn.layers.forecasting import SeriesDecomposition
 from keras_deeprnn.layers.forecasting import TemporalDense
@@ -147,3 +150,76 @@ def segrnn_forecaster(
     own: subtract the last value)."""
     core = SegmentRNN(horizon, seg_len=seg_len, units=units, cell=cell, dropout=dropout)
     return _model(seq_len, channels, core, normalization, targets, "segrnn")
+
+
+@keras.saving.register_keras_serializable(package="keras_deeprnn")
+class Seq2SeqForecaster(keras.Model):
+    """An encoder-decoder forecaster (`SegmentSeq2Seq`) that `fit` trains
+    with teacher forcing and that forecasts autoregressively.
+
+    A functional model of windows `(batch, seq_len, channels)`: each window
+    is centred on its last value (as SegRNN does), decoded from its own
+    outputs, and shifted back. That is what `predict`, `evaluate`, the
+    validation loss and an export compute. In `fit` the loss is taken on the
+    teacher-forced decoding instead (each output segment from the true one
+    before it), through `compute_loss`, which sees the targets; the
+    training metrics stay those of the autoregressive forecast.
+
+    Args:
+        seq_len: Steps of the window.
+        channels: Channels of the window; all of them are forecast.
+        horizon, seg_len, units, cell, dropout: As `SegmentSeq2Seq`.
+
+    Example:
+
+    >>> model = Seq2SeqForecaster(96, 3, 48, seg_len=24, units=16)
+    >>> tuple(model(np.zeros((2, 96, 3), "float32")).shape)
+    (2, 48, 3)
+    """
+
+    def __init__(
+        self,
+        seq_len,
+        channels,
+        horizon,
+        seg_len=48,
+        units=256,
+        cell="gru",
+        dropout=0.0,
+        name="seq2seq",
+        **kwargs,
+    ):
+        core = SegmentSeq2Seq(
+            horizon, seg_len=seg_len, units=units, cell=cell, dropout=dropout, name="seq2seq"
+        )
+        window = keras.Input((seq_len, channels), name="window")
+        last = window[:, -1:]
+        super().__init__(window, core(window - last) + last, name=name, **kwargs)
+        self.core = core
+        self.shape_args = {"seq_len": seq_len, "channels": channels}
+
+    def teacher_forced(self, x, y, training=False):
+        """The forecasts of windows `x` decoded with the true forecasts `y`."""
+        last = x[:, -1:]
+        return self.core(x - last, teacher=y - last, training=training) + last
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training and y is not None:
+            y_pred = self.teacher_forced(x, y, training=True)
+        return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+    def get_config(self):
+        core = self.core
+        return {
+            "name": self.name,
+            **self.shape_args,
+            "horizon": core.horizon,
+            "seg_len": core.seg_len,
+            "units": core.units,
+            "cell": core.cell_name,
+            "dropout": core.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
