@@ -55,6 +55,7 @@ CI_PARAMETERS = {
         "EPOCHS": 1,
         "UNITS_RANGE": [8, 16],
         "MAX_LENGTH": 16,
+        "QUANTIZE": [None, "int8"],
         "TIMING_REPEATS": 5,
     },
 }
