@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -126,13 +127,9 @@ def test_inject_parameters_refuses_an_unknown_name():
     assert nb.cells[1].metadata["tags"] == ["injected-parameters"]
 
 
-@pytest.mark.parametrize("name", sorted(CI_PARAMETERS))
-def test_notebook_runs(name, tmp_path, monkeypatch):
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    values = dict(CI_PARAMETERS[name])
-    if "OUT_DIR" in assigned_names(nb.cells[parameter_cell(nb)].source):
-        values["OUT_DIR"] = str(tmp_path / "out")
-    inject_parameters(nb, values)
+def execute(nb, monkeypatch):
+    """Runs `nb` in place from the notebooks folder; returns the seconds taken.
+    Raises `CellExecutionError`, naming the cell, if one fails."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -143,11 +140,40 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, naming the cell, if one fails
-    print(f"{name}: {time.perf_counter() - start:.0f} s")
-    shows = sum(cell.source.count("plt.show()") for cell in nb.cells if cell.cell_type == "code")
-    assert shows > 0
-    assert len(outputs_of(nb, "image/png")) == shows, "a plt.show() drew no figure"
+    client.execute()
+    return time.perf_counter() - start
+
+
+def show_calls(nb):
+    return sum(cell.source.count("plt.show()") for cell in nb.cells if cell.cell_type == "code")
+
+
+def test_execute_counts_figures_and_fails_on_an_error(monkeypatch):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("SIZE = 3"),
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\nplt.plot(range(SIZE))\nplt.show()"
+        ),
+        nbformat.v4.new_code_cell("assert SIZE == 3, 'not overridden'"),
+    ]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    inject_parameters(nb, {"SIZE": 4})
+    with pytest.raises(CellExecutionError, match="not overridden"):
+        execute(nb, monkeypatch)
+    assert show_calls(nb) == len(outputs_of(nb, "image/png")) == 1
+
+
+@pytest.mark.parametrize("name", sorted(CI_PARAMETERS))
+def test_notebook_runs(name, tmp_path, monkeypatch):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    values = dict(CI_PARAMETERS[name])
+    if "OUT_DIR" in assigned_names(nb.cells[parameter_cell(nb)].source):
+        values["OUT_DIR"] = str(tmp_path / "out")
+    inject_parameters(nb, values)
+    print(f"{name}: {execute(nb, monkeypatch):.0f} s")
+    assert show_calls(nb) > 0
+    assert len(outputs_of(nb, "image/png")) == show_calls(nb), "a plt.show() drew no figure"
     if name == "03_music.ipynb":
         audio = [html for html in outputs_of(nb, "text/html") if "<audio" in html]
         assert len(audio) >= 2, "the generated music was not rendered to audio"
