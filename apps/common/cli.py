@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from apps.common import runner
+from . import runner
 
 DEFAULT_SAVED = Path("saved_models")
 DEFAULT_RUNS = Path("runs")

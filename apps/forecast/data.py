@@ -9,9 +9,9 @@ metadata; `evaluate`, `predict` and `export` read the data with it.
 
 import argparse
 
-from apps.common.cli import fraction
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import fraction
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 SPLITS = ("train", "valid", "test")
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common import cli
-from apps.common import runner
-from apps.music import data
-from apps.music.model import ARCHS
 from keras_deeprnn.training import WeightNoise
+
+from ..common import cli
+from ..common import runner
+from . import data
+from .model import ARCHS
 
 APP = "music"
 
@@ -118,8 +119,8 @@ def parser():
 
 
 def train(args):
-    from apps.music.model import build_model
-    from apps.music.model import compile_model
+    from .model import build_model
+    from .model import compile_model
 
     run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}")
     runner.set_seed(args.seed)
@@ -186,8 +187,9 @@ def evaluate(args):
 
 
 def generate(args):
-    from apps.music import generate as gen
     from keras_deeprnn.data import music
+
+    from . import generate as gen
 
     model = runner.load(args.model, APP)
     primer = None

@@ -5,8 +5,8 @@ them (`keras_deeprnn.data.music`) as batches of whole pieces: inputs
 x_1..x_{T-1}, targets x_2..x_T, padding masked.
 """
 
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 SPLITS = ("train", "valid", "test")
 

@@ -8,9 +8,9 @@ vocabulary and makes length-bucketed batches of token ids.
 
 import numpy as np
 
-from apps.common.cli import fraction
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import fraction
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 DEFAULT_MAX_LENGTH = 60
 #: Texts are cut to this many characters per token of --max-length before
@@ -122,8 +122,9 @@ def prepare(args, train_set, test_set=None, vocabulary_from_all=False):
         the `"vectorizer"`, the `"sets"` (`TextSet`s `train`, `valid`,
         `test`, `all`) and their `"ids"`.
     """
-    from apps.sentiment.model import make_vectorizer
     from keras_deeprnn.data import text
+
+    from .model import make_vectorizer
 
     rest, held = text.split_indices(train_set.labels, args.valid_fraction, seed=args.seed)
     sets = {

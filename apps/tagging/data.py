@@ -11,8 +11,8 @@ import collections
 import os
 from pathlib import Path
 
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 HELP = (
     "comma-separated CoNLL-U (.conllu) or CoNLL column files, or "
@@ -98,7 +98,7 @@ def split_valid(sentences, fraction, seed):
 
 def word_counts(sentences):
     """The normalized training words, most frequent first, and their counts."""
-    from apps.tagging.text import normalize_word
+    from .text import normalize_word
 
     counts = collections.Counter(normalize_word(t) for s in sentences for t in s.tokens)
     words = sorted(counts, key=lambda w: (-counts[w], w))
