@@ -32,7 +32,6 @@ from keras_deeprnn.data.conll import read_conll
 from keras_deeprnn.data.conll import read_conllu
 from keras_deeprnn.data.conll import tag_set
 from keras_deeprnn.data.conll import tagging_dataset
-from keras_deeprnn.data.music import DATASET_FILES
 from keras_deeprnn.data.music import HIGHEST_NOTE
 from keras_deeprnn.data.music import LOWEST_NOTE
 from keras_deeprnn.data.music import NUM_KEYS
@@ -76,7 +75,6 @@ __all__ = [
     "load_mr",
     "load_text",
     "split_indices",
-    "DATASET_FILES",
     "HIGHEST_NOTE",
     "LOWEST_NOTE",
     "NUM_KEYS",
