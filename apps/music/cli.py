@@ -5,6 +5,7 @@ frame from the frames before it (88 independent Bernoulli keys) and is
 measured by the literature's frame-level negative log-likelihood.
 """
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,14 @@ def parser():
         help="annealed Gaussian gradient noise of variance ETA / (1 + step)^0.55 "
         "(Neelakantan et al. 2015; e.g. 0.01); 0: off",
     )
+    train.add_argument(
+        "--generate",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="FRAMES",
+        help="after training, sample FRAMES frames from the model and write them into its "
+        "folder as sample.mid, sample.wav and sample.png (0: none)",
+    )
     cli.add_run_options(train, APP, "DATA-CELL-ARCH-UNITS")
 
     evaluate = sub.add_parser("evaluate", help="frame NLL of a saved model on a split")
@@ -80,7 +89,7 @@ def parser():
         help="training pieces that calibrate int8 (first 64 frames of each)",
     )
 
-    gen = sub.add_parser("generate", help="generate music; writes a MIDI file and a PNG")
+    gen = sub.add_parser("generate", help="generate music; writes MIDI, WAV and PNG files")
     cli.add_model_argument(gen, APP)
     gen.add_argument("--frames", type=cli.positive_int, default=64, help="frames to generate")
     gen.add_argument(
@@ -107,7 +116,7 @@ def parser():
         "--out",
         type=Path,
         default=Path("generated"),
-        help="output path without extension: OUT.mid and OUT.png",
+        help="output path without extension: OUT.mid, OUT.wav and OUT.png",
     )
     gen.add_argument(
         "--seconds-per-frame",
@@ -122,6 +131,7 @@ def train(args):
     from .model import build_model
     from .model import compile_model
 
+    started = time.monotonic()
     run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}")
     runner.set_seed(args.seed)
     ds = data.datasets(args)
@@ -164,7 +174,7 @@ def train(args):
         f"frame NLL (nats): valid {metrics['valid_nll']:.3f}, test {metrics['test_nll']:.3f} "
         f"[{model.count_params()} parameters, {timer.seconds:.0f} s]"
     )
-    run.save(
+    saved = run.save(
         model,
         metrics,
         history,
@@ -175,6 +185,16 @@ def train(args):
         # Epoch numbers count from the start even after a resume.
         best_epoch=history.epoch[int(np.argmin(history.history["val_nll"]))] + 1,
     )
+    if args.generate and saved is not None:
+        from . import generate as gen
+
+        roll = gen.sample(model, args.generate, seed=args.seed)
+        paths = gen.write_music(roll, saved / "sample", 0.5, f"{saved.name}: {len(roll)} frames")
+        print(f"a {len(roll)}-frame sample of the model ({int(roll.sum())} notes on):")
+        for path in paths:
+            print(f"  {path}")
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    print(f"total time {minutes} min {seconds} s")
     return 0
 
 
@@ -206,12 +226,10 @@ def generate(args):
         )
     else:
         roll = gen.sample(model, args.frames, primer, temperature=args.temperature, seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    midi_path = args.out.with_suffix(".mid")
-    png_path = args.out.with_suffix(".png")
-    music.rolls_to_midi(roll, midi_path, steps_per_second=1.0 / args.seconds_per_frame)
-    gen.save_piano_roll_png(roll, png_path, title=f"{args.model.name}: {len(roll)} frames")
-    print(f"wrote {midi_path} and {png_path} ({len(roll)} frames, {int(roll.sum())} notes on)")
+    paths = gen.write_music(
+        roll, args.out, args.seconds_per_frame, f"{args.model.name}: {len(roll)} frames"
+    )
+    print(f"wrote {', '.join(map(str, paths))} ({len(roll)} frames, {int(roll.sum())} notes on)")
     return 0
 
 

@@ -58,8 +58,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_deeprnn.data import registry
-
 __all__ = [
     "MusicDataError",
     "NUM_KEYS",
@@ -1160,6 +1158,9 @@ def load_music(spec, data_dir=None, verbose=0, **kwargs):
     if key in _DATASET_ALIASES:
         if kwargs:
             raise TypeError(f"load_music({spec!r}) takes no loader arguments, got {sorted(kwargs)}")
+        # Imported here: the .mat reader's child process loads this module alone.
+        from keras_deeprnn.data import registry
+
         return _load_file(registry.fetch_file(_DATASET_ALIASES[key], data_dir=data_dir))
     path = Path(text).expanduser()
     if path.suffix.lower() in (".mat", ".pickle", ".pkl"):
