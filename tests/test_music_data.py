@@ -10,6 +10,7 @@ files skip when ``<repo>/../shared/data/music`` is absent (tests/conftest.py).
 import logging
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -655,7 +656,7 @@ def all_rolls(data):
     return [r for s in ("train", "valid", "test") for r in data[s]]
 
 
-def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog):
+def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog, capsys):
     music21 = pytest.importorskip("music21")
     data = M.load_bach_chorales(cache_dir=tmp_path, limit=5)
     assert [len(data[s]) for s in ("train", "valid", "test")] == [3, 1, 1]
@@ -680,9 +681,18 @@ def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog):
     # A corrupt cache file is rebuilt (with a warning), not an error.
     monkeypatch.undo()
     files[0].write_bytes(files[0].read_bytes()[:100])
+    capsys.readouterr()
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        rebuilt = M.load_bach_chorales(cache_dir=tmp_path, limit=5)
+        rebuilt = M.load_bach_chorales(cache_dir=tmp_path, limit=5, verbose=1)
     assert any("unusable cache" in r.getMessage() for r in caplog.records)
+    # verbose: what it does, then Keras's progress bar (one line without a terminal).
+    said, bar = capsys.readouterr().out.splitlines()
+    total = len(M._bach_paths(music21.corpus))
+    assert said == (
+        f"Parsing music21's {total} Bach chorale files into piano rolls "
+        f"(once; kept in {tmp_path} for the next runs)"
+    )
+    assert re.fullmatch(rf" *[5-9]/{total} - \d+s - \d+m?s/file", bar), bar
     for a, b in zip(all_rolls(rebuilt), rolls):
         np.testing.assert_array_equal(a, b)
     with np.load(files[0]) as z:  # and the file is whole again
