@@ -116,6 +116,8 @@ def main(argv=None):
         if rest:
             parser().error(f"unrecognized arguments: {' '.join(rest)}")
         return version()
+    if args.command == "tune":
+        return import_module(module).main(rest, prog="deeprnn tune")
     if args.command == "export":
         from keras_deeprnn.export import ExportError
 

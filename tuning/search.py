@@ -438,9 +438,9 @@ def write_summary(tuner, args):
     return path
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m tuning.search"):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     try:
         runner.set_seed(args.seed)
         hypermodel, train_ds, valid_ds = load(args)
