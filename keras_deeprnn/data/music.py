@@ -1077,7 +1077,7 @@ def load_bach_chorales(
         roll = np.ascontiguousarray(full[:, LOWEST_NOTE : HIGHEST_NOTE + 1])
         fingerprint = hashlib.sha1(roll.tobytes() + str(roll.shape).encode()).digest()
         if fingerprint in seen:
-            logger.info("%s: same piano roll as an earlier chorale, skipped", p)
+            logger.debug("%s: same piano roll as an earlier chorale, skipped", p)
             continue
         seen.add(fingerprint)
         rolls.append(roll)
