@@ -9,6 +9,7 @@ import pytest
 from test_music_data import write_mat
 
 from apps.music.cli import main
+from keras_deeprnn.data.music import midi_to_roll
 
 
 def _arpeggios(n, frames, seed):
@@ -62,11 +63,14 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
     # The trained model's sample, and the total time, end the run.
     printed = capsys.readouterr().out.splitlines()
     sample = out / "music-t" / "sample"
-    assert printed[-5].startswith("a 8-frame sample of the model (")
+    assert printed[-5].startswith("8 frames sampled from the model after the opening chord")
     assert printed[-4:-1] == [f"  {sample}.mid", f"  {sample}.wav", f"  {sample}.png"]
     assert re.fullmatch(r"total time \d+ min \d+ s", printed[-1])
     for suffix in (".mid", ".wav", ".png"):
         assert sample.with_suffix(suffix).stat().st_size > 40
+    played = midi_to_roll(sample.with_suffix(".mid"), fs=2)
+    assert played.shape == (1 + 8, 88)
+    np.testing.assert_array_equal(played[0], _arpeggios(4, 16, 2)[0][0])  # the opening chord
     meta = json.loads((out / "music-t" / "metadata.json").read_text())
     assert meta["epochs_run"] == 2 and meta["pieces"] == {"train": 12, "valid": 4, "test": 4}
     assert meta["command"] and meta["arguments"]["cell"] == "lstm"
@@ -79,8 +83,6 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
     assert main(["evaluate", str(out / "music-t"), "--data", str(tiny_mat)]) == 0
     reported = float(capsys.readouterr().out.split(":")[1].split()[0])
     assert reported == pytest.approx(history["test_nll"], rel=1e-4)
-
-    from keras_deeprnn.data.music import midi_to_roll
 
     for extra in ([], ["--beam", "3"]):
         target = tmp_path / "gen" / f"piece{len(extra)}"

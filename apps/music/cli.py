@@ -51,8 +51,9 @@ def parser():
         type=cli.non_negative_int,
         default=0,
         metavar="FRAMES",
-        help="after training, sample FRAMES frames from the model and write them into its "
-        "folder as sample.mid, sample.wav and sample.png (0: none)",
+        help="after training, sample FRAMES frames from the model, after the opening chord "
+        "of the first test piece, and write them into its folder as sample.mid, sample.wav "
+        "and sample.png (0: none)",
     )
     cli.add_run_options(train, APP, "DATA-CELL-ARCH-UNITS")
 
@@ -188,9 +189,14 @@ def train(args):
     if args.generate and saved is not None:
         from . import generate as gen
 
-        roll = gen.sample(model, args.generate, seed=args.seed)
+        # The model never saw silence as an input: it starts from a real chord.
+        opening = ds.info["pieces"]["test"][0][:1]
+        roll = gen.sample(model, args.generate, opening, seed=args.seed)
         paths = gen.write_music(roll, saved / "sample", 0.5, f"{saved.name}: {len(roll)} frames")
-        print(f"a {len(roll)}-frame sample of the model ({int(roll.sum())} notes on):")
+        print(
+            f"{args.generate} frames sampled from the model after the opening chord of a test "
+            f"piece ({int(roll.sum())} notes on):"
+        )
         for path in paths:
             print(f"  {path}")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
