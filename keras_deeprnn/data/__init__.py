@@ -17,12 +17,18 @@ masked `tf.data` pipeline for sequence tagging.
 `keras_deeprnn.data.timeseries`: multivariate series for forecasting (CSV
 with a date column, the ETT splits, the training rows' scaler, windows).
 
+`keras_deeprnn.data.registry`: the benchmark data sets by name (`jsb`, `mr`,
+`ud-en-gum:test`, `etth1`, ...), each file with its canonical URL and
+SHA-256, found in `$DEEPRNN_DATA_DIR` or Keras's cache or downloaded, and
+checked; the loaders above take these names (`deeprnn data list`).
+
 The most used names of each module are re-exported here; the rest (and each
 module's own ``load_tfds``) live in the module.
 """
 
 from keras_deeprnn.data import conll
 from keras_deeprnn.data import music
+from keras_deeprnn.data import registry
 from keras_deeprnn.data import text
 from keras_deeprnn.data import timeseries
 from keras_deeprnn.data.conll import ConllError
@@ -58,6 +64,7 @@ from keras_deeprnn.data.text import split_indices
 __all__ = [
     "conll",
     "music",
+    "registry",
     "text",
     "timeseries",
     "ConllError",
