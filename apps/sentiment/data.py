@@ -23,13 +23,15 @@ def add_source(p, default="mr"):
     p.add_argument(
         "--data",
         default=default,
-        help="mr (rt-polarity.pos/.neg in ../shared/data/sentiment or $DEEPRNN_DATA_DIR; "
+        help="mr (the registered MR files, found or downloaded: `deeprnn data list`; "
         "the default), imdb, sst2 or tfds:NAME[:SPLIT] (TFDS, needs the network the first "
         "time), a .pos/.neg file, a TSV/CSV file of text,label rows, or a folder with "
         "one subfolder per class",
     )
     p.add_argument(
-        "--data-dir", default=None, help="folder holding the MR files, or TFDS's data folder"
+        "--data-dir",
+        default=None,
+        help="a folder searched first for the MR files, or TFDS's data folder",
     )
     p.add_argument(
         "--encoding",

@@ -256,7 +256,7 @@ def load_mat(path):
         ImportError: scipy is not installed.
 
     Example:
-        >>> data = load_mat("../shared/data/music/JSB_Chorales.mat")  # doctest: +SKIP
+        >>> data = load_mat("JSB_Chorales.mat")  # doctest: +SKIP
         >>> len(data["train"]), data["train"][0].shape  # doctest: +SKIP
         (229, (129, 88))
     """
