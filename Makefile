@@ -7,13 +7,15 @@ EXTRAS ?= music,test
 
 .PHONY: run test test-slow lint clean
 
-$(VENV)/.installed-$(EXTRAS): setup.cfg pyproject.toml
+$(VENV)/.installed-$(EXTRAS): setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[$(EXTRAS)]"
 	touch $@
 
+# Trains the music model on music21's chorales (offline) and writes a sample
+# of it (MIDI, WAV, piano-roll PNG) beside the saved model.
 run: $(VENV)/.installed-$(EXTRAS)
-	$(PY) -m apps.music train
+	$(VENV)/bin/deeprnn music train --generate 64
 
 test: $(VENV)/.installed-$(EXTRAS)
 	$(PY) -m pytest -q

@@ -11,9 +11,11 @@ Runs resume: a model whose saved metadata already matches its settings is
 read back instead of trained, and an interrupted training continues from its
 last finished epoch (the app's checkpoints under `OUT/runs/`).
 
-    python -m benchmarks.pascanu_music --data jsb --budget 100000 \\
+    DEEPRNN_DATA_DIR=../shared/data python -m benchmarks.pascanu_music --data jsb --budget 100000 \\
         --models rnn,dts,dots,srnn,lstm,gru --epochs 80 --patience 10 --dropout 0.3
 
+`--data jsb` is read from the folder named by `$DEEPRNN_DATA_DIR` (the shared
+copy), else from Keras's cache, else downloaded (`keras_deeprnn.data.registry`).
 Arguments after `--` go to `python -m apps.music train` unchanged.
 """
 

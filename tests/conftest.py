@@ -1,6 +1,14 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: The benchmark data beside the project's folder (`../shared/data`), read in
+#: place: the registry (`keras_deeprnn.data.registry`) looks there first. Tests
+#: that need a file of it skip when it is absent (`shared_data`).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("DEEPRNN_DATA_DIR", str(SHARED_DATA))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -14,6 +22,14 @@ def _clean_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture
+def shared_data():
+    """The shared benchmark data folder, or a skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared benchmark data is not here (expected at {SHARED_DATA})")
+    return SHARED_DATA
 
 
 @pytest.fixture

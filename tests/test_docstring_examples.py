@@ -13,7 +13,7 @@ import keras_deeprnn
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(keras_deeprnn.__path__, "keras_deeprnn.")
-    if m.name not in ("keras_deeprnn.demo", "keras_deeprnn.cli")
+    if m.name != "keras_deeprnn.demo"
 )
 
 

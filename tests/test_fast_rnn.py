@@ -263,7 +263,9 @@ def test_bidirectional_training_step_matches_stock(jit, monkeypatch):
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(tmp_path, monkeypatch):
+def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("KERAS_DEEPRNN_CACHE", str(tmp_path / "cache"))
     for key, value in {"tried": False, "module": None, "error": None}.items():
@@ -273,6 +275,9 @@ def test_without_a_compiler_the_tensorflow_loops_run_and_a_warning_says_why(tmp_
     assert_agree(stock, ours, mask=MASK)
     assert not _native.usable(tf.float32)
     assert not list((tmp_path / "cache").glob("*.so"))
+    # The build said what it was doing, on one line.
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "keras_deeprnn: comp" in x]
+    assert "compiling the C++ kernels" in line and line.endswith("... failed")
 
 
 def test_kernels_are_off_in_exports_and_for_other_dtypes():

@@ -1,12 +1,15 @@
 """`python -m apps.music` end to end on a tiny generated data set."""
 
 import json
+import re
+import wave
 
 import numpy as np
 import pytest
 from test_music_data import write_mat
 
 from apps.music.cli import main
+from keras_deeprnn.data.music import midi_to_roll
 
 
 def _arpeggios(n, frames, seed):
@@ -52,9 +55,22 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
             str(out),
             "--run-dir",
             str(tmp_path / "run"),
+            "--generate",
+            "8",
         ]
     )
     assert code == 0
+    # The trained model's sample, and the total time, end the run.
+    printed = capsys.readouterr().out.splitlines()
+    sample = out / "music-t" / "sample"
+    assert printed[-5].startswith("8 frames sampled from the model after the opening chord")
+    assert printed[-4:-1] == [f"  {sample}.mid", f"  {sample}.wav", f"  {sample}.png"]
+    assert re.fullmatch(r"total time \d+ min \d+ s", printed[-1])
+    for suffix in (".mid", ".wav", ".png"):
+        assert sample.with_suffix(suffix).stat().st_size > 40
+    played = midi_to_roll(sample.with_suffix(".mid"), fs=2)
+    assert played.shape == (1 + 8, 88)
+    np.testing.assert_array_equal(played[0], _arpeggios(4, 16, 2)[0][0])  # the opening chord
     meta = json.loads((out / "music-t" / "metadata.json").read_text())
     assert meta["epochs_run"] == 2 and meta["pieces"] == {"train": 12, "valid": 4, "test": 4}
     assert meta["command"] and meta["arguments"]["cell"] == "lstm"
@@ -67,8 +83,6 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
     assert main(["evaluate", str(out / "music-t"), "--data", str(tiny_mat)]) == 0
     reported = float(capsys.readouterr().out.split(":")[1].split()[0])
     assert reported == pytest.approx(history["test_nll"], rel=1e-4)
-
-    from keras_deeprnn.data.music import midi_to_roll
 
     for extra in ([], ["--beam", "3"]):
         target = tmp_path / "gen" / f"piece{len(extra)}"
@@ -95,6 +109,27 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
         roll = midi_to_roll(target.with_suffix(".mid"), fs=4)
         assert roll.shape == (16, 88)
         assert target.with_suffix(".png").stat().st_size > 1000
+        assert target.with_suffix(".wav").stat().st_size > 1000
+
+
+def test_wav_plays_the_notes_of_the_roll(tmp_path):
+    """A4 (MIDI 69) held for 8 frames of 0.25 s: 2 s of a tone whose
+    strongest frequency is 440 Hz, then pretty_midi's 1 s of tail."""
+    pm = pytest.importorskip("pretty_midi")  # noqa: F841
+    from apps.music.generate import write_music
+
+    roll = np.zeros((8, 88), np.uint8)
+    roll[:, 69 - 21] = 1
+    midi, wav, png = write_music(roll, tmp_path / "a4", 0.25, "A4")
+    with wave.open(str(wav)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
+    assert len(audio) == int(22050 * (2.0 + 1.0))
+    assert np.abs(audio).max() == pytest.approx(0.8 * 32767, abs=1)
+    spectrum = np.abs(np.fft.rfft(audio[: 2 * 22050]))
+    frequencies = np.fft.rfftfreq(2 * 22050, 1 / 22050)
+    assert frequencies[np.argmax(spectrum)] == pytest.approx(440.0, abs=1.0)
+    assert np.abs(audio[int(2.2 * 22050) :]).max() == 0  # silent after the fade-out
 
 
 def test_bad_arguments_are_reported_cleanly(tiny_mat, tmp_path, capsys):

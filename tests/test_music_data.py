@@ -4,12 +4,13 @@ Expected values come from hand-made data (or, for the shared benchmark files,
 from their published piece counts), never from the loaders' own output.
 Tests that need music21 or pretty_midi skip when the package is missing
 (``pip install keras-deeprnn[music]``); tests that read the shared benchmark
-files skip when ``<repo>/../shared/data/music`` is absent.
+files skip when ``<repo>/../shared/data/music`` is absent (tests/conftest.py).
 """
 
 import logging
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from keras_deeprnn.data import load_music
 from keras_deeprnn.data import load_pickle
 from keras_deeprnn.data import music as M
 from keras_deeprnn.data import piano_roll_dataset
+from keras_deeprnn.data import registry
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MUSIC = REPO.parent / "shared" / "data" / "music"
@@ -556,30 +558,46 @@ def test_frame_count():
 # ---------------------------------------------------------------------------
 
 
+def register(monkeypatch, name, path, url=None):
+    """Registers `path` (its checksum) as the data set `name`'s file."""
+    file = registry.DATASETS[name].files[0]
+    entry = registry.DataFile(file.path, url or file.url, registry.sha256(path))
+    dataset = registry.Dataset(name, "test", (entry,), "test")
+    monkeypatch.setitem(registry.DATASETS, name, dataset)
+    return entry
+
+
 def test_load_music_names_paths_and_folders(tmp_path, monkeypatch):
     monkeypatch.delenv("DEEPRNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     d = tmp_path / "data"
     (d / "music").mkdir(parents=True)
     write_mat(d / "JSB_Chorales.mat", [P0], [P1], [P2])
     write_mat(d / "music" / "Nottingham.mat", [P2, P2], [P1], [P0])
+    # A name reads the registered file: another JSB_Chorales.mat is refused.
+    with pytest.raises(registry.ChecksumError, match="JSB_Chorales.mat: SHA-256 .* refused"):
+        load_music("jsb", data_dir=d)
+    # Registered with these files' sums, they are found flat and in music/.
+    register(monkeypatch, "jsb", d / "JSB_Chorales.mat")
+    register(monkeypatch, "nottingham", d / "music" / "Nottingham.mat")
     data = load_music("JSB", data_dir=d)
     np.testing.assert_array_equal(data["train"][0], P0)
-    assert len(load_music("nottingham", data_dir=d)["train"]) == 2  # music/ subfolder
+    assert len(load_music("nottingham", data_dir=d)["train"]) == 2
     # $DEEPRNN_DATA_DIR when no data_dir.
     monkeypatch.setenv("DEEPRNN_DATA_DIR", str(d))
-    np.testing.assert_array_equal(load_music("jsb")["test"][0], P2)
-    with pytest.raises(MusicDataError, match="MuseData.mat.*not found") as err:
-        load_music("musedata")
-    assert str(d) in str(err.value)
+    np.testing.assert_array_equal(load_music("jsb_chorales")["test"][0], P2)
     monkeypatch.delenv("DEEPRNN_DATA_DIR")
-    # ../shared/data/music beside the working directory.
-    project = tmp_path / "project"
+    # ../shared/data beside the working directory is not looked at any more:
+    # the file is downloaded instead, here from a URL that does not exist.
+    project, shared = tmp_path / "project", tmp_path / "shared" / "data" / "music"
     project.mkdir()
-    shared = tmp_path / "shared" / "data" / "music"
     shared.mkdir(parents=True)
     write_mat(shared / "Piano_midi.mat", [P1], [P1], [P1])
+    missing = (tmp_path / "offline" / "Piano_midi.mat").as_uri()
+    register(monkeypatch, "piano-midi", shared / "Piano_midi.mat", url=missing)
     monkeypatch.chdir(project)
-    assert len(load_music("piano-midi")["valid"]) == 1
+    with pytest.raises(registry.DataUnavailable, match="could not be downloaded from file:"):
+        load_music("piano-midi")
     # Paths by suffix, and folders of MIDI files.
     np.testing.assert_array_equal(load_music(str(d / "JSB_Chorales.mat"))["valid"][0], P1)
     pkl = tmp_path / "x.pkl"
@@ -593,7 +611,7 @@ def test_load_music_names_paths_and_folders(tmp_path, monkeypatch):
     # "bach" goes to load_bach_chorales with the keyword arguments.
     seen = {}
     monkeypatch.setattr(M, "load_bach_chorales", lambda **kw: seen.update(kw) or "B")
-    assert load_music("Bach", limit=3) == "B" and seen == {"limit": 3}
+    assert load_music("Bach", limit=3) == "B" and seen == {"limit": 3, "verbose": 0}
 
 
 def test_load_music_midi_folder(tmp_path):
@@ -605,10 +623,9 @@ def test_load_music_midi_folder(tmp_path):
     assert all(r.shape == (4, 88) for s in data for r in data[s])
 
 
-def test_load_music_finds_shared_files_beside_the_repo(tmp_path, monkeypatch):
-    shared_file("JSB_Chorales.mat")
-    monkeypatch.delenv("DEEPRNN_DATA_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)  # not beside the shared folder
+def test_load_music_reads_the_registered_benchmark(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPRNN_DATA_DIR", str(shared_data))
+    monkeypatch.chdir(tmp_path)
     data = load_music("jsb")
     assert [len(data[s]) for s in ("train", "valid", "test")] == [229, 76, 77]
 
@@ -639,7 +656,7 @@ def all_rolls(data):
     return [r for s in ("train", "valid", "test") for r in data[s]]
 
 
-def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog):
+def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog, capsys):
     music21 = pytest.importorskip("music21")
     data = M.load_bach_chorales(cache_dir=tmp_path, limit=5)
     assert [len(data[s]) for s in ("train", "valid", "test")] == [3, 1, 1]
@@ -664,9 +681,18 @@ def test_load_bach_chorales_small_and_cached(tmp_path, monkeypatch, caplog):
     # A corrupt cache file is rebuilt (with a warning), not an error.
     monkeypatch.undo()
     files[0].write_bytes(files[0].read_bytes()[:100])
+    capsys.readouterr()
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        rebuilt = M.load_bach_chorales(cache_dir=tmp_path, limit=5)
+        rebuilt = M.load_bach_chorales(cache_dir=tmp_path, limit=5, verbose=1)
     assert any("unusable cache" in r.getMessage() for r in caplog.records)
+    # verbose: what it does, then Keras's progress bar (one line without a terminal).
+    said, bar = capsys.readouterr().out.splitlines()
+    total = len(M._bach_paths(music21.corpus))
+    assert said == (
+        f"Parsing music21's {total} Bach chorale files into piano rolls "
+        f"(once; kept in {tmp_path} for the next runs)"
+    )
+    assert re.fullmatch(rf" *[5-9]/{total} - \d+s - \d+m?s/file", bar), bar
     for a, b in zip(all_rolls(rebuilt), rolls):
         np.testing.assert_array_equal(a, b)
     with np.load(files[0]) as z:  # and the file is whole again

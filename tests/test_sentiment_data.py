@@ -1,19 +1,17 @@
 """Tests of keras_deeprnn.data.text: the sentiment loaders, labels and folds.
 
 Expected values come from hand-made files, never from the loaders' own
-output. The shared MR files are used only where present.
+output. The shared MR files (tests/conftest.py) are used only where present.
 """
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from keras_deeprnn.data import registry
 from keras_deeprnn.data import text as T
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_SENTIMENT = REPO.parent / "shared" / "data" / "sentiment"
 LOGGER = "keras_deeprnn.data.text"
 
 
@@ -60,21 +58,24 @@ def test_mr_path_forms(mr_dir):
         assert len(T.load_mr(form)) == 4
     assert len(T.load_text(str(mr_dir / "rt-polarity.pos"))["train"]) == 4
     assert len(T.load_text(str(mr_dir))["train"]) == 4
-    assert len(T.load_text("mr", data_dir=mr_dir)["train"]) == 4
+    # "mr" names the registered files: these are not they.
+    with pytest.raises(registry.ChecksumError, match=r"rt-polarity\.pos: SHA-256 .* refused"):
+        T.load_text("mr", data_dir=mr_dir)
 
 
-def test_mr_missing_file_names_the_path(tmp_path):
+def test_mr_missing_file_names_the_path(tmp_path, monkeypatch):
     write(tmp_path / "x.pos", "good\n")
     with pytest.raises(T.TextDataError, match=r"x\.neg: no such file"):
         T.load_mr(tmp_path / "x.pos")
-    with pytest.raises(T.TextDataError, match="MR data set was not found"):
-        T.load_text("mr", data_dir=tmp_path / "nowhere")
+    monkeypatch.delenv("DEEPRNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(registry.DataUnavailable, match=r"mr: sentiment/rt-polarity\.pos is not"):
+        T.load_text("mr", data_dir=tmp_path / "nowhere", download=False)
 
 
-def test_shared_mr_counts():
-    if not (SHARED_SENTIMENT / "rt-polarity.pos").is_file():
-        pytest.skip(f"shared MR files absent (expected in {SHARED_SENTIMENT})")
-    data = T.load_mr(SHARED_SENTIMENT)
+def test_shared_mr_counts(shared_data, monkeypatch):
+    monkeypatch.setenv("DEEPRNN_DATA_DIR", str(shared_data))
+    data = T.load_text("mr", download=False)["train"]
     assert data.counts() == {"negative": 5331, "positive": 5331}  # Pang & Lee 2005
     assert all("\n" not in t for t in data.texts)
 

@@ -9,3 +9,14 @@
 - `tuning.evolution`, `tuning.tasks`: the evolutionary search of cell genomes
   (Jozefowicz et al. 2015).
 """
+
+import importlib
+
+#: The apps' package: the top-level `apps` in a checkout, `keras_deeprnn.apps`
+#: where the wheel installed both folders inside `keras_deeprnn`.
+APPS_PACKAGE = "keras_deeprnn.apps" if __name__.startswith("keras_deeprnn.") else "apps"
+
+
+def apps_module(name):
+    """The module `apps.NAME` (e.g. `"music.model"`) of the apps beside this package."""
+    return importlib.import_module(f"{APPS_PACKAGE}.{name}")

@@ -33,9 +33,12 @@ import sys
 import time
 from pathlib import Path
 
-from apps.common import runner
 from keras_deeprnn import _compat
-from tuning import search
+
+from . import apps_module
+from . import search
+
+runner = apps_module("common.runner")
 
 ENVIRONMENT = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 LAUNCHER_OPTIONS = {
@@ -47,7 +50,9 @@ LAUNCHER_OPTIONS = {
     "--overwrite": False,
 }  # option -> takes a value
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-ROOT = Path(__file__).resolve().parents[1]
+# The folder that holds the top-level package (the checkout, or site-packages),
+# for the workers' PYTHONPATH.
+ROOT = Path(__file__).resolve().parents[__name__.count(".")]
 
 
 def _add_restarts(p):
@@ -169,7 +174,7 @@ class Workers:
     def start(self, tuner_id):
         with open(self.logs / f"{tuner_id}.log", "ab") as log:
             self.procs[tuner_id] = subprocess.Popen(
-                [sys.executable, "-m", "tuning.search", *self.argv],
+                [sys.executable, "-m", search.__name__, *self.argv],
                 env={**self.env, "KERASTUNER_TUNER_ID": tuner_id},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -32,7 +32,8 @@ from keras_deeprnn.cells.graph import LSTM_GENOME
 from keras_deeprnn.cells.graph import format_genome
 from keras_deeprnn.cells.graph import parse_genome
 from keras_deeprnn.cells.graph import render
-from tuning.tasks import relative_score
+
+from .tasks import relative_score
 
 # The paper's activation choices: tanh, sigmoid, ReLU and Linear(b, .), a
 # learned linear map whose bias starts at b = 0, 1, 0.9 or 1.1.
@@ -409,8 +410,8 @@ class EvolutionOracle(keras_tuner.Oracle):
 
 def main(argv=None):
     """Command line: run (or resume) a search, then print the best genomes."""
-    from tuning.tasks import TaskSuite
-    from tuning.tasks import compare
+    from .tasks import TaskSuite
+    from .tasks import compare
 
     parser = argparse.ArgumentParser(prog="python -m tuning.evolution", description=main.__doc__)
     parser.add_argument(

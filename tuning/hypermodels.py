@@ -38,6 +38,8 @@ from keras_deeprnn.cells.lstm import VARIANTS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
 
+from . import apps_module
+
 HP_NAMES = ("cell", "arch", "depth", "units", "dropout", "learning_rate", "clipnorm", "forget_bias")
 # Cells with a forget gate: every LSTM variant but nfg and cifg.
 FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
@@ -187,10 +189,8 @@ class MusicHyperModel(AppHyperModel):
     """
 
     def __init__(self, fixed=None, units=(32, 256), max_depth=3, name="music", **build_kwargs):
-        from apps.music.model import ARCHS
-
         super().__init__(
-            ARCHS,
+            apps_module("music.model").ARCHS,
             keras_tuner.Objective("val_nll", "min"),
             fixed,
             units,
@@ -200,10 +200,8 @@ class MusicHyperModel(AppHyperModel):
         )
 
     def build_model(self, v, cell_kwargs):
-        from apps.music.model import build_model
-        from apps.music.model import compile_model
-
-        model = build_model(
+        app = apps_module("music.model")
+        model = app.build_model(
             v["cell"],
             v["arch"],
             v["units"],
@@ -212,7 +210,7 @@ class MusicHyperModel(AppHyperModel):
             cell_kwargs=cell_kwargs,
             **self.build_kwargs,
         )
-        return compile_model(model, v["learning_rate"], v["clipnorm"])
+        return app.compile_model(model, v["learning_rate"], v["clipnorm"])
 
 
 class SentimentHyperModel(AppHyperModel):
@@ -238,10 +236,8 @@ class SentimentHyperModel(AppHyperModel):
         name="sentiment",
         **build_kwargs,
     ):
-        from apps.sentiment.model import ARCHS
-
         super().__init__(
-            ARCHS,
+            apps_module("sentiment.model").ARCHS,
             keras_tuner.Objective("val_accuracy", "max"),
             fixed,
             units,
@@ -253,10 +249,8 @@ class SentimentHyperModel(AppHyperModel):
         self.num_classes = int(num_classes)
 
     def build_model(self, v, cell_kwargs):
-        from apps.sentiment.model import build_classifier
-        from apps.sentiment.model import compile_classifier
-
-        model = build_classifier(
+        app = apps_module("sentiment.model")
+        model = app.build_classifier(
             self.vocab_size,
             self.num_classes,
             cell=v["cell"],
@@ -267,7 +261,7 @@ class SentimentHyperModel(AppHyperModel):
             cell_kwargs=cell_kwargs,
             **self.build_kwargs,
         )
-        return compile_classifier(model, v["learning_rate"], v["clipnorm"])
+        return app.compile_classifier(model, v["learning_rate"], v["clipnorm"])
 
 
 class TaggingHyperModel(AppHyperModel):
@@ -292,10 +286,8 @@ class TaggingHyperModel(AppHyperModel):
         name="tagging",
         **build_kwargs,
     ):
-        from apps.tagging.model import ARCHS
-
         super().__init__(
-            ARCHS,
+            apps_module("tagging.model").ARCHS,
             keras_tuner.Objective("val_accuracy", "max"),
             fixed,
             units,
@@ -306,10 +298,8 @@ class TaggingHyperModel(AppHyperModel):
         self.vocabulary, self.characters, self.tags = list(vocabulary), list(characters), list(tags)
 
     def build_model(self, v, cell_kwargs):
-        from apps.tagging.model import build_model
-        from apps.tagging.model import compile_model
-
-        model = build_model(
+        app = apps_module("tagging.model")
+        model = app.build_model(
             self.vocabulary,
             self.characters,
             self.tags,
@@ -321,4 +311,4 @@ class TaggingHyperModel(AppHyperModel):
             cell_kwargs=cell_kwargs,
             **self.build_kwargs,
         )
-        return compile_model(model, v["learning_rate"], v["clipnorm"])
+        return app.compile_model(model, v["learning_rate"], v["clipnorm"])

@@ -25,11 +25,13 @@ import os
 import sys
 from pathlib import Path
 
-from apps.common import runner
-from apps.music import data as music_data
-from apps.sentiment import data as sentiment_data
-from apps.tagging import data as tagging_data
-from tuning.hypermodels import HP_NAMES
+from . import apps_module
+from .hypermodels import HP_NAMES
+
+runner = apps_module("common.runner")
+music_data = apps_module("music.data")
+sentiment_data = apps_module("sentiment.data")
+tagging_data = apps_module("tagging.data")
 
 APPS = ("music", "sentiment", "tagging")
 TUNERS = ("random", "bayesian", "hyperband")
@@ -206,14 +208,14 @@ def _space(args):
 
 
 def _music(args):
-    from tuning.hypermodels import MusicHyperModel
+    from .hypermodels import MusicHyperModel
 
     ds = music_data.datasets(args)
     return MusicHyperModel(**_space(args)), ds.train, ds.valid
 
 
 def _sentiment(args):
-    from tuning.hypermodels import SentimentHyperModel
+    from .hypermodels import SentimentHyperModel
 
     # Trials are scored on a part of the training texts, never on a test split.
     ds = sentiment_data.datasets(args)
@@ -228,7 +230,7 @@ def _sentiment(args):
 
 
 def _tagging(args):
-    from tuning.hypermodels import TaggingHyperModel
+    from .hypermodels import TaggingHyperModel
 
     if not args.valid and not 0 < args.valid_fraction < 1:
         raise ValueError(
@@ -252,7 +254,7 @@ def _tagging(args):
 
 
 def _tasks(args):
-    from tuning.tasks import TaskSuite
+    from .tasks import TaskSuite
 
     suite = TaskSuite(
         args.tasks.split(","),
@@ -289,7 +291,7 @@ def _evolution_tuner(args, suite, common):
     import keras_tuner
 
     try:
-        from tuning.evolution import EvolutionOracle
+        from .evolution import EvolutionOracle
     except ModuleNotFoundError as error:
         if error.name != "tuning.evolution":
             raise
@@ -436,9 +438,9 @@ def write_summary(tuner, args):
     return path
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m tuning.search"):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     try:
         runner.set_seed(args.seed)
         hypermodel, train_ds, valid_ds = load(args)

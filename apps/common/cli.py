@@ -25,8 +25,10 @@ import os
 import sys
 from pathlib import Path
 
-from apps.common import runner
+from . import runner
 
+#: How an app is called, in its usage line (`deeprnn` sets "deeprnn {app}").
+PROG = "python -m apps.{app}"
 DEFAULT_SAVED = Path("saved_models")
 DEFAULT_RUNS = Path("runs")
 EXIT_BAD_INPUT = 2
@@ -73,7 +75,7 @@ def app_parser(app, doc):
 
     The description is the second paragraph of the app's docstring.
     """
-    top = argparse.ArgumentParser(prog=f"python -m apps.{app}", description=doc.split("\n\n")[1])
+    top = argparse.ArgumentParser(prog=PROG.format(app=app), description=doc.split("\n\n")[1])
     return top, top.add_subparsers(dest="command", required=True)
 
 

@@ -273,14 +273,14 @@ class run_lock:
 
 
 def command_line():
-    """The command that is running, as a shell-quoted string."""
-    argv = [os.path.basename(sys.executable), "-m", _main_module()] + sys.argv[1:]
-    return " ".join(shlex.quote(a) for a in argv)
-
-
-def _main_module():
+    """The command that is running, as a shell-quoted string: `python -m
+    MODULE ...` or, for a script such as `deeprnn`, `deeprnn ...`."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return spec.name.removesuffix(".__main__") if spec else sys.argv[0]
+    if spec:
+        program = [os.path.basename(sys.executable), "-m", spec.name.removesuffix(".__main__")]
+    else:
+        program = [os.path.basename(sys.argv[0])]
+    return " ".join(shlex.quote(a) for a in program + sys.argv[1:])
 
 
 def save(model, directory, metadata, overwrite=False, files=None):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common import cli
-from apps.common import runner
-from apps.forecast import data
-from apps.forecast.model import MODELS
+from ..common import cli
+from ..common import runner
+from . import data
+from .model import MODELS
 
 APP = "forecast"
 SETUP = "forecast"  # the metadata key of the data protocol
@@ -129,8 +129,8 @@ def forecast(model, ds, split):
 
 
 def train(args):
-    from apps.forecast.model import build_model
-    from apps.forecast.model import compile_model
+    from .model import build_model
+    from .model import compile_model
 
     run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}")
     runner.set_seed(args.seed)

@@ -9,9 +9,9 @@ metadata; `evaluate`, `predict` and `export` read the data with it.
 
 import argparse
 
-from apps.common.cli import fraction
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import fraction
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 SPLITS = ("train", "valid", "test")
 
@@ -35,8 +35,8 @@ def add_arguments(p, training=False):
     p.add_argument(
         "--data",
         required=True,
-        help="CSV file: a 'date' column and numeric columns (e.g. "
-        "../shared/data/forecast/ETTh1.csv)",
+        help="etth1, etth2 (registered: `deeprnn data list`), or a CSV file: a 'date' "
+        "column and numeric columns",
     )
     p.add_argument("--batch-size", type=positive_int, default=32, help="windows per batch")
     if training:
@@ -79,9 +79,10 @@ def datasets(args, stored=None):
     standardized), `borders` (`{split: (start, stop)}`), `inputs` and
     `outputs` (column indices).
     """
+    from keras_deeprnn.data import registry
     from keras_deeprnn.data import timeseries as ts
 
-    series = ts.read_csv(args.data)
+    series = ts.read_csv(registry.resolve(args.data) or args.data)
     if stored is not None:
         if series.columns != stored["columns"]:
             raise ts.TimeSeriesError(

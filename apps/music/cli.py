@@ -6,16 +6,18 @@ joint distribution under an RNN-NADE, --output nade) and is measured by the
 literature's frame-level negative log-likelihood.
 """
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from apps.common import cli
-from apps.common import runner
-from apps.music import data
-from apps.music.model import ARCHS
-from apps.music.model import OUTPUTS
 from keras_deeprnn.training import WeightNoise
+
+from ..common import cli
+from ..common import runner
+from . import data
+from .model import ARCHS
+from .model import OUTPUTS
 
 APP = "music"
 
@@ -59,6 +61,15 @@ def parser():
         help="annealed Gaussian gradient noise of variance ETA / (1 + step)^0.55 "
         "(Neelakantan et al. 2015; e.g. 0.01); 0: off",
     )
+    train.add_argument(
+        "--generate",
+        type=cli.non_negative_int,
+        default=0,
+        metavar="FRAMES",
+        help="after training, sample FRAMES frames from the model, after the opening chord "
+        "of the first test piece, and write them into its folder as sample.mid, sample.wav "
+        "and sample.png (0: none)",
+    )
     cli.add_run_options(train, APP, "DATA-CELL-ARCH-UNITS, -nade with --output nade")
 
     evaluate = sub.add_parser("evaluate", help="frame NLL of a saved model on a split")
@@ -94,7 +105,7 @@ def parser():
         help="training pieces that calibrate int8 (first 64 frames of each)",
     )
 
-    gen = sub.add_parser("generate", help="generate music; writes a MIDI file and a PNG")
+    gen = sub.add_parser("generate", help="generate music; writes MIDI, WAV and PNG files")
     cli.add_model_argument(gen, APP)
     gen.add_argument("--frames", type=cli.positive_int, default=64, help="frames to generate")
     gen.add_argument(
@@ -121,7 +132,7 @@ def parser():
         "--out",
         type=Path,
         default=Path("generated"),
-        help="output path without extension: OUT.mid and OUT.png",
+        help="output path without extension: OUT.mid, OUT.wav and OUT.png",
     )
     gen.add_argument(
         "--seconds-per-frame",
@@ -133,10 +144,11 @@ def parser():
 
 
 def train(args):
-    from apps.music.model import build_model
-    from apps.music.model import compile_model
-    from apps.music.model import feed
+    from .model import build_model
+    from .model import compile_model
+    from .model import feed
 
+    started = time.monotonic()
     name = f"{Path(args.data).stem}-{args.cell}-{args.arch}-{args.units}"
     run = cli.Run(APP, args, name + ("-nade" if args.output == "nade" else ""))
     runner.set_seed(args.seed)
@@ -183,7 +195,7 @@ def train(args):
         f"frame NLL (nats): valid {metrics['valid_nll']:.3f}, test {metrics['test_nll']:.3f} "
         f"[{model.count_params()} parameters, {timer.seconds:.0f} s]"
     )
-    run.save(
+    saved = run.save(
         model,
         metrics,
         history,
@@ -195,11 +207,26 @@ def train(args):
         # Epoch numbers count from the start even after a resume.
         best_epoch=history.epoch[int(np.argmin(history.history["val_nll"]))] + 1,
     )
+    if args.generate and saved is not None:
+        from . import generate as gen
+
+        # The model never saw silence as an input: it starts from a real chord.
+        opening = ds.info["pieces"]["test"][0][:1]
+        roll = gen.sample(model, args.generate, opening, seed=args.seed)
+        paths = gen.write_music(roll, saved / "sample", 0.5, f"{saved.name}: {len(roll)} frames")
+        print(
+            f"{args.generate} frames sampled from the model after the opening chord of a test "
+            f"piece ({int(roll.sum())} notes on):"
+        )
+        for path in paths:
+            print(f"  {path}")
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    print(f"total time {minutes} min {seconds} s")
     return 0
 
 
 def evaluate(args):
-    from apps.music.model import feed
+    from .model import feed
 
     model = runner.load(args.model, APP)
     ds = data.datasets(args)
@@ -209,8 +236,9 @@ def evaluate(args):
 
 
 def generate(args):
-    from apps.music import generate as gen
     from keras_deeprnn.data import music
+
+    from . import generate as gen
 
     model = runner.load(args.model, APP)
     primer = None
@@ -227,21 +255,20 @@ def generate(args):
         )
     else:
         roll = gen.sample(model, args.frames, primer, temperature=args.temperature, seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    midi_path = args.out.with_suffix(".mid")
-    png_path = args.out.with_suffix(".png")
-    music.rolls_to_midi(roll, midi_path, steps_per_second=1.0 / args.seconds_per_frame)
-    gen.save_piano_roll_png(roll, png_path, title=f"{args.model.name}: {len(roll)} frames")
-    print(f"wrote {midi_path} and {png_path} ({len(roll)} frames, {int(roll.sum())} notes on)")
+    paths = gen.write_music(
+        roll, args.out, args.seconds_per_frame, f"{args.model.name}: {len(roll)} frames"
+    )
+    print(f"wrote {', '.join(map(str, paths))} ({len(roll)} frames, {int(roll.sum())} notes on)")
     return 0
 
 
 def export(args):
-    from apps.music.model import uses_targets
     from keras_deeprnn.export import load_export
     from keras_deeprnn.export import write_export
     from keras_deeprnn.export.manifest import tflite_name
     from keras_deeprnn.metrics import frame_nll
+
+    from .model import uses_targets
 
     model = runner.load(args.model, APP)
     if uses_targets(model):

@@ -5,8 +5,8 @@ them (`keras_deeprnn.data.music`) as batches of whole pieces: inputs
 x_1..x_{T-1}, targets x_2..x_T, padding masked.
 """
 
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 SPLITS = ("train", "valid", "test")
 
@@ -16,9 +16,9 @@ def add_arguments(p, training=False):
     p.add_argument(
         "--data",
         default="bach",
-        help="bach (music21's chorales, offline; the default), jsb, nottingham "
-        "(the .mat files in ../shared/data/music or $DEEPRNN_DATA_DIR), "
-        "PATH.mat, PATH.pickle, or a folder of MIDI files",
+        help="bach (music21's chorales, offline; the default), jsb, nottingham, musedata, "
+        "piano-midi (the benchmark .mat files: `deeprnn data list`), PATH.mat, "
+        "PATH.pickle, or a folder of MIDI files",
     )
     p.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch")
     if training:
@@ -36,7 +36,7 @@ def datasets(args):
     piano rolls (arrays `(frames, 88)`)."""
     from keras_deeprnn.data import music
 
-    pieces = music.load_music(args.data)
+    pieces = music.load_music(args.data, verbose=1)
     batches = {
         split: music.piano_roll_dataset(
             pieces[split],

@@ -7,6 +7,9 @@ output: 88 independent Bernoulli keys, or, for an RNN-NADE, the NADE's
 joint distribution, key by key from the lowest.
 """
 
+import wave
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -248,3 +251,49 @@ def save_piano_roll_png(roll, path, title=None, lowest_note=21):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _organ(phase):
+    """A tone of three harmonics (an organ-like timbre, apt for chorales)."""
+    return (np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)) / 1.75
+
+
+def save_wav(midi, path, sample_rate=22050):
+    """Renders a `pretty_midi.PrettyMIDI` as a 16-bit mono WAV file with
+    pretty_midi's additive synthesis (each note an `_organ` tone fading out
+    over its last 0.1 s; one second of silence after the last note), scaled
+    to a peak of 0.8.
+
+    Returns:
+        The duration in seconds.
+    """
+    waves = [inst.synthesize(fs=sample_rate, wave=_organ) for inst in midi.instruments]
+    audio = np.zeros(max([len(w) for w in waves], default=sample_rate))
+    for w in waves:
+        audio[: len(w)] += w
+    peak = np.abs(audio).max()
+    if peak > 0:
+        audio *= 0.8 / peak
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.round(audio * 32767).astype("<i2").tobytes())
+    return len(audio) / sample_rate
+
+
+def write_music(roll, out, seconds_per_frame, title):
+    """`OUT.mid`, `OUT.wav` and `OUT.png` of a generated piano roll.
+
+    Returns:
+        The three paths.
+    """
+    from keras_deeprnn.data import music
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(suffix) for suffix in (".mid", ".wav", ".png")]
+    midi = music.rolls_to_midi(roll, paths[0], steps_per_second=1.0 / seconds_per_frame)
+    save_wav(midi, paths[1])
+    save_piano_roll_png(roll, paths[2], title=title)
+    return paths

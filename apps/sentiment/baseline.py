@@ -8,7 +8,7 @@ It reads the same tokens as the recurrent models (the `standardize` of
 import numpy as np
 import tensorflow as tf
 
-from apps.sentiment.model import standardize
+from .model import standardize
 
 
 def tokenize(texts, chunk=4096):

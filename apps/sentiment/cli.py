@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 
-from apps.common import cli
-from apps.common import runner
-from apps.sentiment import data
+from ..common import cli
+from ..common import runner
+from . import data
 
 APP = "sentiment"
 POOLINGS = ("last", "max", "attention")
@@ -168,9 +168,9 @@ def _check_train_args(args):
 
 
 def train(args):
-    from apps.sentiment import train as tr
-    from apps.sentiment.model import inference_copy
-    from apps.sentiment.model import text_model
+    from . import train as tr
+    from .model import inference_copy
+    from .model import text_model
 
     _check_train_args(args)
     texts = data.load(args)
@@ -208,7 +208,7 @@ def train(args):
 
 
 def _load_model(path):
-    from apps.sentiment.model import parts  # also registers the custom objects
+    from .model import parts  # also registers the custom objects
 
     model = runner.load(path, APP)
     vectorizer, _ = parts(model)
@@ -224,9 +224,10 @@ def _load_model(path):
 
 
 def evaluate(args):
-    from apps.sentiment import train as tr
-    from apps.sentiment.model import parts
     from keras_deeprnn.data import text
+
+    from . import train as tr
+    from .model import parts
 
     model, labels, max_length = _load_model(args.model)
     texts = data.load(args, labels)
@@ -291,8 +292,9 @@ def predict(args):
 
 
 def export(args):
-    from apps.sentiment.export import export as write
     from keras_deeprnn.export import check_manifest
+
+    from .export import export as write
 
     model, labels, _ = _load_model(args.model)
     paths = write(

@@ -8,9 +8,9 @@ vocabulary and makes length-bucketed batches of token ids.
 
 import numpy as np
 
-from apps.common.cli import fraction
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import fraction
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 DEFAULT_MAX_LENGTH = 60
 #: Texts are cut to this many characters per token of --max-length before
@@ -23,13 +23,15 @@ def add_source(p, default="mr"):
     p.add_argument(
         "--data",
         default=default,
-        help="mr (rt-polarity.pos/.neg in ../shared/data/sentiment or $DEEPRNN_DATA_DIR; "
+        help="mr (the registered MR files, found or downloaded: `deeprnn data list`; "
         "the default), imdb, sst2 or tfds:NAME[:SPLIT] (TFDS, needs the network the first "
         "time), a .pos/.neg file, a TSV/CSV file of text,label rows, or a folder with "
         "one subfolder per class",
     )
     p.add_argument(
-        "--data-dir", default=None, help="folder holding the MR files, or TFDS's data folder"
+        "--data-dir",
+        default=None,
+        help="a folder searched first for the MR files, or TFDS's data folder",
     )
     p.add_argument(
         "--encoding",
@@ -122,8 +124,9 @@ def prepare(args, train_set, test_set=None, vocabulary_from_all=False):
         the `"vectorizer"`, the `"sets"` (`TextSet`s `train`, `valid`,
         `test`, `all`) and their `"ids"`.
     """
-    from apps.sentiment.model import make_vectorizer
     from keras_deeprnn.data import text
+
+    from .model import make_vectorizer
 
     rest, held = text.split_indices(train_set.labels, args.valid_fraction, seed=args.seed)
     sets = {

@@ -22,9 +22,10 @@
 import json
 from pathlib import Path
 
-from apps.sentiment.model import parts
 from keras_deeprnn.export import export_tflite
 from keras_deeprnn.export import write_manifest
+
+from .model import parts
 
 TOKENIZER_STEPS = [
     "lower-case the text (Unicode lower-casing)",

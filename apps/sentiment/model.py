@@ -25,8 +25,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from apps.sentiment import wide as wide_branch
 from keras_deeprnn import models
+
+from . import wide as wide_branch
 
 PACKAGE = wide_branch.PACKAGE
 POOLINGS = ("last", "max", "attention")

@@ -18,16 +18,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps.common import runner
-from apps.common.cli import DEFAULT_RUNS
-from apps.sentiment import data
-from apps.sentiment.model import OOV
-from apps.sentiment.model import PAD
-from apps.sentiment.model import recurrent_layer
-from apps.sentiment.wide import fit_mix_weights
 from keras_deeprnn.data.text import bucketed_dataset
 from keras_deeprnn.data.text import length_batches
 from keras_deeprnn.data.text import token_lengths
+
+from ..common import runner
+from ..common.cli import DEFAULT_RUNS
+from . import data
+from .model import OOV
+from .model import PAD
+from .model import recurrent_layer
+from .wide import fit_mix_weights
 
 
 def reverse_rows(ids):
@@ -310,8 +311,8 @@ def refit_wide(classifier, ids, labels, epochs, lr=2e-3, clipnorm=1.0, batch_siz
     `ids`/`labels` (its Naive-Bayes ratios counted on them) for `epochs`
     epochs, the number early stopping chose on held-out texts; the rest of
     the classifier is left as it is."""
-    from apps.sentiment.model import branch_model
-    from apps.sentiment.wide import nb_ratios
+    from .model import branch_model
+    from .wide import nb_ratios
 
     layer = classifier.get_layer("wide")
     layer.trainable = True
@@ -335,9 +336,9 @@ def build(args, vectorizer, num_classes, train_ids, train_labels, valid_ids):
     """The classifier, its embedding initialised / pre-trained and its wide
     branch's Naive-Bayes ratios counted as asked; compiled unless --wide
     (whose branches `train_once` compiles)."""
-    from apps.sentiment.model import build_classifier
-    from apps.sentiment.model import compile_classifier
-    from apps.sentiment.wide import nb_ratios
+    from .model import build_classifier
+    from .model import compile_classifier
+    from .wide import nb_ratios
 
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
@@ -393,7 +394,7 @@ def train_once(args, train_set, run_dir, verbose):
     the wide branch is trained again, on all of `train_set`, for as many
     epochs as its best before (with 10% more texts the linear model gains
     0.5-1 point on MR; docs/sentiment.md)."""
-    from apps.sentiment.model import branch_model
+    from .model import branch_model
 
     # The wide branch ends trained on every training text, so it gets their
     # words; the recurrent branch never sees the validation part's own words.
@@ -528,7 +529,7 @@ def cross_validate(args, texts):
         if args.wide:
             result.update(branch_accuracies(vectorizer, classifier, test_set, args.max_length))
         if args.baseline:
-            from apps.sentiment.baseline import tfidf_logreg
+            from .baseline import tfidf_logreg
 
             with runner.Timer() as base_timer:
                 predicted = tfidf_logreg(train_set.texts, train_set.labels, test_set.texts)

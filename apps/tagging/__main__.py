@@ -1,4 +1,4 @@
-from apps.common.cli import exit
-from apps.tagging.cli import main
+from ..common.cli import exit
+from .cli import main
 
 exit(main())

@@ -10,7 +10,7 @@ where the feature set says so.
 import collections
 import random
 
-from apps.tagging.text import normalize_word
+from .text import normalize_word
 
 START, END = ("-START-", "-START2-"), ("-END-", "-END2-")
 

@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from apps.common import cli
-from apps.common import runner
-from apps.tagging import data
+from ..common import cli
+from ..common import runner
+from . import data
 
 APP = "tagging"
 ARCHS = ("rnn", "dt", "dts", "srnn")
@@ -142,10 +142,10 @@ def parser():
 
 
 def _score(model, sentences, batch_size=64):
-    from apps.tagging import evaluation
-    from apps.tagging.model import model_tags
-    from apps.tagging.model import model_vocabulary
-    from apps.tagging.model import predict_tags
+    from . import evaluation
+    from .model import model_tags
+    from .model import model_vocabulary
+    from .model import predict_tags
 
     predicted = predict_tags(model, [s.tokens for s in sentences], batch_size=batch_size)
     return evaluation.score(
@@ -154,10 +154,11 @@ def _score(model, sentences, batch_size=64):
 
 
 def train(args):
-    from apps.tagging import evaluation
-    from apps.tagging.model import build_model
-    from apps.tagging.model import compile_model
     from keras_deeprnn.data import conll
+
+    from . import evaluation
+    from .model import build_model
+    from .model import compile_model
 
     run = cli.Run(
         APP,
@@ -249,7 +250,7 @@ def train(args):
 
 
 def _load_tagger(path):
-    from apps.tagging.model import model_tags  # also registers the custom layers
+    from .model import model_tags  # also registers the custom layers
 
     model = runner.load(path, APP)
     tags = model_tags(model)
@@ -262,7 +263,7 @@ def _load_tagger(path):
 
 
 def evaluate(args):
-    from apps.tagging import evaluation
+    from . import evaluation
 
     model = _load_tagger(args.model)
     target = runner.read_metadata(args.model).get("target", {})
@@ -297,8 +298,8 @@ def _data_stem(spec):
 
 
 def tag(args):
-    from apps.tagging.model import predict_tags
-    from apps.tagging.text import tokenize
+    from .model import predict_tags
+    from .text import tokenize
 
     lines = args.sentences or [line for line in sys.stdin.read().splitlines() if line.strip()]
     if not lines:
@@ -320,8 +321,9 @@ def tag(args):
 
 
 def export(args):
-    from apps.tagging.model import export_saved_model
     from keras_deeprnn.export import write_manifest
+
+    from .model import export_saved_model
 
     model = _load_tagger(args.model)
     folder = cli.export_folder(args)
@@ -341,9 +343,9 @@ def export(args):
 
 
 def baseline(args):
-    from apps.tagging import baselines
-    from apps.tagging import evaluation
-    from apps.tagging.text import normalize_word
+    from . import baselines
+    from . import evaluation
+    from .text import normalize_word
 
     train_set, test_set = data.load(args.train, args), data.load(args.test, args)
     known = {normalize_word(t) for s in train_set for t in s.tokens}

@@ -8,18 +8,17 @@ words and characters the model is built from, and batches of
 """
 
 import collections
-import os
-from pathlib import Path
 
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 HELP = (
-    "comma-separated CoNLL-U (.conllu) or CoNLL column files, or "
-    "tfds:NAME:SPLIT (tfds:universal_dependencies/en_ewt:train, tfds:conll2003:test)"
+    "comma-separated CoNLL-U (.conllu) or CoNLL column files or registered files "
+    "(ud-en-ewt:dev, ud-en-gum:test: `deeprnn data list`), or tfds:NAME:SPLIT "
+    "(tfds:universal_dependencies/en_ewt:train, tfds:conll2003:test)"
 )
 #: What `python -m tuning.search tagging` trains on without --train.
-DEFAULT_TRAIN = "en_ewt-ud-dev.conllu"
+DEFAULT_TRAIN = "ud-en-ewt:dev"
 
 
 def add_target(p):
@@ -40,15 +39,8 @@ def add_target(p):
 
 def add_arguments(p, train_required=True):
     """The training data options; without `train_required`, `--train`
-    defaults to UD English EWT dev in the shared data folder."""
-    default = (
-        ""
-        if train_required
-        else (
-            f" (default: UD English EWT dev, {DEFAULT_TRAIN} in ../shared/data/tagging or "
-            "$DEEPRNN_DATA_DIR)"
-        )
-    )
+    defaults to UD English EWT dev (`DEFAULT_TRAIN`)."""
+    default = "" if train_required else f" (default: {DEFAULT_TRAIN}, UD English EWT dev)"
     p.add_argument(
         "--train", required=train_required, default=None, help="training data: " + HELP + default
     )
@@ -98,7 +90,7 @@ def split_valid(sentences, fraction, seed):
 
 def word_counts(sentences):
     """The normalized training words, most frequent first, and their counts."""
-    from apps.tagging.text import normalize_word
+    from .text import normalize_word
 
     counts = collections.Counter(normalize_word(t) for s in sentences for t in s.tokens)
     words = sorted(counts, key=lambda w: (-counts[w], w))
@@ -111,28 +103,13 @@ def characters(sentences):
     return sorted(counts, key=lambda c: (-counts[c], c))
 
 
-def default_train():
-    """UD English EWT dev in `$DEEPRNN_DATA_DIR` or ../shared/data."""
-    folders = [Path(os.environ["DEEPRNN_DATA_DIR"])] if os.environ.get("DEEPRNN_DATA_DIR") else []
-    root = Path(__file__).resolve().parents[2]
-    folders += [Path.cwd().parent / "shared" / "data", root.parent / "shared" / "data"]
-    for folder in folders:
-        for path in (folder / DEFAULT_TRAIN, folder / "tagging" / DEFAULT_TRAIN):
-            if path.is_file():
-                return str(path)
-    raise FileNotFoundError(
-        f"{DEFAULT_TRAIN} is in none of {', '.join(str(f) for f in folders)}; "
-        "give the data with --train."
-    )
-
-
 def datasets(args):
     """`Datasets` of `args`; `info` holds the sentences of each split
     (`"sentences"`, None where absent), the `"tags"`, the training
     `"vocabulary"` and its `"counts"`, and the `"characters"`."""
     from keras_deeprnn.data import conll
 
-    sentences = load(args.train or default_train(), args)
+    sentences = load(args.train or DEFAULT_TRAIN, args)
     if args.valid:
         train, valid = sentences, load(args.valid, args)
     elif args.valid_fraction:

@@ -5,7 +5,7 @@ import collections
 
 import numpy as np
 
-from apps.tagging.text import normalize_word
+from .text import normalize_word
 
 
 def score(gold, predicted, known_words=None, known_tags=None):

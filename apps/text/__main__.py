@@ -1,6 +1,6 @@
 """Character- and word-level language models and text generation."""
 
-from apps.common.cli import exit
-from apps.text.cli import main
+from ..common.cli import exit
+from .cli import main
 
 exit(main())

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common import cli
-from apps.common import runner
-from apps.text import data
+from ..common import cli
+from ..common import runner
+from . import data
 
 APP = "text"
 SETUP = "text"  # the metadata key of the data protocol
@@ -164,13 +164,14 @@ def _stored(path):
 
 
 def train(args):
-    from apps.text.model import compile_model
-    from apps.text.model import score
-    from apps.text.model import scores
     from keras_deeprnn.models import language_model
     from keras_deeprnn.training import ResetStates
     from keras_deeprnn.training import TimeBudget
     from keras_deeprnn.training import stateful_clone
+
+    from .model import compile_model
+    from .model import score
+    from .model import scores
 
     run = cli.Run(
         APP,
@@ -258,8 +259,8 @@ def _describe(result, level):
 
 
 def evaluate(args):
-    from apps.text.model import score
-    from apps.text.model import scores
+    from .model import score
+    from .model import scores
 
     model = runner.load(args.model, APP)
     stored = _stored(args.model)
@@ -351,11 +352,12 @@ def litert_nats(interpreter, ids):
 
 
 def export(args):
-    from apps.text.model import score
     from keras_deeprnn.export import load_export
     from keras_deeprnn.export import write_export
     from keras_deeprnn.export.manifest import tflite_name
     from keras_deeprnn.models import sample_tokens
+
+    from .model import score
 
     model = runner.load(args.model, APP)
     stored = _stored(args.model)

@@ -11,9 +11,9 @@ windows (`keras_deeprnn.data.streams`). A trained model keeps its protocol
 and `export` read the data with it.
 """
 
-from apps.common.cli import fraction
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import fraction
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 SPLITS = ("train", "valid", "all")
 

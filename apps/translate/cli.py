@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common import cli
-from apps.common import runner
-from apps.translate import data
-from apps.translate import translation
+from ..common import cli
+from ..common import runner
+from . import data
+from . import translation
 
 APP = "translate"
 SETUP = "translate"  # the metadata key of the data and the vocabulary
@@ -24,11 +24,12 @@ EXIT_DIFFERENT = 1  # verify: a LiteRT translation differs from Keras's
 
 
 def parser():
-    from apps.translate.model import ARCHS
-    from apps.translate.model import ATTENTIONS
-    from apps.translate.model import DECODERS
-    from apps.translate.tokenizer import MODEL_TYPES
     from keras_deeprnn.cells import CELL_NAMES
+
+    from .model import ARCHS
+    from .model import ATTENTIONS
+    from .model import DECODERS
+    from .tokenizer import MODEL_TYPES
 
     top, sub = cli.app_parser(APP, __doc__)
 
@@ -192,8 +193,8 @@ def _add_search(p):
 
 
 def train(args):
-    from apps.translate.model import build_model
-    from apps.translate.tokenizer import Tokenizer
+    from .model import build_model
+    from .tokenizer import Tokenizer
 
     stem = "multi30k" if str(args.data).lower() == "multi30k" else Path(str(args.data)).stem
     run = cli.Run(APP, args, f"{stem}-{args.src}-{args.tgt}-{args.cell}-{args.units}")
@@ -287,7 +288,7 @@ def _score(model, tokenizer, pairs, max_length, beam=0, limit=None, batch_size=6
 
 
 def _load(args):
-    from apps.translate.tokenizer import Tokenizer
+    from .tokenizer import Tokenizer
 
     model = runner.load(args.model, APP)
     setup = runner.read_metadata(args.model).get(SETUP)
@@ -365,7 +366,7 @@ def _translator(args):
     model's, or with `--litert` its export's."""
     options = dict(beam=args.beam, batch_size=args.batch_size, length_penalty=args.length_penalty)
     if args.litert:
-        from apps.translate import litert
+        from . import litert
 
         folder = args.model if args.model.is_dir() else args.model.parent
         engine = litert.Translator(folder / "export")
@@ -433,7 +434,7 @@ def attention(args):
 
 
 def export(args):
-    from apps.translate import litert
+    from . import litert
 
     model, tokenizer, setup = _load(args)
     folder = cli.export_folder(args)
@@ -454,7 +455,7 @@ def export(args):
 
 
 def verify(args):
-    from apps.translate import litert
+    from . import litert
 
     model, tokenizer, setup = _load(args)
     folder = args.export or (args.model if args.model.is_dir() else args.model.parent) / "export"

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.common.cli import non_negative_int
-from apps.common.cli import positive_int
-from apps.common.data import Datasets
+from ..common.cli import non_negative_int
+from ..common.cli import positive_int
+from ..common.data import Datasets
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.translate import translation
-from apps.translate.tokenizer import Tokenizer
+from . import translation
+from .tokenizer import Tokenizer
 
 
 def export(model, tokenizer, folder, name, max_length, metrics=None):

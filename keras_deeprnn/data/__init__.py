@@ -22,6 +22,11 @@ streams of windows for stateful truncated BPTT.
 `keras_deeprnn.data.timeseries`: multivariate series for forecasting (CSV
 with a date column, the ETT splits, the training rows' scaler, windows).
 
+`keras_deeprnn.data.registry`: the benchmark data sets by name (`jsb`, `mr`,
+`ud-en-gum:test`, `etth1`, ...), each file with its canonical URL and
+SHA-256, found in `$DEEPRNN_DATA_DIR` or Keras's cache or downloaded, and
+checked; the loaders above take these names (`deeprnn data list`).
+
 The most used names of each module are re-exported here; the rest (and each
 module's own ``load_tfds``) live in the module.
 """
@@ -29,6 +34,7 @@ module's own ``load_tfds``) live in the module.
 from keras_deeprnn.data import conll
 from keras_deeprnn.data import corpus
 from keras_deeprnn.data import music
+from keras_deeprnn.data import registry
 from keras_deeprnn.data import streams
 from keras_deeprnn.data import text
 from keras_deeprnn.data import timeseries
@@ -39,7 +45,6 @@ from keras_deeprnn.data.conll import read_conll
 from keras_deeprnn.data.conll import read_conllu
 from keras_deeprnn.data.conll import tag_set
 from keras_deeprnn.data.conll import tagging_dataset
-from keras_deeprnn.data.music import DATASET_FILES
 from keras_deeprnn.data.music import HIGHEST_NOTE
 from keras_deeprnn.data.music import LOWEST_NOTE
 from keras_deeprnn.data.music import NUM_KEYS
@@ -68,6 +73,7 @@ __all__ = [
     "corpus",
     "streams",
     "music",
+    "registry",
     "text",
     "timeseries",
     "ConllError",
@@ -85,7 +91,6 @@ __all__ = [
     "load_mr",
     "load_text",
     "split_indices",
-    "DATASET_FILES",
     "HIGHEST_NOTE",
     "LOWEST_NOTE",
     "NUM_KEYS",

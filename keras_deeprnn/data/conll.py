@@ -46,6 +46,8 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
+from keras_deeprnn.data import registry
+
 __all__ = [
     "ConllError",
     "Sentence",
@@ -404,10 +406,11 @@ def load_tagging(spec, tag=None, column=-1, data_dir=None):
     """Sentences from one string, the form of the apps' data options.
 
     ``spec`` is either ``tfds:NAME:SPLIT`` (see :func:`load_tfds`, e.g.
-    ``tfds:universal_dependencies/en_ewt:train``) or one or more paths
+    ``tfds:universal_dependencies/en_ewt:train``) or one or more paths or
+    registered files (``ud-en-gum:test``, see :mod:`keras_deeprnn.data.registry`)
     separated by commas, each read with :func:`read_tagged` and concatenated
-    in order. ``tag`` is the CoNLL-U / TFDS target (default ``"upos"``, or the
-    TFDS data set's default), ``column`` the column-file target.
+    in order. ``tag`` is the CoNLL-U / TFDS target (default ``"upos"``, or
+    the TFDS data set's default), ``column`` the column-file target.
     """
     spec = str(spec)
     if spec.startswith("tfds:"):
@@ -416,7 +419,8 @@ def load_tagging(spec, tag=None, column=-1, data_dir=None):
             raise ValueError(f"expected tfds:NAME:SPLIT, got {spec!r}")
         return load_tfds(parts[1], parts[2], tag=tag, data_dir=data_dir)
     sentences = []
-    for path in filter(None, (p.strip() for p in spec.split(","))):
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        path = registry.resolve(part) or part
         sentences.extend(read_tagged(path, tag=tag or "upos", column=column))
     if not sentences:
         raise ConllError(f"{spec}: no sentence found")

@@ -52,6 +52,7 @@ import logging
 import math
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,7 +64,6 @@ __all__ = [
     "LOWEST_NOTE",
     "HIGHEST_NOTE",
     "SPLITS",
-    "DATASET_FILES",
     "load_mat",
     "load_pickle",
     "load_midi_dir",
@@ -91,20 +91,8 @@ DEFAULT_SPLIT = (0.6, 0.2, 0.2)
 
 _MAT_KEYS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
 
-#: File names tried, in order, for each benchmark name of :func:`load_music`.
-#: The ``.mat`` names are those of the TCN redistribution, the ``.pickle``
-#: names those of Boulanger-Lewandowski's site.
-DATASET_FILES = {
-    "jsb": ("JSB_Chorales.mat", "JSB Chorales.pickle", "JSB_Chorales.pickle"),
-    "nottingham": ("Nottingham.mat", "Nottingham.pickle"),
-    "musedata": ("MuseData.mat", "MuseData.pickle"),
-    "piano-midi": (
-        "Piano_midi.mat",
-        "Piano-midi.de.mat",
-        "Piano-midi.de.pickle",
-        "Piano_midi.pickle",
-    ),
-}
+#: The names of :func:`load_music` for the registered benchmarks
+#: (:mod:`keras_deeprnn.data.registry`), and their aliases.
 _DATASET_ALIASES = {
     "jsb": "jsb",
     "jsb_chorales": "jsb",
@@ -118,7 +106,6 @@ _DATASET_ALIASES = {
     "pianomidi": "piano-midi",
     "piano-midi.de": "piano-midi",
 }
-_DATA_DIR_ENV = "DEEPRNN_DATA_DIR"
 
 _MIDI_SUFFIXES = (".mid", ".midi")
 
@@ -269,7 +256,7 @@ def load_mat(path):
         ImportError: scipy is not installed.
 
     Example:
-        >>> data = load_mat("../shared/data/music/JSB_Chorales.mat")  # doctest: +SKIP
+        >>> data = load_mat("JSB_Chorales.mat")  # doctest: +SKIP
         >>> len(data["train"]), data["train"][0].shape  # doctest: +SKIP
         (229, (129, 88))
     """
@@ -828,6 +815,16 @@ def _default_cache_dir():
     return Path(os.path.expanduser("~")) / ".cache" / "keras_deeprnn"
 
 
+def _parse_progress(files, cache_file):
+    """A progress bar over the chorale files, after a line saying what it is."""
+    from keras.utils import Progbar
+
+    kept = f"; kept in {cache_file.parent} for the next runs" if cache_file else ""
+    print(f"Parsing music21's {files} Bach chorale files into piano rolls (once{kept})")
+    # Without a terminal, one line at the end instead of a redrawn bar.
+    return Progbar(files, unit_name="file", verbose=1 if sys.stdout.isatty() else 2)
+
+
 def _bach_paths(corpus):
     """Score files of music21's Bach corpus, sorted by name.
 
@@ -961,7 +958,14 @@ def _write_bach_cache(file, meta, data):
 
 
 def load_bach_chorales(
-    cache_dir=None, *, limit=None, split=DEFAULT_SPLIT, seed=0, transpose=True, use_cache=True
+    cache_dir=None,
+    *,
+    limit=None,
+    split=DEFAULT_SPLIT,
+    seed=0,
+    transpose=True,
+    use_cache=True,
+    verbose=0,
 ):
     """The Bach chorales bundled with music21, as a piano-roll data set (offline).
 
@@ -1001,6 +1005,8 @@ def load_bach_chorales(
         transpose: transpose every chorale to C major / C minor.
         use_cache: read and write the cache (``False``: always parse, write
             nothing).
+        verbose: 1 says what it does and shows a progress bar (Keras's
+            ``Progbar``) while the files are parsed; 0 is silent.
 
     Returns:
         dict ``{"train", "valid", "test"}`` of lists of ``uint8`` arrays of shape
@@ -1037,8 +1043,11 @@ def load_bach_chorales(
             "music21 corpus: no Bach chorale file found "
             "(music21.corpus.getComposer('bach') is empty)"
         )
+    bar = _parse_progress(len(paths), cache_file) if verbose else None
     rolls, names, seen = [], [], set()
-    for p in paths:
+    for done, p in enumerate(paths):
+        if bar is not None:
+            bar.update(done)
         if limit is not None and len(rolls) >= limit:
             break
         try:
@@ -1068,11 +1077,13 @@ def load_bach_chorales(
         roll = np.ascontiguousarray(full[:, LOWEST_NOTE : HIGHEST_NOTE + 1])
         fingerprint = hashlib.sha1(roll.tobytes() + str(roll.shape).encode()).digest()
         if fingerprint in seen:
-            logger.info("%s: same piano roll as an earlier chorale, skipped", p)
+            logger.debug("%s: same piano roll as an earlier chorale, skipped", p)
             continue
         seen.add(fingerprint)
         rolls.append(roll)
         names.append(p.name)
+    if bar is not None:
+        bar.update(bar.target if limit is None else done, finalize=True)
     if not rolls:
         raise MusicDataError("music21 corpus: no four-part Bach chorale found")
     indices = _split_indices(names, split, seed)
@@ -1090,54 +1101,6 @@ def load_bach_chorales(
 # ----------------------------------------------------------------------------
 
 
-def _repo_root():
-    return Path(__file__).resolve().parents[2]
-
-
-def _default_data_dirs(data_dir):
-    """Folders searched for a named benchmark file, in order."""
-    if data_dir is not None:
-        return [Path(data_dir)]
-    env = os.environ.get(_DATA_DIR_ENV)
-    if env:
-        return [Path(env)]
-    dirs = [
-        Path.cwd().parent / "shared" / "data" / "music",
-        _repo_root().parent / "shared" / "data" / "music",
-    ]
-    unique = []
-    for d in dirs:
-        if d.resolve() not in [u.resolve() for u in unique]:
-            unique.append(d)
-    return unique
-
-
-def _find_named(name, data_dir):
-    searched = []
-    for folder in _default_data_dirs(data_dir):
-        for sub in (folder, folder / "music"):
-            searched.append(str(sub))
-            if not sub.is_dir():
-                continue
-            by_lower = {p.name.lower(): p for p in sub.iterdir() if p.is_file()}
-            for candidate in DATASET_FILES[name]:
-                hit = by_lower.get(candidate.lower())
-                if hit is not None:
-                    return hit
-    source = (
-        "data_dir"
-        if data_dir is not None
-        else f"${_DATA_DIR_ENV}"
-        if os.environ.get(_DATA_DIR_ENV)
-        else "the default places"
-    )
-    raise MusicDataError(
-        f"{DATASET_FILES[name][0]}: data set {name!r} not found in {source} "
-        f"(searched {searched}; file names tried {list(DATASET_FILES[name])}); pass "
-        f"data_dir or set {_DATA_DIR_ENV} to the folder holding it"
-    )
-
-
 def _load_file(path):
     suffix = path.suffix.lower()
     if suffix == ".mat":
@@ -1145,19 +1108,17 @@ def _load_file(path):
     return load_pickle(path)
 
 
-def load_music(spec, data_dir=None, **kwargs):
+def load_music(spec, data_dir=None, verbose=0, **kwargs):
     """Load a data set from a short specification (an app's ``--data`` value).
 
     Accepted forms, tried in this order:
 
     * ``"bach"`` -- :func:`load_bach_chorales` (music21's corpus, offline).
     * ``"jsb"``, ``"nottingham"``, ``"musedata"``, ``"piano-midi"`` (any case;
-      also ``"jsb_chorales"``, ``"nott"``, ``"piano_midi"``, ...) -- the benchmark
-      file of that name (see :data:`DATASET_FILES`: ``JSB_Chorales.mat``,
-      ``Nottingham.mat``, ... preferred, then the original ``.pickle`` names)
-      looked up, with its ``music/`` subfolder, in ``data_dir`` if given, else
-      in ``$DEEPRNN_DATA_DIR`` if set, else in ``../shared/data/music``
-      beside the current working directory and beside the repository.
+      also ``"jsb_chorales"``, ``"nott"``, ``"piano_midi"``, ...) -- the
+      registered ``.mat`` file of that benchmark (:mod:`keras_deeprnn.data.registry`:
+      looked up in ``data_dir``, then ``$DEEPRNN_DATA_DIR``, then Keras's
+      cache, else downloaded; its SHA-256 checked).
     * a path ending in ``.mat`` -- :func:`load_mat`; ``.pickle`` or ``.pkl`` --
       :func:`load_pickle`.
     * a path to a folder -- :func:`load_midi_dir`.
@@ -1166,7 +1127,9 @@ def load_music(spec, data_dir=None, **kwargs):
 
     Args:
         spec: the specification (str or path-like).
-        data_dir: folder holding the benchmark files, for the names.
+        data_dir: a folder searched first for the benchmark files, for the names.
+        verbose: for ``"bach"``, 1 shows a progress bar while the chorales
+            are parsed (the first time; later runs read the cache).
         **kwargs: passed on to the loader chosen (e.g. ``limit=`` for
             ``"bach"``, ``steps_per_quarter=`` for a MIDI folder); the file
             loaders take none.
@@ -1176,14 +1139,14 @@ def load_music(spec, data_dir=None, **kwargs):
         arrays.
 
     Raises:
-        MusicDataError: the named file is not found (message lists where it
-            looked), the file or folder is missing or unreadable, or ``spec``
-            is none of the accepted forms (message lists them).
+        MusicDataError: the file or folder is missing or unreadable, or
+            ``spec`` is none of the accepted forms (message lists them).
+        keras_deeprnn.data.registry.DataError: a named benchmark file is not
+            here and cannot be downloaded, or differs from the registered one.
         TypeError: ``kwargs`` given to a loader that takes none.
 
     Example:
-        >>> data = load_music("nottingham",
-        ...                   data_dir="../shared/data/music")  # doctest: +SKIP
+        >>> data = load_music("nottingham")                     # doctest: +SKIP
         >>> data = load_music("bach", limit=20)                 # doctest: +SKIP
     """
     text = os.fspath(spec)
@@ -1191,11 +1154,14 @@ def load_music(spec, data_dir=None, **kwargs):
         text = os.fsdecode(text)
     key = text.strip().lower()
     if key == "bach":
-        return load_bach_chorales(**kwargs)
+        return load_bach_chorales(verbose=verbose, **kwargs)
     if key in _DATASET_ALIASES:
         if kwargs:
             raise TypeError(f"load_music({spec!r}) takes no loader arguments, got {sorted(kwargs)}")
-        return _load_file(_find_named(_DATASET_ALIASES[key], data_dir))
+        # Imported here: the .mat reader's child process loads this module alone.
+        from keras_deeprnn.data import registry
+
+        return _load_file(registry.fetch_file(_DATASET_ALIASES[key], data_dir=data_dir))
     path = Path(text).expanduser()
     if path.suffix.lower() in (".mat", ".pickle", ".pkl"):
         if kwargs:
@@ -1205,7 +1171,7 @@ def load_music(spec, data_dir=None, **kwargs):
         return _load_file(path)
     if path.is_dir():
         return load_midi_dir(path, **kwargs)
-    names = ", ".join(repr(n) for n in ("bach", *DATASET_FILES))
+    names = ", ".join(repr(n) for n in ("bach", *dict.fromkeys(_DATASET_ALIASES.values())))
     raise MusicDataError(
         f"{text}: not a data set specification; accepted: {names}; a path to a "
         f".mat, .pickle or .pkl file; or a folder of MIDI files"

@@ -40,7 +40,7 @@ starts with the path. Bad *arguments* raise ``ValueError``.
 Example:
 
 >>> from keras_deeprnn.data import text
->>> mr = text.load_mr("../shared/data/sentiment")        # doctest: +SKIP
+>>> mr = text.load_text("mr")["train"]                   # doctest: +SKIP
 >>> len(mr), mr.label_names                             # doctest: +SKIP
 (10662, ('negative', 'positive'))
 >>> for train_idx, test_idx in text.kfold_indices(mr.labels, k=10):  # doctest: +SKIP
@@ -57,6 +57,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from keras_deeprnn.data import registry
 
 __all__ = [
     "TextDataError",
@@ -95,7 +97,6 @@ TFDS_SETS = {
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "phrase")
 #: Header names recognised as the label column of a delimited file.
 LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "target")
-_DATA_DIR_ENV = "DEEPRNN_DATA_DIR"
 _MAX_LISTED = 5  # line numbers quoted in a warning
 
 
@@ -333,7 +334,10 @@ def load_mr(path, encoding="latin-1"):
         a :class:`TextSet`, positives first, labels ``("negative",
         "positive")``. Empty lines are skipped (with a warning).
     """
-    pos_path, neg_path = _mr_paths(path)
+    return _load_mr_files(*_mr_paths(path), encoding)
+
+
+def _load_mr_files(pos_path, neg_path, encoding):
     texts, raw, where = [], [], []
     for file, label in ((pos_path, "positive"), (neg_path, "negative")):
         for number, line in read_lines(file, encoding):
@@ -602,38 +606,15 @@ def load_tfds(name, split="train", data_dir=None, download=True):
 # ----------------------------------------------------------------------------
 
 
-def _repo_root():
-    return Path(__file__).resolve().parents[2]
-
-
-def _find_mr(data_dir):
-    if data_dir is not None:
-        folders = [Path(data_dir)]
-    elif os.environ.get(_DATA_DIR_ENV):
-        folders = [Path(os.environ[_DATA_DIR_ENV])]
-    else:
-        folders = [Path.cwd().parent / "shared" / "data", _repo_root().parent / "shared" / "data"]
-    searched = []
-    for folder in folders:
-        for candidate in (folder, folder / "sentiment"):
-            searched.append(str(candidate))
-            if all((candidate / f).is_file() for f in MR_FILES):
-                return candidate
-    raise TextDataError(
-        f"{MR_FILES[0]}: the MR data set was not found (searched {searched}); pass "
-        f"data_dir or set {_DATA_DIR_ENV} to the folder holding {' and '.join(MR_FILES)}"
-    )
-
-
 def load_text(spec, data_dir=None, encoding=None, label_names=None, download=True):
     """A data set from one string, the form of an application's ``--data``.
 
     Accepted forms:
 
-    * ``"mr"`` -- :func:`load_mr` on the folder found in ``data_dir`` if
-      given, else in ``$DEEPRNN_DATA_DIR``, else in ``../shared/data``
-      beside the working directory or the repository (each folder and its
-      ``sentiment/`` subfolder are searched).
+    * ``"mr"`` -- :func:`load_mr` on the registered MR files
+      (:mod:`keras_deeprnn.data.registry`: looked up in ``data_dir``, then
+      ``$DEEPRNN_DATA_DIR``, then Keras's cache, else downloaded; their
+      SHA-256 checked).
     * ``"imdb"``, ``"sst2"``, ``"imdb_reviews"``, ``"glue/sst2"``,
       ``"tfds:NAME"`` -- :func:`load_tfds`, both labelled splits;
       ``"tfds:NAME:SPLIT"`` -- that split only (``data_dir`` is TFDS's).
@@ -644,10 +625,10 @@ def load_text(spec, data_dir=None, encoding=None, label_names=None, download=Tru
 
     Args:
         spec: the specification.
-        data_dir: see above.
+        data_dir: for ``"mr"``, a folder searched first; for TFDS, its data folder.
         encoding: of local files (default Latin-1 for MR, UTF-8 otherwise).
         label_names: the label set, for delimited files and folders.
-        download: for TFDS, download the data if absent.
+        download: fetch the data if absent (MR from its URL, TFDS sets).
 
     Returns:
         ``{"train": TextSet}`` for local sources and ``"tfds:NAME:SPLIT"``;
@@ -657,7 +638,9 @@ def load_text(spec, data_dir=None, encoding=None, label_names=None, download=Tru
     text = os.fspath(spec)
     key = text.strip().lower()
     if key == "mr":
-        return {"train": load_mr(_find_mr(data_dir), encoding or "latin-1")}
+        files = registry.fetch("mr", data_dir=data_dir, download=download)
+        pos, neg = (files[f"sentiment/{name}"] for name in MR_FILES)
+        return {"train": _load_mr_files(pos, neg, encoding or "latin-1")}
     tfds_name = key[len("tfds:") :] if key.startswith("tfds:") else key
     parts = tfds_name.split(":")
     known = {n for n in TFDS_SETS} | {a for v in TFDS_SETS.values() for a in v[2]}

@@ -27,8 +27,8 @@ from keras import tree
 from keras_deeprnn.export._tflite_lstm import fusable
 from keras_deeprnn.export._tflite_lstm import fused_lstm
 from keras_deeprnn.layers.deep_output import DeepOutput
-from keras_deeprnn.layers.tied_embedding import TiedEmbedding
 from keras_deeprnn.layers.nade import NADE
+from keras_deeprnn.layers.tied_embedding import TiedEmbedding
 from keras_deeprnn.utils import sublayers
 
 

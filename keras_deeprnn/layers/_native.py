@@ -17,8 +17,10 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -96,6 +98,23 @@ def _build(path):
     raise RuntimeError(f"{compiler} failed: {errors[-1][0]}")
 
 
+def _build_saying_so(path):
+    """`_build`, on one line of stderr saying what it does and how long it took
+    (the first training step waits for it)."""
+    started = time.monotonic()
+    sys.stderr.write(
+        f"keras_deeprnn: compiling the C++ kernels of the recurrent layers for TensorFlow "
+        f"{tf.__version__} (first use on this machine, about 30 s; cached in {path.parent}) ... "
+    )
+    sys.stderr.flush()
+    try:
+        _build(path)
+    except Exception:
+        sys.stderr.write("failed\n")
+        raise
+    sys.stderr.write(f"done in {time.monotonic() - started:.0f} s\n")
+
+
 def module():
     """The loaded op library, or None where it cannot be built (warned once)."""
     if _state["tried"]:
@@ -105,7 +124,7 @@ def module():
             try:
                 path = _library_path()
                 if not path.exists():
-                    _build(path)
+                    _build_saying_so(path)
                 _state["module"] = tf.load_op_library(str(path))
             except Exception as e:  # noqa: BLE001 - any failure means: use the TF loops
                 _state["error"] = str(e)
