@@ -468,7 +468,7 @@ def test_layers_that_cannot_be_exported_are_named(tmp_path):
 
 
 def test_cli_export_streaming_int8(tmp_path):
-    from keras_deeprnn import cli
+    import keras_deeprnn_cli as cli
 
     keras.utils.set_random_seed(9)
     model = keras.Sequential(

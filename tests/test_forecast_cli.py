@@ -179,7 +179,7 @@ def test_bad_input_exits_2(series_csv, tmp_path, capsys, edit, options, message)
 
 def test_seq2seq_trains_and_exports(series_csv, tmp_path):
     out = tmp_path / "saved"
-    assert _train(series_csv, out, "seq2seq", "--features", "MS") == 2  # needs M or S
+    assert _train(series_csv, tmp_path / "ms", "seq2seq", "--features", "MS") == 2  # M or S
     assert _train(series_csv, out, "seq2seq", "--seg-len", "3") == 0
     folder = out / "forecast-seq2seq"
     assert main(["export", str(folder), "--data", str(series_csv)]) == 0
