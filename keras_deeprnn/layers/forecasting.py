@@ -20,6 +20,12 @@ def _channels_last(layer, input_shape):
     return input_shape[1], input_shape[2]
 
 
+def _segments(series, seg_len):
+    """(batch, time, channels) -> (batch * channels, time / seg_len, seg_len):
+    one series per channel, cut into segments."""
+    return ops.reshape(ops.transpose(series, (0, 2, 1)), (-1, series.shape[1] // seg_len, seg_len))
+
+
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
 class NaiveForecast(keras.layers.Layer):
     """Seasonal naive forecast: each step repeats the value `period` steps
@@ -330,9 +336,7 @@ class SegmentRNN(keras.layers.Layer):
         batch = ops.shape(inputs)[0]
         out_segments = self.horizon // self.seg_len
         # (batch * channels, segments, seg_len): one series per channel.
-        x = ops.reshape(
-            ops.transpose(inputs, (0, 2, 1)), (-1, seq_len // self.seg_len, self.seg_len)
-        )
+        x = _segments(inputs, self.seg_len)
         _, *states = self.rnn(self.embed(x), training=training)
         # One decoder input per (channel, output segment), the same in every window.
         half = self.units // 2
@@ -448,19 +452,12 @@ class SegmentSeq2Seq(keras.layers.Layer):
             shape=(channels, self.units), initializer="random_normal", name="channel_embedding"
         )
 
-    def _segments(self, series):
-        """(batch, time, channels) -> (batch * channels, time / seg_len, seg_len)."""
-        time = series.shape[1]
-        return ops.reshape(
-            ops.transpose(series, (0, 2, 1)), (-1, time // self.seg_len, self.seg_len)
-        )
-
     def call(self, inputs, teacher=None, training=None):
         _, _, channels = inputs.shape
         batch = ops.shape(inputs)[0]
-        x = self._segments(inputs)
+        x = _segments(inputs, self.seg_len)
         _, *states = self.encoder(self.embed(x), training=training)
-        truth = None if teacher is None else self._segments(teacher)
+        truth = None if teacher is None else _segments(teacher, self.seg_len)
         # Row r of the flattened batch is channel r mod channels.
         channel = ops.reshape(
             ops.broadcast_to(self.channel[None], (batch, channels, self.units)), (-1, self.units)
