@@ -17,8 +17,9 @@ $(VENV)/.installed-$(EXTRAS): setup.cfg setup.py pyproject.toml
 run: $(VENV)/.installed-$(EXTRAS)
 	$(VENV)/bin/deeprnn music train --generate 64
 
+# Two workers: CI's two cores (pytest-xdist); `-n 0` runs in one process.
 test: $(VENV)/.installed-$(EXTRAS)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(VENV)/.installed-$(EXTRAS)
 	$(VENV)/bin/ruff check .

@@ -304,6 +304,23 @@ def test_embedding_mask_bidirectional_pooling_sequence(tmp_path):
     assert {i["name"] for i in report["inputs"]} == {"lengths", "token_ids"}
 
 
+
+def test_rnn_inside_a_custom_layer_after_other_shapes_ran(tmp_path, monkeypatch):
+    """A library RNN nested in a layer runs as itself in an export; the loop
+    shared by all calls (relaxed to unknown shapes by earlier ones, as in a
+    long session) must not reach the converter, whose TensorList lowering
+    needs known shapes."""
+    from keras_deeprnn.layers import RNN
+    from keras_deeprnn.layers.forecasting import SegmentSeq2Seq
+
+    monkeypatch.setenv("KERAS_DEEPRNN_NATIVE", "0")
+    for batch, steps, units in [(2, 3, 4), (3, 5, 6), (4, 7, 8), (5, 9, 10), (6, 2, 3)]:
+        RNN(cells.get("gru", units))(np.zeros((batch, steps, 3), "float32"))
+    x = keras.Input((12, 2))
+    model = keras.Model(x, SegmentSeq2Seq(6, seg_len=3, units=8)(x))
+    report = export_tflite(model, tmp_path / "m.tflite", tolerance=FLOAT_PARITY)
+    assert report["builtin_only"] and "WHILE" in report["ops"]
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_int8_streaming(tmp_path, cell):
     keras.utils.set_random_seed(6)

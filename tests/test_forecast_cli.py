@@ -59,10 +59,6 @@ def _train(csv, out, model, *extra):
     )
 
 
-# Its `export` step exited 2 once in a full run of the suite (after every
-# other module) and passes alone and after the GPU, fault-injection and
-# forecast modules: under investigation, so `make test-slow` runs it.
-@pytest.mark.slow
 def test_train_evaluate_predict_export(series_csv, tmp_path, capsys):
     out = tmp_path / "saved"
     assert _train(series_csv, out, "segrnn", "--features", "MS") == 0

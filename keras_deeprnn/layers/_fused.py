@@ -623,6 +623,12 @@ def run(
         batch, width = P.shape[1], P.shape[2]
         jit = batch is not None and batch * width <= XLA_MAX_STEP_SIZE
         forward, backward = _COMPILED[jit]
+        if _native.exporting():
+            # Traced into the export's own graph with its static shapes: the
+            # shared function, relaxed by earlier calls, may have lost them,
+            # and TFLite lowers a loop's TensorLists only with known shapes.
+            jit = False
+            forward, backward = _forward, _backward
     if not record.could_possibly_record():
         # No tape can ask for a gradient (inference): keep nothing.
         final, (Y,) = forward(
