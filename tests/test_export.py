@@ -304,7 +304,6 @@ def test_embedding_mask_bidirectional_pooling_sequence(tmp_path):
     assert {i["name"] for i in report["inputs"]} == {"lengths", "token_ids"}
 
 
-
 def test_rnn_inside_a_custom_layer_after_other_shapes_ran(tmp_path, monkeypatch):
     """A library RNN nested in a layer runs as itself in an export; the loop
     shared by all calls (relaxed to unknown shapes by earlier ones, as in a
@@ -320,6 +319,7 @@ def test_rnn_inside_a_custom_layer_after_other_shapes_ran(tmp_path, monkeypatch)
     model = keras.Model(x, SegmentSeq2Seq(6, seg_len=3, units=8)(x))
     report = export_tflite(model, tmp_path / "m.tflite", tolerance=FLOAT_PARITY)
     assert report["builtin_only"] and "WHILE" in report["ops"]
+
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_int8_streaming(tmp_path, cell):
