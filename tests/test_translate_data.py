@@ -157,13 +157,10 @@ def test_unknown_language_codes(tmp_path):
         data.load_pairs(tmp_path / "nothing", "en", "de")
 
 
-def test_multi30k_shared_files():
-    """The real files: the split sizes the data README states."""
-    try:
-        folder = data.find_multi30k()
-    except data.PairDataError:
-        pytest.skip("the shared Multi30k files are not on this machine")
-    pairs = data.load_pairs("multi30k", "de", "fr", data_dir=folder)
+def test_multi30k_shared_files(shared_data):
+    """The real files, found and checked by the registry: the split sizes the
+    data README states."""
+    pairs = data.load_pairs("multi30k", "de", "fr", download=False)
     assert {k: len(v) for k, v in pairs.items()} == {"train": 29000, "valid": 1014, "test": 1000}
     assert pairs["train"].target[0].startswith("Deux jeunes hommes blancs")
 

@@ -7,9 +7,10 @@ a source of pairs into splits of `Pairs`, and `datasets(pairs, tokenizer,
 
 Sources (`--data`, with `--src` and `--tgt` language codes):
 
-* `multi30k`: the Multi30k files `{train,val,test_2016_flickr}.LANG.gz` of
-  `--data-dir`, `$DEEPRNN_DATA_DIR` or `../shared/data` (and their
-  `translation/` folder); languages en, de, fr.
+* `multi30k`: the Multi30k files `{train,val,test_2016_flickr}.LANG.gz`
+  of the data registry (`keras_deeprnn.data.registry`: `--data-dir`,
+  `$DEEPRNN_DATA_DIR`, Keras's cache, then a download; every file checked
+  against its SHA-256); languages en, de, fr.
 * a folder of `SPLIT.LANG[.gz]` files: `train`; `val`, `valid`, `dev` or
   `validation`; `test` or `test_*` (the first in sorted order).
 * a prefix `P` of two parallel files `P.SRC[.gz]` and `P.TGT[.gz]`, one
@@ -50,7 +51,6 @@ MULTI30K = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
 MULTI30K_LANGUAGES = ("en", "de", "fr")
 #: File names of a split in a folder of `SPLIT.LANG[.gz]` files, by preference.
 SPLIT_NAMES = {"train": ("train",), "valid": ("val", "valid", "dev", "validation")}
-_DATA_DIR_ENV = "DEEPRNN_DATA_DIR"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}([_-][a-z0-9]+)?$")
 _MAX_LISTED = 5
 
@@ -107,8 +107,8 @@ def add_arguments(p, training=False):
         "--data-dir",
         type=Path,
         default=None,
-        help="folder holding the Multi30k files (default $DEEPRNN_DATA_DIR or "
-        "../shared/data), or TFDS's data folder for tfds:NAME",
+        help="a folder searched for the Multi30k files before $DEEPRNN_DATA_DIR and "
+        "Keras's cache (see `deeprnn data list`), or TFDS's data folder for tfds:NAME",
     )
     if training:
         p.add_argument(
@@ -230,30 +230,15 @@ def read_tsv(path):
 # -- sources --------------------------------------------------------------------
 
 
-def _repo_root():
-    return Path(__file__).resolve().parents[2]
+def multi30k_split(name, src, tgt, data_dir=None, download=True):
+    """`Pairs` of the Multi30k split `name` (a file stem of `MULTI30K`),
+    its two files found (or downloaded) and verified by the data registry."""
+    from keras_deeprnn.data import registry
 
-
-def find_multi30k(data_dir=None):
-    """The folder of the Multi30k files: `data_dir`, else
-    `$DEEPRNN_DATA_DIR`, else `../shared/data` beside the working folder or
-    the repository; each with its `translation/` subfolder."""
-    if data_dir is not None:
-        roots = [Path(data_dir)]
-    elif os.environ.get(_DATA_DIR_ENV):
-        roots = [Path(os.environ[_DATA_DIR_ENV])]
-    else:
-        roots = [Path.cwd().parent / "shared" / "data", _repo_root().parent / "shared" / "data"]
-    searched = []
-    for root in roots:
-        for folder in (root, root / "translation"):
-            searched.append(str(folder))
-            if (folder / "train.en.gz").is_file():
-                return folder
-    raise PairDataError(
-        f"multi30k: the files train.en.gz, ... were not found (searched {searched}); "
-        f"pass --data-dir or set {_DATA_DIR_ENV}"
-    )
+    paths = [
+        registry.fetch_file("multi30k", f"{name}.{lang}", data_dir, download) for lang in (src, tgt)
+    ]
+    return read_parallel(*paths)
 
 
 def _language_file(base, lang):
@@ -332,8 +317,9 @@ def load_pairs(spec, src, tgt, data_dir=None, valid_size=1000, seed=0, download=
     text = os.fspath(spec)
     if text.lower() == "multi30k":
         _check_languages(src, tgt, MULTI30K_LANGUAGES, "multi30k")
-        folder = find_multi30k(data_dir)
-        splits = {s: _parallel_at(folder / name, src, tgt) for s, name in MULTI30K.items()}
+        splits = {
+            s: multi30k_split(name, src, tgt, data_dir, download) for s, name in MULTI30K.items()
+        }
     elif text.lower().startswith("tfds:"):
         splits = load_tfds(text[len("tfds:") :], src, tgt, data_dir, download)
     else:
