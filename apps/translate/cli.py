@@ -407,24 +407,19 @@ def translate(args):
 
 def attention(args):
     model, tokenizer, setup = _load(args)
-    sources = translation.source_ids(tokenizer, [args.sentence], setup["max_length"], "--sentence")
-    if sources[0] is None:
-        raise ValueError("--sentence is empty")
-    options = translation.search_options(args.beam, args.length_penalty)
-    ids, _, weights = model.generate(translation.padded(sources), return_attention=True, **options)
-    target = translation.cut(np.asarray(ids)[0, 0], model.eos_id)
-    # Rows: each written piece, then EOS where it was written.
-    rows = min(len(target) + 1, np.asarray(weights).shape[2])
-    matrix = np.asarray(weights)[0, 0, :rows, : len(sources[0])]
-    text = tokenizer.decode_target([target])[0]
-    labels = tokenizer.target_pieces(target) + ["</s>"]
-    translation.plot_attention(
-        matrix,
-        tokenizer.source_pieces(sources[0]),
-        labels[:rows],
-        args.output,
-        title=f"{args.sentence}\n{text}",
+    text, matrix, source_pieces, target_pieces = translation.attention_map(
+        model, tokenizer, args.sentence, setup["max_length"], args.beam, args.length_penalty
     )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig = translation.plot_attention(
+        matrix, source_pieces, target_pieces, title=f"{args.sentence}\n{text}"
+    )
+    fig.savefig(args.output)
+    plt.close(fig)
     print(text)
     print(f"wrote {args.output}")
     return 0

@@ -113,12 +113,35 @@ def score(hypotheses, references):
     }
 
 
-def plot_attention(weights, source_pieces, target_pieces, path, title=None):
-    """A heatmap of attention weights `(target steps, source steps)`: each
-    row is where the decoder looked to write that target piece."""
-    import matplotlib
+def attention_map(model, tokenizer, sentence, max_length, beam=0, length_penalty=0.6):
+    """The translation of one sentence and where the decoder looked.
 
-    matplotlib.use("Agg")
+    Returns:
+        `(text, weights, source_pieces, target_pieces)`: weights
+        `(target steps, source steps)`, one row per written piece and one
+        for the EOS where it was written.
+    """
+    sources = source_ids(tokenizer, [sentence], max_length, "sentence")
+    if sources[0] is None:
+        raise ValueError("the sentence is empty")
+    options = search_options(beam, length_penalty)
+    ids, _, weights = model.generate(padded(sources), return_attention=True, **options)
+    target = cut(np.asarray(ids)[0, 0], model.eos_id)
+    rows = min(len(target) + 1, np.asarray(weights).shape[2])
+    matrix = np.asarray(weights)[0, 0, :rows, : len(sources[0])]
+    labels = tokenizer.target_pieces(target) + ["</s>"]
+    return (
+        tokenizer.decode_target([target])[0],
+        matrix,
+        tokenizer.source_pieces(sources[0]),
+        labels[:rows],
+    )
+
+
+def plot_attention(weights, source_pieces, target_pieces, title=None):
+    """A heatmap of attention weights `(target steps, source steps)`: each
+    row is where the decoder looked to write that target piece. Returns the
+    matplotlib figure (shown inline in a notebook, or saved)."""
     from matplotlib import pyplot as plt
 
     weights = np.asarray(weights, "float32")
@@ -133,5 +156,4 @@ def plot_attention(weights, source_pieces, target_pieces, path, title=None):
         ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.04)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
