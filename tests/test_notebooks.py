@@ -59,6 +59,15 @@ CI_PARAMETERS = {
         "QUANTIZE": [None, "int8"],
         "TIMING_REPEATS": 5,
     },
+    "05_translation.ipynb": {
+        "TRAIN_PAIRS": 1500,
+        "VOCAB_SIZE": 400,
+        "UNITS": 32,
+        "EMBEDDING_DIM": 32,
+        "EPOCHS": 1,
+        "BEAM": 2,
+        "TEST_SENTENCES": 20,
+    },
 }
 
 
