@@ -1,5 +1,6 @@
-"""The runner's wall-clock budget (`apps.common.runner.TimeBudget`,
-`--time-budget`), on a clock the test advances by hand."""
+"""The wall-clock budget of `runner.fit` and `--time-budget`
+(`keras_deeprnn.training.TimeBudget` with `whole_epochs`), on a clock the
+test advances by hand."""
 
 import argparse
 
@@ -9,6 +10,7 @@ import pytest
 
 from apps.common import cli
 from apps.common import runner
+from keras_deeprnn.training import TimeBudget
 
 
 class Clock:
@@ -55,32 +57,33 @@ def _fit(budget, clock, epochs=20):
 
 def test_stops_at_the_last_epoch_end_that_fits():
     clock = Clock(per_batch=1.0)  # 4 s an epoch
-    budget = runner.TimeBudget(10.0, clock=clock)
+    budget = TimeBudget(10.0, whole_epochs=True, clock=clock)
     history, counter = _fit(budget, clock)
     # After epoch 1: 4 s + 4 s <= 10 s, go on; after epoch 2: 8 + 4 > 10, stop.
     assert len(history.epoch) == 2 and len(counter.seen) == 8
-    assert "after epoch 2" in budget.stopped
+    assert budget.stopped == (2, None) and "after epoch 2" in budget.reason
     # Exactly enough for three epochs: three run.
     clock = Clock(per_batch=1.0)
-    history, _ = _fit(runner.TimeBudget(12.0, clock=clock), clock)
+    history, _ = _fit(TimeBudget(12.0, whole_epochs=True, clock=clock), clock)
     assert len(history.epoch) == 3
 
 
 def test_an_epoch_longer_than_the_budget_is_cut_at_a_batch():
     clock = Clock(per_batch=1.0)
-    budget = runner.TimeBudget(2.5, clock=clock)
+    budget = TimeBudget(2.5, whole_epochs=True, clock=clock)
     history, counter = _fit(budget, clock)
     # Batches end at 1, 2, 3 s: the third ends past 2.5 s.
     assert len(history.epoch) == 1 and counter.seen == [0, 1, 2]
-    assert "during epoch 1, stopped after its batch 3" in budget.stopped
+    assert budget.stopped == (1, 3)
+    assert "during epoch 1, stopped after its batch 3" in budget.reason
 
 
 def test_no_budget_runs_every_epoch_and_bad_budgets_are_refused():
     clock = Clock(per_batch=1.0)
-    history, _ = _fit(runner.TimeBudget(1e9, clock=clock), clock, epochs=3)
+    history, _ = _fit(TimeBudget(1e9, whole_epochs=True, clock=clock), clock, epochs=3)
     assert len(history.epoch) == 3
-    with pytest.raises(ValueError, match="must be > 0"):
-        runner.TimeBudget(0)
+    with pytest.raises(ValueError, match="must be a number > 0"):
+        TimeBudget(0)
     p = argparse.ArgumentParser()
     cli.add_fit_options(p, epochs=1, patience=1, lr=1e-3, clipnorm=0.0, time_budget=True)
     assert cli.seconds(p.parse_args(["--time-budget", "1.5"]).time_budget) == 90.0
@@ -118,3 +121,12 @@ def test_runner_fit_stops_within_a_real_budget(tmp_path, capsys):
     # tests above check the arithmetic).
     assert 1 <= len(history.epoch) < 100
     assert "time budget: " in capsys.readouterr().out
+
+
+def test_without_whole_epochs_the_budget_is_spent_to_the_batch():
+    clock = Clock(per_batch=1.0)
+    budget = TimeBudget(10.0, clock=clock)
+    history, counter = _fit(budget, clock)
+    # Epochs end at 4 and 8 s; the batch ending at 10 s spends the budget.
+    assert len(history.epoch) == 3 and len(counter.seen) == 10
+    assert budget.stopped == (3, 2)

@@ -31,6 +31,7 @@ import tensorflow as tf
 import keras_deeprnn
 from keras_deeprnn import _compat
 from keras_deeprnn.training import GradientNormLogger
+from keras_deeprnn.training import TimeBudget
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 MODEL_FILE = "model.keras"
@@ -117,13 +118,13 @@ def fit(
             `keras_deeprnn.training.WeightNoise`, which must see each batch
             first).
         time_budget: Seconds of wall time for this call's training
-            (`TimeBudget`), or None for no limit. A resumed run gets the
-            budget afresh.
+            (`keras_deeprnn.training.TimeBudget` with `whole_epochs`), or
+            None for no limit. A resumed run gets the budget afresh.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = StopOnNonFinite()
-    budget = [TimeBudget(time_budget)] if time_budget is not None else []
+    budget = [TimeBudget(time_budget, whole_epochs=True)] if time_budget is not None else []
     callbacks = [
         *callbacks,
         stop,
@@ -161,7 +162,7 @@ def fit(
             shuffle=False,  # the datasets shuffle themselves
         )
     if budget and budget[0].stopped:
-        print(f"time budget: {budget[0].stopped}")
+        print(f"time budget: {budget[0].reason}")
     if stop.where:
         epoch, step, loss = stop.where
         raise TrainingDiverged(
@@ -188,56 +189,6 @@ class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
         if loss is not None and self.where is None and not math.isfinite(float(loss)):
             self.where = (self.epoch + 1, batch + 1, float(loss))
         super().on_batch_end(batch, logs)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training within a wall-clock budget, counted from the start of
-    `fit` (validation included).
-
-    At the end of each epoch, training stops if another epoch as long as
-    the longest so far would end past the budget; so a run whose epochs
-    take about the same time ends at an epoch's end, inside the budget. A
-    batch that ends past the budget anyway (an epoch longer than the
-    others, or than the whole budget) stops the epoch there; Keras then
-    validates it and ends the run as at an epoch's end. `stopped` says why
-    training stopped, or is None.
-
-    Args:
-        seconds: The budget (> 0).
-        clock: A function returning seconds (default `time.monotonic`).
-    """
-
-    def __init__(self, seconds, clock=time.monotonic):
-        super().__init__()
-        if not seconds > 0:
-            raise ValueError(f"The time budget must be > 0 seconds, got {seconds}.")
-        self.seconds, self.clock = seconds, clock
-        self.stopped = None
-
-    def on_train_begin(self, logs=None):
-        self.start, self.longest, self.stopped = self.clock(), 0.0, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.epoch_start = epoch, self.clock()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.stopped is None and self.clock() - self.start > self.seconds:
-            self.stopped = (
-                f"{self.seconds / 60:.3g} min spent during epoch {self.epoch + 1}, "
-                f"stopped after its batch {batch + 1}"
-            )
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = self.clock()
-        self.longest = max(self.longest, now - self.epoch_start)
-        if self.stopped is None and now - self.start + self.longest > self.seconds:
-            self.stopped = (
-                f"stopped after epoch {epoch + 1} at {(now - self.start) / 60:.1f} min: "
-                f"another epoch (up to {self.longest / 60:.1f} min) would pass "
-                f"{self.seconds / 60:.3g} min"
-            )
-            self.model.stop_training = True
 
 
 class run_lock:

@@ -47,21 +47,13 @@ def parser():
         help="share the embedding with the output layer (Press & Wolf 2017); a linear "
         "projection maps the state to --embedding-dim where they differ",
     )
-    cli.add_fit_options(train, epochs=30, patience=3, lr=2e-3, clipnorm=1.0)
+    cli.add_fit_options(train, epochs=30, patience=3, lr=2e-3, clipnorm=1.0, time_budget=True)
     train.add_argument(
         "--lr-schedule",
         default="constant",
         choices=("constant", "cosine"),
         help="cosine: from --lr down to --lr/10 over --epochs, or over --time-budget by "
-        "the wall clock when that is set",
-    )
-    train.add_argument(
-        "--time-budget",
-        type=cli.positive_float,
-        default=None,
-        metavar="MINUTES",
-        help="stop after the batch that ends this much training time (per-epoch "
-        "validation included), then validate and save as usual",
+        "the wall clock when that is set (the run then uses the whole budget)",
     )
     train.add_argument(
         "--reset-probability",
@@ -194,7 +186,7 @@ def train(args):
     )
     model = language_model(len(vocab), name=f"text_{args.level}_{args.cell}_{args.arch}", **arch)
     steps = int(ds.train.cardinality())
-    budget = args.time_budget * 60 if args.time_budget else None
+    budget = cli.seconds(args.time_budget)
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         trainer = stateful_clone(model, batch_size=args.batch_size)
@@ -208,8 +200,10 @@ def train(args):
     trainer.summary()
     callbacks = [ResetStates(args.reset_probability, seed=args.seed)]
     if budget:
+        # The cosine anneals over the whole budget: the run does not end
+        # early at an epoch's end (`runner.fit`'s budget) but where it is spent.
         cosine = args.lr if args.lr_schedule == "cosine" else None
-        callbacks.append(TimeBudget(budget, cosine_from=cosine))
+        callbacks.append(TimeBudget(budget, cosine_from=cosine, whole_epochs=cosine is None))
     with runner.Timer() as timer:
         history = runner.fit(
             trainer,
@@ -224,10 +218,7 @@ def train(args):
     model.set_weights(trainer.get_weights())
     stopped = callbacks[-1].stopped if budget else None
     if stopped:
-        print(
-            f"time budget of {args.time_budget:g} min spent: stopped at epoch "
-            f"{stopped[0]}, step {stopped[1]} of {steps}"
-        )
+        print(f"time budget: {callbacks[-1].reason} ({steps} steps an epoch)")
     with runner.Timer() as scoring:
         nats = score(model, ds.info["ids"]["valid"])
     result = scores(nats, vocab.level)
