@@ -26,6 +26,22 @@ def _segments(series, seg_len):
     return ops.reshape(ops.transpose(series, (0, 2, 1)), (-1, series.shape[1] // seg_len, seg_len))
 
 
+def _unsegmented(rows, batch, channels, horizon):
+    """(batch * channels, ...) rows of `horizon` values in all -> (batch,
+    horizon, channels): the inverse of `_segments`."""
+    return ops.transpose(ops.reshape(rows, (batch, channels, horizon)), (0, 2, 1))
+
+
+def _segment_count(layer, seq_len):
+    """The window's segments; a window that is not whole segments is refused."""
+    if seq_len % layer.seg_len:
+        raise ValueError(
+            f"{type(layer).__name__}: the window ({seq_len} steps) must be a multiple of "
+            f"seg_len={layer.seg_len}."
+        )
+    return seq_len // layer.seg_len
+
+
 @keras.saving.register_keras_serializable(package="keras_deeprnn")
 class NaiveForecast(keras.layers.Layer):
     """Seasonal naive forecast: each step repeats the value `period` steps
@@ -312,12 +328,7 @@ class SegmentRNN(keras.layers.Layer):
 
     def build(self, input_shape):
         seq_len, channels = _channels_last(self, input_shape)
-        if seq_len % self.seg_len:
-            raise ValueError(
-                f"SegmentRNN: the window ({seq_len} steps) must be a multiple of "
-                f"seg_len={self.seg_len}."
-            )
-        segments = seq_len // self.seg_len
+        segments = _segment_count(self, seq_len)
         self.embed.build((None, segments, self.seg_len))
         self.rnn.build((None, segments, self.units))
         self.project.build((None, self.units))
@@ -332,7 +343,7 @@ class SegmentRNN(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        _, seq_len, channels = inputs.shape
+        _, _, channels = inputs.shape
         batch = ops.shape(inputs)[0]
         out_segments = self.horizon // self.seg_len
         # (batch * channels, segments, seg_len): one series per channel.
@@ -354,7 +365,7 @@ class SegmentRNN(keras.layers.Layer):
         states = [ops.repeat(s, out_segments, axis=0) for s in states]
         y, _ = self.rnn.cell(queries, states, training=training)
         y = self.project(self.drop(y, training=training))
-        return ops.transpose(ops.reshape(y, (batch, channels, self.horizon)), (0, 2, 1))
+        return _unsegmented(y, batch, channels, self.horizon)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.horizon, input_shape[2])
@@ -433,13 +444,9 @@ class SegmentSeq2Seq(keras.layers.Layer):
 
     def build(self, inputs_shape, teacher_shape=None):
         seq_len, channels = _channels_last(self, inputs_shape)
-        if seq_len % self.seg_len:
-            raise ValueError(
-                f"SegmentSeq2Seq: the window ({seq_len} steps) must be a multiple of "
-                f"seg_len={self.seg_len}."
-            )
-        self.embed.build((None, seq_len // self.seg_len, self.seg_len))
-        self.encoder.build((None, seq_len // self.seg_len, self.units))
+        segments = _segment_count(self, seq_len)
+        self.embed.build((None, segments, self.seg_len))
+        self.encoder.build((None, segments, self.units))
         self.decoder.build((None, self.units))
         self.feedback.build((None, self.seg_len))
         self.project.build((None, self.units))
@@ -470,7 +477,7 @@ class SegmentSeq2Seq(keras.layers.Layer):
             outputs.append(segment)
             previous = segment if truth is None else truth[:, j]
         y = ops.concatenate(outputs, axis=-1)
-        return ops.transpose(ops.reshape(y, (batch, channels, self.horizon)), (0, 2, 1))
+        return _unsegmented(y, batch, channels, self.horizon)
 
     def compute_output_shape(self, inputs_shape, teacher_shape=None):
         return (inputs_shape[0], self.horizon, inputs_shape[2])
