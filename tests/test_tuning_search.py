@@ -20,6 +20,7 @@ from keras_deeprnn.models import KINDS
 from keras_deeprnn.utils import sublayers
 from tuning import search
 from tuning.hypermodels import FORGET_GATE_CELLS
+from tuning.hypermodels import HP_NAMES
 from tuning.hypermodels import MusicHyperModel
 from tuning.hypermodels import SentimentHyperModel
 from tuning.hypermodels import TaggingHyperModel
@@ -53,19 +54,13 @@ def test_space_covers_every_cell_and_architecture():
     hp = keras_tuner.HyperParameters()
     hypermodel.values(hp)
     space = {p.name: p for p in hp.space}
-    assert list(space) == [
-        "cell",
-        "arch",
-        "depth",
-        "units",
-        "dropout",
-        "learning_rate",
-        "clipnorm",
-        "forget_bias",
-    ]
+    assert list(space) == list(HP_NAMES)
     assert list(space["cell"].values) == list(CELL_NAMES)
     assert list(space["arch"].values) == list(KINDS)
     assert [c.values for c in space["depth"].conditions] == [["dt", "dts", "dot", "dots", "srnn"]]
+    assert [c.values for c in space["unit_type"].conditions] == [["dt", "dts", "dot", "dots"]]
+    assert list(space["unit_type"].values) == ["tanh", "relu", "maxout", "lp"]
+    assert (space["recurrent_dropout"].min_value, space["recurrent_dropout"].max_value) == (0, 0.5)
     assert set(space["forget_bias"].conditions[0].values) == set(FORGET_GATE_CELLS)
     assert "lstm-cifg" not in FORGET_GATE_CELLS and "lstm-vanilla" in FORGET_GATE_CELLS
     assert (space["units"].min_value, space["units"].max_value) == (4, 8)
@@ -103,13 +98,24 @@ def test_chosen_values_reach_the_music_model():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.004)
     assert model.optimizer.clipnorm == 2.5
 
+    assert cell.recurrent_dropout == 0.0
     deep = hypermodel.build(
-        _hp(hypermodel, cell="lstm-vanilla", arch="dts", depth=3, units=4, forget_bias=0.5)
+        _hp(
+            hypermodel,
+            cell="lstm-vanilla",
+            arch="dts",
+            depth=3,
+            units=4,
+            forget_bias=0.5,
+            unit_type="maxout",
+            recurrent_dropout=0.3,
+        )
     )
     config = _rnn_cell(deep).get_config()
     assert (config["depth"], config["variant"], config["forget_bias"]) == (3, "vanilla", 0.5)
+    assert (config["unit_type"], config["recurrent_dropout"]) == ("maxout", 0.3)
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="no deep-transition form"):
-        hypermodel.build(_hp(hypermodel, cell="mut3", arch="dot", depth=2))
+        hypermodel.build(_hp(hypermodel, cell="mut3", arch="dot", depth=2, unit_type="lp"))
 
 
 def test_chosen_values_reach_the_sentiment_and_tagging_models():
@@ -133,7 +139,9 @@ def test_chosen_values_reach_the_sentiment_and_tagging_models():
     tagging = TaggingHyperModel(
         ["a", "b"], ["a", "b"], ["X", "Y"], units=(4, 8), word_dim=4, char_units=2, char_dim=2
     )
-    model = tagging.build(_hp(tagging, cell="gru", arch="dt", depth=2, units=4, learning_rate=0.02))
+    model = tagging.build(
+        _hp(tagging, cell="gru", arch="dt", depth=2, unit_type="relu", units=4, learning_rate=0.02)
+    )
     assert tagging.values(_hp(tagging, cell="gru"))["forget_bias"] is None
     cell = model.get_layer("birnn_1").forward_layer.cell
     assert (type(cell).__name__, cell.units, cell.get_config()["depth"]) == (
@@ -141,6 +149,7 @@ def test_chosen_values_reach_the_sentiment_and_tagging_models():
         4,
         2,
     )
+    assert cell.get_config()["unit_type"] == "relu"
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
 
 
@@ -254,7 +263,14 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
     data = music.load_music(str(tiny_mat))
     train, valid = (music.piano_roll_dataset(data[s], 4) for s in ("train", "valid"))
     hypermodel = MusicHyperModel(
-        fixed={"cell": "gru", "arch": "rnn", "units": 4, "dropout": 0.0, "clipnorm": 1.0}
+        fixed={
+            "cell": "gru",
+            "arch": "rnn",
+            "units": 4,
+            "dropout": 0.0,
+            "recurrent_dropout": 0.0,
+            "clipnorm": 1.0,
+        }
     )
     hp = keras_tuner.HyperParameters()
     hp.Choice("learning_rate", [0.01, math.inf])  # an infinite step makes the weights NaN

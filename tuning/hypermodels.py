@@ -10,8 +10,10 @@ The search space is the same for every app (names as in KerasTuner's
 | `cell` | every name of `keras_deeprnn.cells.CELL_NAMES` (the RNN, the LSTM and each of its variants, the GRU, MUT1-3) | always |
 | `arch` | the app's architectures of `keras_deeprnn.models.deep_rnn` (rnn, dt, dts, dot, dots, srnn; the tagger has no dot/dots) | always |
 | `depth` | 2 .. `max_depth`: transition layers (dt kinds) or stacked layers (srnn) | `arch` is not rnn |
+| `unit_type` | tanh, relu, maxout, lp (Pascanu et al.'s L_p units): the intermediate layers of a deep transition or output | `arch` is dt, dts, dot or dots |
 | `units` | `units` range, log-uniform | always |
-| `dropout` | 0 .. 0.5 | always |
+| `dropout` | 0 .. 0.5, on the recurrent layers' outputs | always |
+| `recurrent_dropout` | 0 .. 0.5, on the state inside the cells (one mask per sequence) | always |
 | `learning_rate` | 1e-4 .. 3e-2, log-uniform (Adam) | always |
 | `clipnorm` | 0.1 .. 10, log-uniform (gradient norm clipping) | always |
 | `forget_bias` | 0 .. 3, added to the initial forget-gate bias | `cell` is an LSTM with a forget gate |
@@ -35,12 +37,24 @@ import keras_tuner
 
 from keras_deeprnn.cells import CELL_NAMES
 from keras_deeprnn.cells.lstm import VARIANTS
+from keras_deeprnn.layers import UNIT_TYPES
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
 
 from . import apps_module
 
-HP_NAMES = ("cell", "arch", "depth", "units", "dropout", "learning_rate", "clipnorm", "forget_bias")
+HP_NAMES = (
+    "cell",
+    "arch",
+    "depth",
+    "unit_type",
+    "units",
+    "dropout",
+    "recurrent_dropout",
+    "learning_rate",
+    "clipnorm",
+    "forget_bias",
+)
 # Cells with a forget gate: every LSTM variant but nfg and cifg.
 FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
 
@@ -128,8 +142,18 @@ class AppHyperModel(keras_tuner.HyperModel):
         if deep:
             with hp.conditional_scope("arch", deep):
                 v["depth"] = self._choose(hp, "depth", lambda: hp.Int("depth", 2, self.max_depth))
+        v["unit_type"] = None
+        transitions = [a for a in archs if a in DEEP_TRANSITION_KINDS]
+        if transitions:
+            with hp.conditional_scope("arch", transitions):
+                v["unit_type"] = self._choose(
+                    hp, "unit_type", lambda: hp.Choice("unit_type", UNIT_TYPES)
+                )
         v["units"] = self._choose(hp, "units", lambda: hp.Int("units", *self.units, sampling="log"))
         v["dropout"] = self._choose(hp, "dropout", lambda: hp.Float("dropout", 0.0, 0.5))
+        v["recurrent_dropout"] = self._choose(
+            hp, "recurrent_dropout", lambda: hp.Float("recurrent_dropout", 0.0, 0.5)
+        )
         v["learning_rate"] = self._choose(
             hp, "learning_rate", lambda: hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")
         )
@@ -178,7 +202,7 @@ class MusicHyperModel(AppHyperModel):
     Args:
         fixed, units, max_depth, name: See `AppHyperModel`.
         **build_kwargs: More arguments of `apps.music.model.build_model`
-            (e.g. `unit_type`, `keys`, `input_dropout`).
+            (e.g. `keys`, `input_dropout`, `output`).
 
     Example:
 
@@ -207,6 +231,8 @@ class MusicHyperModel(AppHyperModel):
             v["units"],
             depth=v["depth"],
             dropout=v["dropout"],
+            recurrent_dropout=v["recurrent_dropout"],
+            unit_type=v["unit_type"] or "tanh",
             cell_kwargs=cell_kwargs,
             **self.build_kwargs,
         )
@@ -258,6 +284,8 @@ class SentimentHyperModel(AppHyperModel):
             units=v["units"],
             depth=v["depth"],
             dropout=v["dropout"],
+            recurrent_dropout=v["recurrent_dropout"],
+            unit_type=v["unit_type"] or "tanh",
             cell_kwargs=cell_kwargs,
             **self.build_kwargs,
         )
@@ -308,6 +336,8 @@ class TaggingHyperModel(AppHyperModel):
             depth=v["depth"],
             units=v["units"],
             dropout=v["dropout"],
+            recurrent_dropout=v["recurrent_dropout"],
+            unit_type=v["unit_type"] or "tanh",
             cell_kwargs=cell_kwargs,
             **self.build_kwargs,
         )
