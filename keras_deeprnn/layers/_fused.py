@@ -623,14 +623,14 @@ def run(
         batch, width = P.shape[1], P.shape[2]
         jit = batch is not None and batch * width <= XLA_MAX_STEP_SIZE
         forward, backward = _COMPILED[jit]
-        if _native.exporting():
-            # Traced into the export's own graph with its static shapes: the
-            # shared function, relaxed by earlier calls, may have lost them,
-            # and TFLite lowers a loop's TensorLists only with known shapes.
-            jit = False
-            forward, backward = _forward, _backward
     if not record.could_possibly_record():
         # No tape can ask for a gradient (inference): keep nothing.
+        if _native.exporting() and tf.inside_function():
+            # An export's trace: the loop goes into the export's own graph
+            # with its static shapes. The shared function, relaxed by earlier
+            # calls, may have lost them, and TFLite lowers a loop's
+            # TensorLists only where they are known.
+            forward, jit = _forward, False
         final, (Y,) = forward(
             kind,
             leak,
