@@ -124,6 +124,16 @@ def test_baselines_and_linear(series_csv, tmp_path):
     assert scores["last"]["test_mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-5)
 
 
+def test_time_budget_ends_the_training_between_epochs(series_csv, tmp_path):
+    out = tmp_path / "saved"
+    # 0.06 s: no second epoch fits after the first.
+    options = ["--epochs", "5", "--patience", "5", "--time-budget", "0.001"]
+    assert _train(series_csv, out, "linear", *options) == 0
+    metadata = json.loads((out / "forecast-linear" / "metadata.json").read_text())
+    assert metadata["epochs_run"] == 1
+    assert np.isfinite(metadata["metrics"]["test_mse"])
+
+
 def _cell(value):
     """Row 5's first value replaced by `value`."""
 

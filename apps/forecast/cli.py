@@ -75,7 +75,7 @@ def parser():
         choices=("mse", "mae"),
         help="training loss (SegRNN's paper trains on mae)",
     )
-    cli.add_fit_options(train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0)
+    cli.add_fit_options(train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0, time_budget=True)
     train.add_argument(
         "--lr-decay",
         type=cli.positive_float,
@@ -157,6 +157,7 @@ def train(args):
                 args.epochs,
                 monitor="val_mse",
                 patience=args.patience,
+                time_budget=cli.seconds(args.time_budget),
             )
     metrics = {}
     for split in ("valid", "test"):
