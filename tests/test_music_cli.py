@@ -112,6 +112,16 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
         assert target.with_suffix(".wav").stat().st_size > 1000
 
 
+def test_time_budget_ends_the_training_between_epochs(tiny_mat, tmp_path):
+    out = tmp_path / "saved"
+    options = ["--epochs", "5", "--patience", "5", "--time-budget", "0.001"]  # 0.06 s
+    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
+    args += ["--out", str(out), "--run-dir", str(tmp_path / "run")]
+    assert main(["train", *args, *options]) == 0
+    metadata = json.loads((out / "music-t" / "metadata.json").read_text())
+    assert metadata["epochs_run"] == 1  # no second epoch fits after the first
+
+
 def test_wav_plays_the_notes_of_the_roll(tmp_path):
     """A4 (MIDI 69) held for 8 frames of 0.25 s: 2 s of a tone whose
     strongest frequency is 440 Hz, then pretty_midi's 1 s of tail."""

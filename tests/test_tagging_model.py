@@ -169,6 +169,16 @@ def test_tiny_train_beats_the_most_frequent_tag(trained):
     assert meta["sentences"] == {"train": 192, "valid": 48}
 
 
+def test_time_budget_ends_the_training_between_epochs(trained, tmp_path):
+    folder = trained[0]
+    args = ["--train", str(folder / "train.conllu"), "--valid-fraction", "0.2", "--units", "8"]
+    args += ["--name", "budget", "--out", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    options = ["--epochs", "5", "--patience", "5", "--time-budget", "0.001"]  # 0.06 s
+    assert cli.main(["train", *args, *options]) == 0
+    metadata = json.loads((tmp_path / "tagging-budget" / "metadata.json").read_text())
+    assert metadata["epochs_run"] == 1  # no second epoch fits after the first
+
+
 def test_reload_predicts_the_same_and_exports(trained, tmp_path):
     folder, _, test = trained
     model = runner.load(folder / "saved" / "tagging-toy")

@@ -44,7 +44,7 @@ def parser():
         default=150,
         help="hidden units of the NADE (with --output nade)",
     )
-    cli.add_fit_options(train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0)
+    cli.add_fit_options(train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0, time_budget=True)
     train.add_argument(
         "--weight-noise",
         type=cli.non_negative_float,
@@ -184,6 +184,7 @@ def train(args):
             patience=args.patience,
             grad_batch=next(iter(train_data)),
             callbacks=noise,
+            time_budget=cli.seconds(args.time_budget),
         )
     metrics = {
         f"{split}_nll": float(

@@ -70,7 +70,7 @@ def parser():
         help="a linear-chain CRF output layer (learned tag transitions, "
         "Viterbi decoding) instead of per-token softmaxes",
     )
-    cli.add_fit_options(train, epochs=25, patience=6, lr=2e-3, clipnorm=5.0)
+    cli.add_fit_options(train, epochs=25, patience=6, lr=2e-3, clipnorm=5.0, time_budget=True)
     train.add_argument(
         "--schedule",
         default="cosine",
@@ -216,6 +216,7 @@ def train(args):
             monitor="val_accuracy" if ds.valid else "accuracy",
             mode="max",
             patience=args.patience if ds.valid else args.epochs,
+            time_budget=cli.seconds(args.time_budget),
         )
     metrics = {}
     for split, gold in (("valid", valid_set), ("test", test_set)):
