@@ -130,3 +130,37 @@ def test_without_whole_epochs_the_budget_is_spent_to_the_batch():
     # Epochs end at 4 and 8 s; the batch ending at 10 s spends the budget.
     assert len(history.epoch) == 3 and len(counter.seen) == 10
     assert budget.stopped == (3, 2)
+
+
+def test_runner_fit_anneals_over_the_budget_and_reports_the_stop(tmp_path):
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(8)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(runner.learning_rate(1e-3, "cosine")), "mse")
+    history = runner.fit(
+        model,
+        data,
+        data,
+        tmp_path / "run",
+        epochs=5,
+        monitor="val_loss",
+        verbose=0,
+        time_budget=1e-9,  # spent by the first batch
+        cosine_from=1e-3,
+    )
+    # With the cosine the budget is spent to the batch, not to the epoch.
+    assert history.stopped_by_time_budget == (1, 1)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)  # the cosine's end
+
+
+def test_learning_rate_schedules():
+    assert runner.learning_rate(2e-3) == 2e-3
+    assert runner.learning_rate(2e-3, "cosine") == 2e-3  # left to fit's cosine_from
+    schedule = runner.learning_rate(2e-3, "cosine", decay_steps=100)
+    for step in (0, 50, 100):
+        expected = 2e-4 + (2e-3 - 2e-4) * (1 + np.cos(np.pi * step / 100)) / 2
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="--lr-schedule 'linear'"):
+        runner.learning_rate(2e-3, "linear")

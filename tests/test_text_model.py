@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from apps.common import runner
 from apps.text.model import compile_model
 from apps.text.model import score
 from keras_deeprnn.data.streams import stream_dataset
@@ -276,7 +277,7 @@ def test_time_budget_cosine():
 
 def test_time_budget_refuses_a_schedule():
     trainer = stateful_clone(language_model(V, units=4, cell="gru"), batch_size=2)
-    compile_model(trainer, lr=1e-3, schedule="cosine", decay_steps=10)
+    compile_model(trainer, lr=runner.learning_rate(1e-3, "cosine", decay_steps=10))
     with pytest.raises(ValueError, match="float learning rate"):
         trainer.fit(
             stream_dataset(np.arange(30) % V, 2, 5),

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -52,7 +53,7 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved")
     options = (
         f"--src en --tgt de --vocab-size 300 --cell gru --units 8 --embedding-dim 8 --epochs 1 "
-        f"--batch-size 32 --lr 0.01 --max-length {MAX_LENGTH} --name t"
+        f"--batch-size 32 --lr 0.01 --lr-schedule cosine --max-length {MAX_LENGTH} --name t"
     )
     code = main(
         ["train", "--data", str(folder), *options.split(), "--out", str(out)]
@@ -70,6 +71,13 @@ def test_train_saves_model_vocabulary_and_setup(trained):
     assert meta["pairs"] == {"train": 96, "valid": 16, "test": 12}
     assert meta["epochs_run"] == 1 and meta["best_epoch"] == 1
     assert {"valid_bleu", "valid_chrf", "test_bleu", "test_chrf"} <= set(meta["metrics"])
+    # --lr-schedule cosine without a budget: down to a tenth over the epochs' steps.
+    optimizer = keras.saving.load_model(model / "model.keras", safe_mode=True).optimizer
+    schedule = optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    assert schedule["config"]["decay_steps"] == 3  # 96 pairs in batches of 32, one epoch
+    assert schedule["config"]["alpha"] == pytest.approx(0.1)
+    assert schedule["config"]["initial_learning_rate"] == pytest.approx(0.01)
 
 
 def _bleu(printed):

@@ -34,6 +34,7 @@ from keras_deeprnn.training import GradientNormLogger
 from keras_deeprnn.training import TimeBudget
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
+LR_SCHEDULES = ("constant", "cosine")
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 LOCK_FILE = ".lock"
@@ -83,6 +84,20 @@ def is_chief():
     return True
 
 
+def learning_rate(lr, schedule="constant", decay_steps=None):
+    """The optimizer's learning rate for `--lr-schedule`: `lr` itself, or
+    with "cosine" a `keras.optimizers.schedules.CosineDecay` down to a
+    tenth of it over `decay_steps` steps. With `decay_steps` None the
+    number is returned, for `fit`'s `cosine_from` to anneal by the clock."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"Unknown --lr-schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}."
+        )
+    if schedule == "cosine" and decay_steps:
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=0.1)
+    return lr
+
+
 def fit(
     model,
     train_data,
@@ -96,6 +111,7 @@ def fit(
     verbose="auto",
     callbacks=(),
     time_budget=None,
+    cosine_from=None,
 ):
     """`model.fit` with the apps' callbacks; returns the History.
 
@@ -119,12 +135,21 @@ def fit(
             first).
         time_budget: Seconds of wall time for this call's training
             (`keras_deeprnn.training.TimeBudget` with `whole_epochs`), or
-            None for no limit. A resumed run gets the budget afresh.
+            None for no limit. A resumed run gets the budget afresh. Where
+            it stops the run, the History's `stopped_by_time_budget` is
+            `(epoch, step or None)`; else None.
+        cosine_from: With `time_budget`, anneal the learning rate from this
+            value to a tenth of it by the wall clock, over the whole budget
+            (the run then ends where the budget is spent, mid-epoch if need
+            be, not at the last whole epoch that fits). The optimizer's
+            learning rate must be a number, not a schedule.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = StopOnNonFinite()
-    budget = [TimeBudget(time_budget, whole_epochs=True)] if time_budget is not None else []
+    budget = []
+    if time_budget is not None:
+        budget = [TimeBudget(time_budget, cosine_from, whole_epochs=cosine_from is None)]
     callbacks = [
         *callbacks,
         stop,
@@ -161,7 +186,8 @@ def fit(
             verbose=verbose,
             shuffle=False,  # the datasets shuffle themselves
         )
-    if budget and budget[0].stopped:
+    history.stopped_by_time_budget = budget[0].stopped if budget else None
+    if history.stopped_by_time_budget:
         print(f"time budget: {budget[0].reason}")
     if stop.where:
         epoch, step, loss = stop.where

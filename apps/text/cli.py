@@ -47,13 +47,8 @@ def parser():
         help="share the embedding with the output layer (Press & Wolf 2017); a linear "
         "projection maps the state to --embedding-dim where they differ",
     )
-    cli.add_fit_options(train, epochs=30, patience=3, lr=2e-3, clipnorm=1.0, time_budget=True)
-    train.add_argument(
-        "--lr-schedule",
-        default="constant",
-        choices=("constant", "cosine"),
-        help="cosine: from --lr down to --lr/10 over --epochs, or over --time-budget by "
-        "the wall clock when that is set (the run then uses the whole budget)",
+    cli.add_fit_options(
+        train, epochs=30, patience=3, lr=2e-3, clipnorm=1.0, time_budget=True, lr_schedule=True
     )
     train.add_argument(
         "--reset-probability",
@@ -158,7 +153,6 @@ def _stored(path):
 def train(args):
     from keras_deeprnn.models import language_model
     from keras_deeprnn.training import ResetStates
-    from keras_deeprnn.training import TimeBudget
     from keras_deeprnn.training import stateful_clone
 
     from .model import compile_model
@@ -190,20 +184,11 @@ def train(args):
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         trainer = stateful_clone(model, batch_size=args.batch_size)
+        decay_steps = None if budget else steps * args.epochs
         compile_model(
-            trainer,
-            args.lr,
-            args.clipnorm,
-            args.lr_schedule,
-            None if budget else steps * args.epochs,
+            trainer, runner.learning_rate(args.lr, args.lr_schedule, decay_steps), args.clipnorm
         )
     trainer.summary()
-    callbacks = [ResetStates(args.reset_probability, seed=args.seed)]
-    if budget:
-        # The cosine anneals over the whole budget: the run does not end
-        # early at an epoch's end (`runner.fit`'s budget) but where it is spent.
-        cosine = args.lr if args.lr_schedule == "cosine" else None
-        callbacks.append(TimeBudget(budget, cosine_from=cosine, whole_epochs=cosine is None))
     with runner.Timer() as timer:
         history = runner.fit(
             trainer,
@@ -213,12 +198,12 @@ def train(args):
             args.epochs,
             monitor="val_nats",
             patience=args.patience,
-            callbacks=callbacks,
+            callbacks=[ResetStates(args.reset_probability, seed=args.seed)],
+            time_budget=budget,
+            cosine_from=args.lr if args.lr_schedule == "cosine" else None,
         )
     model.set_weights(trainer.get_weights())
-    stopped = callbacks[-1].stopped if budget else None
-    if stopped:
-        print(f"time budget: {callbacks[-1].reason} ({steps} steps an epoch)")
+    stopped = history.stopped_by_time_budget
     with runner.Timer() as scoring:
         nats = score(model, ds.info["ids"]["valid"])
     result = scores(nats, vocab.level)

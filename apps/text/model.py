@@ -25,14 +25,9 @@ def metric():
     return keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="nats")
 
 
-def compile_model(model, lr=2e-3, clipnorm=1.0, schedule="constant", decay_steps=None):
-    """Adam on the cross-entropy, the `nats` metric; `schedule` "cosine"
-    decays the learning rate to a tenth over `decay_steps` steps (None:
-    left to a callback, e.g. `TimeBudget(cosine_from=lr)`)."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"Unknown --lr-schedule {schedule!r}; choose constant or cosine.")
-    if schedule == "cosine" and decay_steps:
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=0.1)
+def compile_model(model, lr=2e-3, clipnorm=1.0):
+    """Adam on the cross-entropy, the `nats` metric; `lr` a number or a
+    schedule (`apps.common.runner.learning_rate`)."""
     model.compile(
         optimizer=keras.optimizers.Adam(lr, clipnorm=clipnorm or None),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -92,7 +92,9 @@ def parser():
     train.add_argument(
         "--label-smoothing", type=cli.rate, default=0.1, help="label smoothing of the loss"
     )
-    cli.add_fit_options(train, epochs=30, patience=4, lr=1e-3, clipnorm=1.0, time_budget=True)
+    cli.add_fit_options(
+        train, epochs=30, patience=4, lr=1e-3, clipnorm=1.0, time_budget=True, lr_schedule=True
+    )
     train.add_argument(
         "--score-limit",
         type=cli.non_negative_int,
@@ -216,9 +218,14 @@ def train(args):
         f"{vocab_timer.seconds:.0f} s)"
     )
     ds = data.datasets(pairs, tokenizer, args.max_length, args.batch_size, seed=args.seed)
+    budget = cli.seconds(args.time_budget)
+    decay_steps = None
+    if args.lr_schedule == "cosine" and budget is None:  # a cosine over the epochs
+        decay_steps = args.epochs * int(ds.train.reduce(0, lambda n, _: n + 1))
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
-        model = build_model(args, tokenizer)
+        lr = runner.learning_rate(args.lr, args.lr_schedule, decay_steps)
+        model = build_model(args, tokenizer, lr)
     model.summary(line_length=100)
     with runner.Timer() as timer:
         history = runner.fit(
@@ -229,7 +236,8 @@ def train(args):
             args.epochs,
             monitor="val_loss",
             patience=args.patience,
-            time_budget=cli.seconds(args.time_budget),
+            time_budget=budget,
+            cosine_from=args.lr if args.lr_schedule == "cosine" else None,
         )
     metrics = {}
     with runner.Timer() as score_timer:

@@ -11,8 +11,9 @@ from keras_deeprnn.seq2seq.model import DECODERS
 __all__ = ["ARCHS", "ATTENTIONS", "DECODERS", "build_model"]
 
 
-def build_model(args, tokenizer):
-    """A built, compiled `Seq2Seq` of the `train` options `args`."""
+def build_model(args, tokenizer, learning_rate=None):
+    """A built, compiled `Seq2Seq` of the `train` options `args`; Adam's
+    learning rate `learning_rate` (a number or a schedule), else `args.lr`."""
     import numpy as np
 
     from keras_deeprnn.seq2seq import MaskedAccuracy
@@ -41,7 +42,9 @@ def build_model(args, tokenizer):
     ids = np.full((1, 2), tokenizer.eos_id, "int32")
     model((ids, ids))  # built: fit's BackupAndRestore needs the weights
     model.compile(
-        optimizer=keras.optimizers.Adam(args.lr, clipnorm=args.clipnorm or None),
+        optimizer=keras.optimizers.Adam(
+            args.lr if learning_rate is None else learning_rate, clipnorm=args.clipnorm or None
+        ),
         loss=MaskedCrossEntropy(pad_id=tokenizer.pad_id, label_smoothing=args.label_smoothing),
         metrics=[MaskedAccuracy(pad_id=tokenizer.pad_id)],
     )
