@@ -122,6 +122,24 @@ def test_time_budget_ends_the_training_between_epochs(tiny_mat, tmp_path):
     assert metadata["epochs_run"] == 1  # no second epoch fits after the first
 
 
+def test_cosine_schedule_over_the_epochs(tiny_mat, tmp_path, capsys):
+    import keras
+
+    out = tmp_path / "saved"
+    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
+    args += ["--out", str(out), "--run-dir", str(tmp_path / "run"), "--epochs", "2"]
+    assert main(["train", *args, "--lr", "0.01", "--lr-schedule", "cosine"]) == 0
+    model = keras.saving.load_model(out / "music-t" / "model.keras", safe_mode=True)
+    schedule = model.optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    assert schedule["config"]["decay_steps"] == 6  # 12 pieces in batches of 4, 2 epochs
+    assert schedule["config"]["initial_learning_rate"] == pytest.approx(0.01)
+    # The wrapped optimizer of --gradient-noise would not see the clock's cosine.
+    bad = ["--lr-schedule", "cosine", "--time-budget", "1", "--gradient-noise", "0.01"]
+    assert main(["train", *args, "--overwrite", *bad]) == 2
+    assert "--gradient-noise" in capsys.readouterr().err
+
+
 def test_wav_plays_the_notes_of_the_roll(tmp_path):
     """A4 (MIDI 69) held for 8 frames of 0.25 s: 2 s of a tone whose
     strongest frequency is 440 Hz, then pretty_midi's 1 s of tail."""

@@ -84,6 +84,13 @@ def is_chief():
     return True
 
 
+def steps_per_epoch(dataset):
+    """Batches in one pass over `dataset`: its cardinality where tf.data
+    knows it, else counted (a bucketed pipeline)."""
+    steps = int(dataset.cardinality())
+    return steps if steps >= 0 else int(dataset.reduce(0, lambda n, _: n + 1))
+
+
 def learning_rate(lr, schedule="constant", decay_steps=None):
     """The optimizer's learning rate for `--lr-schedule`: `lr` itself, or
     with "cosine" a `keras.optimizers.schedules.CosineDecay` down to a

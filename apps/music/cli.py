@@ -44,7 +44,9 @@ def parser():
         default=150,
         help="hidden units of the NADE (with --output nade)",
     )
-    cli.add_fit_options(train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0, time_budget=True)
+    cli.add_fit_options(
+        train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0, time_budget=True, lr_schedule=True
+    )
     train.add_argument(
         "--weight-noise",
         type=cli.non_negative_float,
@@ -153,6 +155,14 @@ def train(args):
     run = cli.Run(APP, args, name + ("-nade" if args.output == "nade" else ""))
     runner.set_seed(args.seed)
     ds = data.datasets(args)
+    budget = cli.seconds(args.time_budget)
+    cosine = args.lr_schedule == "cosine"
+    if cosine and budget and args.gradient_noise:
+        raise ValueError(
+            "--lr-schedule cosine over a --time-budget sets the learning rate as it goes, "
+            "which --gradient-noise's wrapped optimizer does not pass on: drop one of the three"
+        )
+    decay_steps = args.epochs * runner.steps_per_epoch(ds.train) if cosine and not budget else None
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(
@@ -168,7 +178,11 @@ def train(args):
             nade_units=args.nade_units,
         )
         compile_model(
-            model, args.lr, args.clipnorm, gradient_noise=args.gradient_noise, seed=args.seed
+            model,
+            runner.learning_rate(args.lr, args.lr_schedule, decay_steps),
+            args.clipnorm,
+            gradient_noise=args.gradient_noise,
+            seed=args.seed,
         )
     model.summary()
     noise = [WeightNoise(args.weight_noise, seed=args.seed)] if args.weight_noise else []
@@ -184,7 +198,8 @@ def train(args):
             patience=args.patience,
             grad_batch=next(iter(train_data)),
             callbacks=noise,
-            time_budget=cli.seconds(args.time_budget),
+            time_budget=budget,
+            cosine_from=args.lr if cosine else None,
         )
     metrics = {
         f"{split}_nll": float(

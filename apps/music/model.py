@@ -132,7 +132,8 @@ def feed(dataset, model):
 
 
 def compile_model(model, lr=1e-3, clipnorm=1.0, gradient_noise=0.0, seed=None):
-    """Adam with norm clipping and optional annealed gradient noise.
+    """Adam with norm clipping and optional annealed gradient noise; `lr` a
+    number or a schedule (`apps.common.runner.learning_rate`).
 
     `gradient_noise` is the eta of `keras_deeprnn.training.GradientNoise`
     (variance eta / (1 + t)^0.55 at step t; 0: off).

@@ -221,7 +221,7 @@ def train(args):
     budget = cli.seconds(args.time_budget)
     decay_steps = None
     if args.lr_schedule == "cosine" and budget is None:  # a cosine over the epochs
-        decay_steps = args.epochs * int(ds.train.reduce(0, lambda n, _: n + 1))
+        decay_steps = args.epochs * runner.steps_per_epoch(ds.train)
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         lr = runner.learning_rate(args.lr, args.lr_schedule, decay_steps)
