@@ -257,6 +257,20 @@ def test_three_trial_search(tuner, extra, tiny_mat, tmp_path, capsys):
         assert carried["tuner/trial_id"] == min("01", key=lambda i: done[i]["score"])
 
 
+@pytest.mark.parametrize("schedule, factor", [("constant", 1.0), ("cosine", 0.55)])
+def test_lr_schedule_reaches_the_trial_fit(tiny_mat, schedule, factor):
+    from keras_deeprnn.data import music
+
+    data = music.load_music(str(tiny_mat))
+    train = music.piano_roll_dataset(data["train"], 4)
+    hypermodel = MusicHyperModel(units=(4, 8))
+    hp = _hp(hypermodel, cell="gru", arch="rnn", units=4, learning_rate=0.01, lr_schedule=schedule)
+    model = hypermodel.build(hp)
+    hypermodel.fit(hp, model, train, epochs=2, verbose=0)
+    # The cosine's rate at the start of epoch 2 of 2: 0.1 + 0.9 (1 + cos(pi / 2)) / 2.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * factor)
+
+
 def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
     from keras_deeprnn.data import music
 

@@ -15,6 +15,7 @@ The search space is the same for every app (names as in KerasTuner's
 | `dropout` | 0 .. 0.5, on the recurrent layers' outputs | always |
 | `recurrent_dropout` | 0 .. 0.5, on the state inside the cells (one mask per sequence) | always |
 | `learning_rate` | 1e-4 .. 3e-2, log-uniform (Adam) | always |
+| `lr_schedule` | constant, cosine (from `learning_rate` down to a tenth of it over the trial's epochs, set at each epoch's start) | always |
 | `clipnorm` | 0.1 .. 10, log-uniform (gradient norm clipping) | always |
 | `forget_bias` | 0 .. 3, added to the initial forget-gate bias | `cell` is an LSTM with a forget gate |
 
@@ -52,11 +53,24 @@ HP_NAMES = (
     "dropout",
     "recurrent_dropout",
     "learning_rate",
+    "lr_schedule",
     "clipnorm",
     "forget_bias",
 )
 # Cells with a forget gate: every LSTM variant but nfg and cifg.
 FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
+
+
+def cosine_by_epoch(lr, epochs, final_fraction=0.1):
+    """A `keras.callbacks.LearningRateScheduler` that sets Adam's rate at the
+    start of epoch e (from 0) to lr * (f + (1 - f) (1 + cos(pi e / epochs)) / 2),
+    f = `final_fraction`: the apps' `--lr-schedule cosine`, by epoch."""
+
+    def rate(epoch, _):
+        fraction = min(epoch / max(int(epochs), 1), 1.0)
+        return lr * (final_fraction + (1 - final_fraction) * (1 + math.cos(math.pi * fraction)) / 2)
+
+    return keras.callbacks.LearningRateScheduler(rate)
 
 
 class AppHyperModel(keras_tuner.HyperModel):
@@ -157,6 +171,9 @@ class AppHyperModel(keras_tuner.HyperModel):
         v["learning_rate"] = self._choose(
             hp, "learning_rate", lambda: hp.Float("learning_rate", 1e-4, 3e-2, sampling="log")
         )
+        v["lr_schedule"] = self._choose(
+            hp, "lr_schedule", lambda: hp.Choice("lr_schedule", ["constant", "cosine"])
+        )
         v["clipnorm"] = self._choose(
             hp, "clipnorm", lambda: hp.Float("clipnorm", 0.1, 10.0, sampling="log")
         )
@@ -181,9 +198,12 @@ class AppHyperModel(keras_tuner.HyperModel):
         raise NotImplementedError
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        """`model.fit` with `TerminateOnNaN`; raises `FailedTrialError` when
-        the training loss became NaN or infinite."""
+        """`model.fit` with `TerminateOnNaN` (and the cosine of `lr_schedule`);
+        raises `FailedTrialError` when the training loss became NaN or
+        infinite."""
         callbacks = [*(callbacks or []), keras.callbacks.TerminateOnNaN()]
+        if hp.values.get("lr_schedule") == "cosine":
+            callbacks.append(cosine_by_epoch(hp.get("learning_rate"), kwargs.get("epochs", 1)))
         history = model.fit(*args, callbacks=callbacks, **kwargs)
         losses = history.history.get("loss", [])
         for epoch, loss in zip(history.epoch, losses):
