@@ -190,6 +190,18 @@ def add_fit_options(p, epochs, patience, lr, clipnorm, time_budget=False, lr_sch
         )
 
 
+def learning_rate_plan(args, train_data):
+    """`(lr, cosine_from)` for `--lr --lr-schedule --time-budget --epochs`:
+    the optimizer's learning rate (a number, or with a cosine and no budget
+    a `CosineDecay` over the epochs' batches of `train_data`) and
+    `runner.fit`'s `cosine_from` (the clock's cosine over the budget)."""
+    cosine = args.lr_schedule == "cosine"
+    if cosine and args.time_budget is not None:
+        return args.lr, args.lr
+    steps = args.epochs * runner.steps_per_epoch(train_data) if cosine else None
+    return runner.learning_rate(args.lr, args.lr_schedule, steps), None
+
+
 def seconds(minutes):
     """`--time-budget` in seconds (None stays None)."""
     return None if minutes is None else 60.0 * minutes

@@ -155,14 +155,12 @@ def train(args):
     run = cli.Run(APP, args, name + ("-nade" if args.output == "nade" else ""))
     runner.set_seed(args.seed)
     ds = data.datasets(args)
-    budget = cli.seconds(args.time_budget)
-    cosine = args.lr_schedule == "cosine"
-    if cosine and budget and args.gradient_noise:
+    lr, cosine_from = cli.learning_rate_plan(args, ds.train)
+    if cosine_from and args.gradient_noise:
         raise ValueError(
             "--lr-schedule cosine over a --time-budget sets the learning rate as it goes, "
             "which --gradient-noise's wrapped optimizer does not pass on: drop one of the three"
         )
-    decay_steps = args.epochs * runner.steps_per_epoch(ds.train) if cosine and not budget else None
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(
@@ -179,7 +177,7 @@ def train(args):
         )
         compile_model(
             model,
-            runner.learning_rate(args.lr, args.lr_schedule, decay_steps),
+            lr,
             args.clipnorm,
             gradient_noise=args.gradient_noise,
             seed=args.seed,
@@ -198,8 +196,8 @@ def train(args):
             patience=args.patience,
             grad_batch=next(iter(train_data)),
             callbacks=noise,
-            time_budget=budget,
-            cosine_from=args.lr if cosine else None,
+            time_budget=cli.seconds(args.time_budget),
+            cosine_from=cosine_from,
         )
     metrics = {
         f"{split}_nll": float(

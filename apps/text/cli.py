@@ -180,14 +180,11 @@ def train(args):
     )
     model = language_model(len(vocab), name=f"text_{args.level}_{args.cell}_{args.arch}", **arch)
     steps = int(ds.train.cardinality())
-    budget = cli.seconds(args.time_budget)
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         trainer = stateful_clone(model, batch_size=args.batch_size)
-        decay_steps = None if budget else steps * args.epochs
-        compile_model(
-            trainer, runner.learning_rate(args.lr, args.lr_schedule, decay_steps), args.clipnorm
-        )
+        lr, cosine_from = cli.learning_rate_plan(args, ds.train)
+        compile_model(trainer, lr, args.clipnorm)
     trainer.summary()
     with runner.Timer() as timer:
         history = runner.fit(
@@ -199,8 +196,8 @@ def train(args):
             monitor="val_nats",
             patience=args.patience,
             callbacks=[ResetStates(args.reset_probability, seed=args.seed)],
-            time_budget=budget,
-            cosine_from=args.lr if args.lr_schedule == "cosine" else None,
+            time_budget=cli.seconds(args.time_budget),
+            cosine_from=cosine_from,
         )
     model.set_weights(trainer.get_weights())
     stopped = history.stopped_by_time_budget

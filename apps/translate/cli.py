@@ -218,13 +218,9 @@ def train(args):
         f"{vocab_timer.seconds:.0f} s)"
     )
     ds = data.datasets(pairs, tokenizer, args.max_length, args.batch_size, seed=args.seed)
-    budget = cli.seconds(args.time_budget)
-    decay_steps = None
-    if args.lr_schedule == "cosine" and budget is None:  # a cosine over the epochs
-        decay_steps = args.epochs * runner.steps_per_epoch(ds.train)
+    lr, cosine_from = cli.learning_rate_plan(args, ds.train)
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
-        lr = runner.learning_rate(args.lr, args.lr_schedule, decay_steps)
         model = build_model(args, tokenizer, lr)
     model.summary(line_length=100)
     with runner.Timer() as timer:
@@ -236,8 +232,8 @@ def train(args):
             args.epochs,
             monitor="val_loss",
             patience=args.patience,
-            time_budget=budget,
-            cosine_from=args.lr if args.lr_schedule == "cosine" else None,
+            time_budget=cli.seconds(args.time_budget),
+            cosine_from=cosine_from,
         )
     metrics = {}
     with runner.Timer() as score_timer:
