@@ -134,6 +134,22 @@ def test_time_budget_ends_the_training_between_epochs(series_csv, tmp_path):
     assert np.isfinite(metadata["metrics"]["test_mse"])
 
 
+def test_cosine_schedule_over_the_epochs(series_csv, tmp_path, capsys):
+    import keras
+
+    out = tmp_path / "saved"
+    assert _train(series_csv, out, "linear", "--lr-schedule", "cosine") == 0
+    model = keras.saving.load_model(out / "forecast-linear" / "model.keras", safe_mode=True)
+    schedule = model.optimizer.get_config()["learning_rate"]
+    assert schedule["class_name"] == "CosineDecay"
+    # 180 training rows: 151 windows of 24 + 6 rows, 10 batches of 16, 2 epochs.
+    assert schedule["config"]["decay_steps"] == 20
+    assert schedule["config"]["initial_learning_rate"] == pytest.approx(0.01)
+    both = ["--overwrite", "--lr-schedule", "cosine", "--lr-decay", "0.5"]
+    assert _train(series_csv, out, "linear", *both) == 2
+    assert "--lr-decay and --lr-schedule cosine" in capsys.readouterr().err
+
+
 def _cell(value):
     """Row 5's first value replaced by `value`."""
 

@@ -75,13 +75,15 @@ def parser():
         choices=("mse", "mae"),
         help="training loss (SegRNN's paper trains on mae)",
     )
-    cli.add_fit_options(train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0, time_budget=True)
+    cli.add_fit_options(
+        train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0, time_budget=True, lr_schedule=True
+    )
     train.add_argument(
         "--lr-decay",
         type=cli.positive_float,
         default=1.0,
         help="multiply the learning rate by this after each epoch (DLinear's "
-        "code: 0.5); 1: constant",
+        "code: 0.5); 1: constant (the only choice with --lr-schedule cosine)",
     )
     cli.add_run_options(train, APP, "DATA-MODEL-SEQ_LEN-HORIZON")
 
@@ -132,14 +134,17 @@ def train(args):
     from .model import build_model
     from .model import compile_model
 
+    if args.lr_schedule == "cosine" and args.lr_decay != 1.0:
+        raise ValueError("--lr-decay and --lr-schedule cosine are two schedules: drop one.")
     run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}")
     runner.set_seed(args.seed)
     ds = data.datasets(args)
+    lr, cosine_from = cli.learning_rate_plan(args, ds.train)
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = compile_model(
             build_model(args, len(ds.info["inputs"]), ds.info["outputs"]),
-            args.lr,
+            lr,
             args.clipnorm,
             args.loss,
             args.lr_decay,
@@ -158,6 +163,7 @@ def train(args):
                 monitor="val_mse",
                 patience=args.patience,
                 time_budget=cli.seconds(args.time_budget),
+                cosine_from=cosine_from,
             )
     metrics = {}
     for split in ("valid", "test"):

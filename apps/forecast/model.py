@@ -71,9 +71,9 @@ def build_model(args, channels, outputs):
 
 
 def compile_model(model, lr=1e-3, clipnorm=0.0, loss="mse", lr_decay=1.0, steps_per_epoch=1):
-    """Adam on `loss` ("mse" or "mae"), MSE and MAE reported; the learning
-    rate is multiplied by `lr_decay` after each epoch (the published linear
-    models halve it)."""
+    """Adam on `loss` ("mse" or "mae"), MSE and MAE reported; `lr` a number
+    or a schedule. A number is multiplied by `lr_decay` after each epoch
+    (the published linear models halve it)."""
     if lr_decay != 1.0:
         lr = keras.optimizers.schedules.ExponentialDecay(
             lr, steps_per_epoch, lr_decay, staircase=True
