@@ -207,3 +207,34 @@ def test_seq2seq_trains_and_exports(series_csv, tmp_path):
     assert main(["export", str(folder), "--data", str(series_csv)]) == 0
     manifest = json.loads((folder / "export" / "manifest.json").read_text())
     assert manifest["exports"][0]["max_abs_diff"] < 1e-4
+
+
+def test_ensemble_saves_the_mean_of_its_members_and_resumes(series_csv, tmp_path, capsys):
+    out = tmp_path / "saved"
+    options = ["--ensemble", "2", "--seed", "1", "--time-budget", "1"]
+    assert _train(series_csv, out, "segrnn", *options) == 0
+    folder = out / "forecast-segrnn"
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["ensemble"]["seeds"] == [2, 3]  # seeds 0 and 1 would be --seed 0's
+    assert meta["epochs_run"] == sum(meta["ensemble"]["epochs_run"]) == 4
+
+    import keras
+
+    from apps.common import runner
+
+    model = runner.load(folder)
+    x = np.random.default_rng(0).normal(size=(5, SEQ, 3)).astype("float32")
+    parts = [np.asarray(model.get_layer(f"member_{i}")(x)) for i in range(2)]
+    assert not np.allclose(parts[0], parts[1])  # two seeds, two models
+    np.testing.assert_allclose(np.asarray(model(x)), np.mean(parts, 0), atol=1e-6)
+    assert isinstance(model.get_layer("member_1"), keras.Model)
+
+    # A rerun finds both members trained and saves the same ensemble again.
+    capsys.readouterr()
+    assert _train(series_csv, out, "segrnn", *options, "--overwrite") == 0
+    assert capsys.readouterr().out.count("trained before") == 2
+    again = json.loads((folder / "metadata.json").read_text())
+    assert again["metrics"] == pytest.approx(meta["metrics"])
+    assert main(["export", str(folder), "--data", str(series_csv)]) == 0
+    manifest = json.loads((folder / "export" / "manifest.json").read_text())
+    assert manifest["exports"][0]["max_abs_diff"] < 1e-4

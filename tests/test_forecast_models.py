@@ -145,3 +145,29 @@ def test_seq2seq_fit_takes_the_loss_on_the_teacher_forced_decoding(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(np.asarray(loaded(X)), np.asarray(model(X)), atol=1e-6)
+
+
+def test_average_forecaster_is_the_mean_of_its_members(tmp_path):
+    members = [forecasting.segrnn_forecaster(24, 2, 6, seg_len=6, units=8) for _ in range(2)]
+    members.append(forecasting.linear_forecaster(24, 2, 6))
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+    model = forecasting.average_forecaster(members)
+    want = np.mean([np.asarray(member(X)) for member in members], axis=0)
+    np.testing.assert_allclose(np.asarray(model(X)), want, atol=1e-6)
+    path = tmp_path / "ensemble.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(X)), want, atol=1e-6)
+
+
+def test_average_forecaster_refuses_mismatched_members():
+    with pytest.raises(ValueError, match="at least one"):
+        forecasting.average_forecaster([])
+    a = forecasting.linear_forecaster(24, 2, 6)
+    b = forecasting.linear_forecaster(24, 2, 12)
+    b.name = "other"
+    with pytest.raises(ValueError, match="different shapes"):
+        forecasting.average_forecaster([a, b])
+    with pytest.raises(ValueError, match="distinct names"):
+        forecasting.average_forecaster([a, forecasting.linear_forecaster(24, 2, 6)])

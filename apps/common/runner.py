@@ -413,11 +413,15 @@ def read_metadata(path):
 
 
 class Timer:
-    """Wall time of a block, in seconds: `with Timer() as t: ...; t.seconds`."""
+    """Wall time of a block, in seconds: `with Timer() as t: ...; t.seconds`
+    (`t.elapsed()` inside the block)."""
 
     def __enter__(self):
         self.start = time.perf_counter()
         return self
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start

@@ -6,6 +6,9 @@ the last --seq-len rows and forecasts the next --horizon rows at once
 standardized values as in the ETT benchmark.
 """
 
+import argparse
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +88,13 @@ def parser():
         help="multiply the learning rate by this after each epoch (DLinear's "
         "code: 0.5); 1: constant (the only choice with --lr-schedule cosine)",
     )
+    train.add_argument(
+        "--ensemble",
+        type=cli.positive_int,
+        default=1,
+        help="train this many models from seeds N*seed ... N*seed+N-1, sharing "
+        "--time-budget, and save the mean of their forecasts as one model",
+    )
     cli.add_run_options(train, APP, "DATA-MODEL-SEQ_LEN-HORIZON")
 
     evaluate = sub.add_parser("evaluate", help="MSE/MAE of a saved model on a split, and a PNG")
@@ -131,44 +141,35 @@ def forecast(model, ds, split):
 
 
 def train(args):
-    from .model import build_model
+    from keras_deeprnn.models.forecasting import average_forecaster
+
     from .model import compile_model
 
     if args.lr_schedule == "cosine" and args.lr_decay != 1.0:
         raise ValueError("--lr-decay and --lr-schedule cosine are two schedules: drop one.")
     run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}")
-    runner.set_seed(args.seed)
-    ds = data.datasets(args)
-    lr, cosine_from = cli.learning_rate_plan(args, ds.train)
-    strategy = runner.get_strategy(args.strategy)
-    with strategy.scope():
-        model = compile_model(
-            build_model(args, len(ds.info["inputs"]), ds.info["outputs"]),
-            lr,
-            args.clipnorm,
-            args.loss,
-            args.lr_decay,
-            int(ds.train.cardinality()),
-        )
-    model.summary()
-    history = None
+    budget = cli.seconds(args.time_budget)
+    seeds = member_seeds(args.seed, args.ensemble)
+    members, epochs = [], []
     with runner.Timer() as timer:
-        if model.trainable_weights:  # the naive forecasts have nothing to fit
-            history = runner.fit(
-                model,
-                ds.train,
-                ds.valid,
-                run.run_dir,
-                args.epochs,
-                monitor="val_mse",
-                patience=args.patience,
-                time_budget=cli.seconds(args.time_budget),
-                cosine_from=cosine_from,
-            )
-    metrics = {}
-    for split in ("valid", "test"):
-        for key, value in scores(*forecast(model, ds, split)[1:]).items():
-            metrics[f"{split}_{key}"] = value
+        for i, seed in enumerate(seeds):
+            # An ensemble's members share the budget; what one leaves, the next may use.
+            share = None if budget is None else (budget - timer.elapsed()) / (len(seeds) - i)
+            member, ds, epochs_run = _train_member(args, seed, run, i, share)
+            members.append(member)
+            epochs.append(epochs_run)
+    model = members[0]
+    if len(members) > 1:
+        model = compile_model(average_forecaster(members), loss=args.loss)
+        model.summary()
+    metrics = _scores(model, ds)
+    extra = {}
+    if len(members) > 1:
+        extra["ensemble"] = {
+            "seeds": seeds,
+            "epochs_run": epochs,
+            "members": [_scores(member, ds) for member in members],
+        }
     print(
         f"valid MSE {metrics['valid_mse']:.4f} MAE {metrics['valid_mae']:.4f}; test MSE "
         f"{metrics['test_mse']:.4f} MAE {metrics['test_mae']:.4f} "
@@ -177,13 +178,86 @@ def train(args):
     run.save(
         model,
         metrics,
-        history,
+        None,
         timer.seconds,
+        epochs_run=sum(epochs),
         data=args.data,
         metric="MSE, MAE of the standardized values, every window",
         **{SETUP: ds.info["setup"]},
+        **extra,
     )
     return 0
+
+
+def member_seeds(seed, ensemble):
+    """The seeds of an ensemble's members: `seed` itself for one model; for
+    `ensemble` = N, N * seed ... N * seed + N - 1, so that the ensembles of
+    seeds 0, 1, 2 share no member."""
+    return [seed * ensemble + i for i in range(ensemble)]
+
+
+def _train_member(args, seed, run, index, time_budget):
+    """One model trained from `seed`: `(model, datasets, epochs run)`.
+
+    An ensemble's members train in `RUN_DIR/member-I`; a finished one
+    leaves its weights there, so that a rerun of the command resumes at the
+    first unfinished member.
+    """
+    from .model import build_model
+    from .model import compile_model
+
+    runner.set_seed(seed)
+    ds = data.datasets(argparse.Namespace(**{**vars(args), "seed": seed}))
+    lr, cosine_from = cli.learning_rate_plan(args, ds.train)
+    with runner.get_strategy(args.strategy).scope():
+        model = compile_model(
+            build_model(args, len(ds.info["inputs"]), ds.info["outputs"]),
+            lr,
+            args.clipnorm,
+            args.loss,
+            args.lr_decay,
+            int(ds.train.cardinality()),
+        )
+    run_dir, done = Path(run.run_dir), None
+    if args.ensemble > 1:
+        model.name = f"member_{index}"
+        run_dir = run_dir / f"member-{index}"
+        done = run_dir / "member.weights.h5"
+        if done.is_file():
+            with warnings.catch_warnings():  # the optimizer's slots: not needed
+                warnings.filterwarnings("ignore", message="Skipping variable loading")
+                model.load_weights(done)
+            epochs = json.loads((run_dir / "member.json").read_text())["epochs_run"]
+            print(f"member {index} (seed {seed}): trained before, loaded from {done}")
+            return model, ds, epochs
+    model.summary()
+    epochs = 0
+    if model.trainable_weights:  # the naive forecasts have nothing to fit
+        history = runner.fit(
+            model,
+            ds.train,
+            ds.valid,
+            run_dir,
+            args.epochs,
+            monitor="val_mse",
+            patience=args.patience,
+            time_budget=time_budget,
+            cosine_from=cosine_from,
+        )
+        epochs = len(history.epoch)
+    if done is not None:
+        model.save_weights(done)
+        (run_dir / "member.json").write_text(json.dumps({"seed": seed, "epochs_run": epochs}))
+    return model, ds, epochs
+
+
+def _scores(model, ds):
+    """`{valid,test}_{mse,mae}` of `model` on every window of both splits."""
+    metrics = {}
+    for split in ("valid", "test"):
+        for key, value in scores(*forecast(model, ds, split)[1:]).items():
+            metrics[f"{split}_{key}"] = value
+    return metrics
 
 
 def _load(args):

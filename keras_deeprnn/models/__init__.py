@@ -12,7 +12,8 @@
 - `sample_tokens`, `beam_search_tokens`: generation one step per token
   with carried states (`keras_deeprnn.models.generation`).
 - `keras_deeprnn.models.forecasting`: forecasters of windows (naive,
-  linear, DLinear, many-to-one RNN, SegRNN).
+  linear, DLinear, many-to-one RNN, SegRNN, encoder-decoder) and the mean
+  of several (`average_forecaster`).
 """
 
 from keras_deeprnn.models.architecture import KINDS

@@ -9,6 +9,7 @@
 - `segrnn_forecaster`: SegRNN (Lin et al. 2023), `SegmentRNN`.
 - `Seq2SeqForecaster`: an encoder-decoder decoding the horizon segment by
   segment (`SegmentSeq2Seq`), trained with teacher forcing.
+- `average_forecaster`: the mean of several trained forecasters' forecasts.
 
 `targets` are the indices of the forecast channels (default all: features
 "M"). `normalization` puts the network between `ReversibleInstanceNorm`s: None,
@@ -223,3 +224,42 @@ class Seq2SeqForecaster(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def average_forecaster(members, name="ensemble"):
+    """One model forecasting the mean of `members`' forecasts.
+
+    A deep ensemble (Lakshminarayanan et al. 2017): forecasters of the same
+    windows and horizon, each trained on its own (from its own seed), whose
+    mean forecast has less of the variance that one training run leaves.
+    It saves, loads and exports as one Keras model.
+
+    Args:
+        members: Trained Keras forecasters with distinct names, all of the
+            same input and output shapes.
+        name: The model's name.
+
+    Example:
+
+    >>> members = [segrnn_forecaster(96, 3, 48, seg_len=24, units=16) for _ in range(2)]
+    >>> for i, member in enumerate(members):
+    ...     member.name = f"member_{i}"
+    >>> model = average_forecaster(members)
+    >>> tuple(model(np.zeros((2, 96, 3), "float32")).shape)
+    (2, 48, 3)
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("average_forecaster needs at least one member.")
+    shapes = {(tuple(m.input_shape[1:]), tuple(m.output_shape[1:])) for m in members}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"The members map different shapes (window -> forecast): {sorted(shapes)}."
+        )
+    names = [m.name for m in members]
+    if len(set(names)) < len(names):
+        raise ValueError(f"The members need distinct names, got {names}.")
+    window = keras.Input(members[0].input_shape[1:], name="window")
+    forecasts = [member(window) for member in members]
+    mean = keras.layers.Average()(forecasts) if len(forecasts) > 1 else forecasts[0]
+    return keras.Model(window, mean, name=name)
