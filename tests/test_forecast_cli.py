@@ -238,3 +238,19 @@ def test_ensemble_saves_the_mean_of_its_members_and_resumes(series_csv, tmp_path
     assert main(["export", str(folder), "--data", str(series_csv)]) == 0
     manifest = json.loads((folder / "export" / "manifest.json").read_text())
     assert manifest["exports"][0]["max_abs_diff"] < 1e-4
+
+
+def test_ensemble_bad_input(series_csv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _train(series_csv, tmp_path / "saved", "linear", "--ensemble", "0")
+    assert exit_.value.code == 2
+    assert "--ensemble: must be a positive integer" in capsys.readouterr().err
+    # A damaged member left by an earlier run: a clear error naming it, nothing saved.
+    assert _train(series_csv, tmp_path / "saved", "linear", "--ensemble", "2") == 0
+    member = tmp_path / "run-linear" / "member-0"
+    (member / "member.weights.h5").write_bytes(b"not hdf5")
+    capsys.readouterr()
+    out = tmp_path / "saved2"
+    assert _train(series_csv, out, "linear", "--ensemble", "2") == 2
+    assert f"member 0's saved training in {member} is damaged" in capsys.readouterr().err
+    assert not out.exists()

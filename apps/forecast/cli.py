@@ -180,7 +180,7 @@ def train(args):
         metrics,
         None,
         timer.seconds,
-        epochs_run=sum(epochs),
+        epochs_run=sum(epochs),  # every member's epochs, in place of one History's
         data=args.data,
         metric="MSE, MAE of the standardized values, every window",
         **{SETUP: ds.info["setup"]},
@@ -224,10 +224,16 @@ def _train_member(args, seed, run, index, time_budget):
         run_dir = run_dir / f"member-{index}"
         done = run_dir / "member.weights.h5"
         if done.is_file():
-            with warnings.catch_warnings():  # the optimizer's slots: not needed
-                warnings.filterwarnings("ignore", message="Skipping variable loading")
-                model.load_weights(done)
-            epochs = json.loads((run_dir / "member.json").read_text())["epochs_run"]
+            try:
+                with warnings.catch_warnings():  # the optimizer's slots: not needed
+                    warnings.filterwarnings("ignore", message="Skipping variable loading")
+                    model.load_weights(done)
+                epochs = int(json.loads((run_dir / "member.json").read_text())["epochs_run"])
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise ValueError(
+                    f"member {index}'s saved training in {run_dir} is damaged ({error}); "
+                    "delete that folder to train the member again."
+                ) from None
             print(f"member {index} (seed {seed}): trained before, loaded from {done}")
             return model, ds, epochs
     model.summary()
