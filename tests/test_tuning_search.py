@@ -182,7 +182,9 @@ def _hparams_sessions(project):
 @pytest.mark.parametrize(
     "tuner, extra",
     [
-        ("random", []),
+        # The cell pinned to one with every architecture, so that seed 0's
+        # three draws cannot all be MUT cells with a deep transition.
+        ("random", ["--fix", "cell=lstm"]),
         ("bayesian", ["--initial-points", "2", "--fix", "arch=rnn"]),
         ("hyperband", ["--factor", "2", "--fix", "arch=rnn"]),
     ],
@@ -271,6 +273,35 @@ def test_lr_schedule_reaches_the_trial_fit(tiny_mat, schedule, factor):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * factor)
 
 
+def test_weight_noise_reaches_the_trial_fit(tiny_mat):
+    from keras_deeprnn.data import music
+
+    data = music.load_music(str(tiny_mat))
+    train = music.piano_roll_dataset(data["train"], 8, shuffle=False)
+    hypermodel = MusicHyperModel(units=(4, 8))
+    assert list(next(p for p in _hp(hypermodel).space if p.name == "weight_noise").values) == [
+        0.0,
+        0.025,
+        0.05,
+        0.075,
+    ]
+    losses = {}
+    for std in (0.0, 0.5):
+        # A rate of 1e-30: the weights stay where they are, so the training
+        # loss differs only by the noise, which is taken off after each batch.
+        keras.utils.set_random_seed(0)
+        hp = _hp(hypermodel, cell="gru", arch="rnn", units=4, learning_rate=1e-30, weight_noise=std)
+        model = hypermodel.build(hp)
+        before = [w.copy() for w in model.get_weights()]
+        history = hypermodel.fit(hp, model, train, epochs=1, verbose=0)
+        for old, new in zip(before, model.get_weights()):
+            np.testing.assert_allclose(new, old, atol=1e-6)
+        losses[std] = history.history["loss"][0]
+        clean = model.evaluate(train, verbose=0, return_dict=True)["loss"]
+    assert losses[0.0] == pytest.approx(clean, rel=1e-5)
+    assert abs(losses[0.5] - clean) > 1e-2
+
+
 def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
     from keras_deeprnn.data import music
 
@@ -284,6 +315,7 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
             "dropout": 0.0,
             "recurrent_dropout": 0.0,
             "clipnorm": 1.0,
+            "weight_noise": 0.0,
         }
     )
     hp = keras_tuner.HyperParameters()

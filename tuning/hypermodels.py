@@ -17,6 +17,7 @@ The search space is the same for every app (names as in KerasTuner's
 | `learning_rate` | 1e-4 .. 3e-2, log-uniform (Adam) | always |
 | `lr_schedule` | constant, cosine (from `learning_rate` down to a tenth of it over the trial's epochs, set at each epoch's start) | always |
 | `clipnorm` | 0.1 .. 10, log-uniform (gradient norm clipping) | always |
+| `weight_noise` | 0, 0.025, 0.05, 0.075: std of the Gaussian noise on the weight matrices, one sample per minibatch (`keras_deeprnn.training.WeightNoise`; 0.075 is Pascanu et al.'s) | always |
 | `forget_bias` | 0 .. 3, added to the initial forget-gate bias | `cell` is an LSTM with a forget gate |
 
 MUT1-3 have no deep-transition form: a trial drawing one of them with a
@@ -41,6 +42,7 @@ from keras_deeprnn.cells.lstm import VARIANTS
 from keras_deeprnn.layers import UNIT_TYPES
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
+from keras_deeprnn.training import WeightNoise
 
 from . import apps_module
 
@@ -55,8 +57,10 @@ HP_NAMES = (
     "learning_rate",
     "lr_schedule",
     "clipnorm",
+    "weight_noise",
     "forget_bias",
 )
+WEIGHT_NOISE = (0.0, 0.025, 0.05, 0.075)
 # Cells with a forget gate: every LSTM variant but nfg and cifg.
 FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
 
@@ -177,6 +181,9 @@ class AppHyperModel(keras_tuner.HyperModel):
         v["clipnorm"] = self._choose(
             hp, "clipnorm", lambda: hp.Float("clipnorm", 0.1, 10.0, sampling="log")
         )
+        v["weight_noise"] = self._choose(
+            hp, "weight_noise", lambda: hp.Choice("weight_noise", WEIGHT_NOISE)
+        )
         with hp.conditional_scope("cell", [c for c in cells if c in FORGET_GATE_CELLS]):
             v["forget_bias"] = self._choose(
                 hp, "forget_bias", lambda: hp.Float("forget_bias", 0.0, 3.0)
@@ -198,10 +205,13 @@ class AppHyperModel(keras_tuner.HyperModel):
         raise NotImplementedError
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        """`model.fit` with `TerminateOnNaN` (and the cosine of `lr_schedule`);
+        """`model.fit` with `TerminateOnNaN` (and the cosine of `lr_schedule`,
+        and `WeightNoise` first, so that the others see clean weights);
         raises `FailedTrialError` when the training loss became NaN or
         infinite."""
         callbacks = [*(callbacks or []), keras.callbacks.TerminateOnNaN()]
+        if hp.values.get("weight_noise"):
+            callbacks.insert(0, WeightNoise(hp.get("weight_noise")))
         if hp.values.get("lr_schedule") == "cosine":
             callbacks.append(cosine_by_epoch(hp.get("learning_rate"), kwargs.get("epochs", 1)))
         history = model.fit(*args, callbacks=callbacks, **kwargs)

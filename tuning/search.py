@@ -2,7 +2,7 @@
 
 Hyperparameter search over an app's model (music, sentiment or tagging) with
 KerasTuner: the cell (every cell and LSTM variant), the architecture, units,
-depth, dropout, learning rate, gradient clipping and forget-gate bias (see
+depth, dropout, learning rate, gradient clipping, weight noise and forget-gate bias (see
 `tuning.hypermodels`), scored by the app's validation metric. Every trial
 logs to DIR/PROJECT/tensorboard (hparams view: `tensorboard --logdir
 DIR/PROJECT/tensorboard`); at the end a table of the best trials is printed
