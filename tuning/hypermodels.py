@@ -197,11 +197,30 @@ class AppHyperModel(keras_tuner.HyperModel):
                 f"cell {v['cell']!r} has no deep-transition form (arch {v['arch']!r}); "
                 "trial skipped."
             )
-        cell_kwargs = {"forget_bias": v["forget_bias"]} if v["forget_bias"] is not None else None
-        return self.build_model(v, cell_kwargs)
+        model = self.build_model(self.model_kwargs(v))
+        return self.compile_model(model, v["learning_rate"], v["clipnorm"])
 
-    def build_model(self, values, cell_kwargs):
-        """The compiled app model for `values` (see `values`)."""
+    def model_kwargs(self, v):
+        """The app builder's keyword arguments for the trial's values `v`."""
+        cell_kwargs = {"forget_bias": v["forget_bias"]} if v["forget_bias"] is not None else None
+        return dict(
+            cell=v["cell"],
+            arch=v["arch"],
+            units=v["units"],
+            depth=v["depth"],
+            dropout=v["dropout"],
+            recurrent_dropout=v["recurrent_dropout"],
+            unit_type=v["unit_type"] or "tanh",
+            cell_kwargs=cell_kwargs,
+            **self.build_kwargs,
+        )
+
+    def build_model(self, kwargs):
+        """The app model built with `kwargs` (see `model_kwargs`)."""
+        raise NotImplementedError
+
+    def compile_model(self, model, learning_rate, clipnorm):
+        """`model` compiled by the app's own compile function."""
         raise NotImplementedError
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
@@ -253,20 +272,11 @@ class MusicHyperModel(AppHyperModel):
             name,
         )
 
-    def build_model(self, v, cell_kwargs):
-        app = apps_module("music.model")
-        model = app.build_model(
-            v["cell"],
-            v["arch"],
-            v["units"],
-            depth=v["depth"],
-            dropout=v["dropout"],
-            recurrent_dropout=v["recurrent_dropout"],
-            unit_type=v["unit_type"] or "tanh",
-            cell_kwargs=cell_kwargs,
-            **self.build_kwargs,
-        )
-        return app.compile_model(model, v["learning_rate"], v["clipnorm"])
+    def build_model(self, kwargs):
+        return apps_module("music.model").build_model(**kwargs)
+
+    def compile_model(self, model, learning_rate, clipnorm):
+        return apps_module("music.model").compile_model(model, learning_rate, clipnorm)
 
 
 class SentimentHyperModel(AppHyperModel):
@@ -304,22 +314,13 @@ class SentimentHyperModel(AppHyperModel):
         self.vocab_size = int(vocab_size)
         self.num_classes = int(num_classes)
 
-    def build_model(self, v, cell_kwargs):
-        app = apps_module("sentiment.model")
-        model = app.build_classifier(
-            self.vocab_size,
-            self.num_classes,
-            cell=v["cell"],
-            arch=v["arch"],
-            units=v["units"],
-            depth=v["depth"],
-            dropout=v["dropout"],
-            recurrent_dropout=v["recurrent_dropout"],
-            unit_type=v["unit_type"] or "tanh",
-            cell_kwargs=cell_kwargs,
-            **self.build_kwargs,
+    def build_model(self, kwargs):
+        return apps_module("sentiment.model").build_classifier(
+            self.vocab_size, self.num_classes, **kwargs
         )
-        return app.compile_classifier(model, v["learning_rate"], v["clipnorm"])
+
+    def compile_model(self, model, learning_rate, clipnorm):
+        return apps_module("sentiment.model").compile_classifier(model, learning_rate, clipnorm)
 
 
 class TaggingHyperModel(AppHyperModel):
@@ -355,20 +356,10 @@ class TaggingHyperModel(AppHyperModel):
         )
         self.vocabulary, self.characters, self.tags = list(vocabulary), list(characters), list(tags)
 
-    def build_model(self, v, cell_kwargs):
-        app = apps_module("tagging.model")
-        model = app.build_model(
-            self.vocabulary,
-            self.characters,
-            self.tags,
-            cell=v["cell"],
-            arch=v["arch"],
-            depth=v["depth"],
-            units=v["units"],
-            dropout=v["dropout"],
-            recurrent_dropout=v["recurrent_dropout"],
-            unit_type=v["unit_type"] or "tanh",
-            cell_kwargs=cell_kwargs,
-            **self.build_kwargs,
+    def build_model(self, kwargs):
+        return apps_module("tagging.model").build_model(
+            self.vocabulary, self.characters, self.tags, **kwargs
         )
-        return app.compile_model(model, v["learning_rate"], v["clipnorm"])
+
+    def compile_model(self, model, learning_rate, clipnorm):
+        return apps_module("tagging.model").compile_model(model, learning_rate, clipnorm)
