@@ -5,6 +5,7 @@ on tiny music data, TensorBoard hparams, the summary table, NaN trials."""
 import glob
 import json
 import math
+import shutil
 from pathlib import Path
 
 import keras
@@ -337,6 +338,31 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
     assert trials[0.01].status == "COMPLETED" and math.isfinite(trials[0.01].score)
     table = search.summary_table(tuner.oracle)
     assert f"trial {trials[math.inf].trial_id}: FAILED" in table and "became nan" in table
+
+
+def test_search_without_weights_resumes_from_a_copy_of_its_folder(tiny_mat, tmp_path, capsys):
+    def run(directory, trials, *extra):
+        argv = ["music", "--data", str(tiny_mat), "--directory", str(directory), *MUSIC]
+        argv += ["--fix", "cell=gru", "--fix", "arch=rnn", "--keep-weights", "none"]
+        return search.main([*argv, "--max-trials", str(trials), *extra])
+
+    assert run(tmp_path / "a", 2) == 0
+    first = _trials(tmp_path / "a" / "music")
+    assert [t["status"] for t in first.values()] == ["COMPLETED"] * 2
+    assert not list((tmp_path / "a").rglob("checkpoint*"))
+    # The folder alone, moved elsewhere (as a commit carries it to another
+    # session), resumes: its two trials are kept and a third one runs.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    assert run(tmp_path / "b", 3) == 0
+    resumed = _trials(tmp_path / "b" / "music")
+    assert [t["status"] for t in resumed.values()] == ["COMPLETED"] * 3
+    for name, trial in first.items():
+        assert resumed[name]["score"] == trial["score"]
+        assert resumed[name]["hyperparameters"] == trial["hyperparameters"]
+    assert "3 trials: 3 completed" in capsys.readouterr().out
+    assert run(tmp_path / "c", 2, "--tuner", "hyperband") == 2
+    assert "does not work with hyperband" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_reported(tiny_mat, tmp_path, capsys):

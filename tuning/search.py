@@ -133,6 +133,14 @@ def _add_common(p):
         help="range of the units (default: the app's)",
     )
     p.add_argument("--max-depth", type=int, default=3, help="largest depth of deep architectures")
+    p.add_argument(
+        "--keep-weights",
+        default="all",
+        choices=("all", "none"),
+        help="none: delete each trial's weights when it ends (its trial.json keeps the score "
+        "and values), so the search folder stays small enough to commit and resume in another "
+        "session; not with hyperband, whose later rounds load earlier trials' weights",
+    )
 
 
 def parser(prog="python -m tuning.search", description=None, extra=None):
@@ -309,6 +317,15 @@ def _evolution_tuner(args, suite, common):
     return keras_tuner.Tuner(oracle=oracle, **common)
 
 
+class _DropWeights:
+    """Tuner mixin: each trial's checkpoint is deleted when the trial ends."""
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        for path in Path(self.get_trial_dir(trial.trial_id)).glob("checkpoint*"):
+            path.unlink()
+
+
 def make_tuner(args, hypermodel):
     """The KerasTuner tuner of `args.tuner` over `hypermodel`, in
     `args.directory / project_name(args)` (reloaded from there if it exists)."""
@@ -327,13 +344,20 @@ def make_tuner(args, hypermodel):
         seed=args.seed,
         max_consecutive_failed_trials=args.max_failed,
     )
-    if args.tuner == "random":
-        return keras_tuner.RandomSearch(max_trials=args.max_trials, **search, **common)
-    if args.tuner == "bayesian":
-        return keras_tuner.BayesianOptimization(
-            max_trials=args.max_trials, num_initial_points=args.initial_points, **search, **common
-        )
+    if args.tuner in ("random", "bayesian"):
+        tuner_class = keras_tuner.RandomSearch
+        if args.tuner == "bayesian":
+            tuner_class = keras_tuner.BayesianOptimization
+            search["num_initial_points"] = args.initial_points
+        if args.keep_weights == "none":
+            tuner_class = type(tuner_class.__name__, (_DropWeights, tuner_class), {})
+        return tuner_class(max_trials=args.max_trials, **search, **common)
     if args.tuner == "hyperband":
+        if args.keep_weights == "none":
+            raise ValueError(
+                "--keep-weights none does not work with hyperband: its later rounds "
+                "continue from earlier trials' weights."
+            )
         if args.factor < 2:
             raise ValueError(f"--factor must be at least 2, got {args.factor}.")
         tuner = keras_tuner.Hyperband(
