@@ -55,7 +55,8 @@ def test_space_covers_every_cell_and_architecture():
     hp = keras_tuner.HyperParameters()
     hypermodel.values(hp)
     space = {p.name: p for p in hp.space}
-    assert list(space) == list(HP_NAMES)
+    assert list(space) == [*HP_NAMES, "input_dropout"]
+    assert (space["input_dropout"].min_value, space["input_dropout"].max_value) == (0, 0.3)
     assert list(space["cell"].values) == list(CELL_NAMES)
     assert list(space["arch"].values) == list(KINDS)
     assert [c.values for c in space["depth"].conditions] == [["dt", "dts", "dot", "dots", "srnn"]]
@@ -96,6 +97,8 @@ def test_chosen_values_reach_the_music_model():
     np.testing.assert_allclose(np.delete(bias, np.s_[6:12]), 0.0)
     assert cell.units == 6
     assert [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)] == [0.25]
+    noisy = hypermodel.build(_hp(hypermodel, cell="gru", arch="rnn", units=4, input_dropout=0.15))
+    assert noisy.get_layer("input_dropout").rate == 0.15
     assert float(model.optimizer.learning_rate) == pytest.approx(0.004)
     assert model.optimizer.clipnorm == 2.5
 
@@ -317,6 +320,7 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
             "recurrent_dropout": 0.0,
             "clipnorm": 1.0,
             "weight_noise": 0.0,
+            "input_dropout": 0.0,
         }
     )
     hp = keras_tuner.HyperParameters()

@@ -19,6 +19,7 @@ The search space is the same for every app (names as in KerasTuner's
 | `clipnorm` | 0.1 .. 10, log-uniform (gradient norm clipping) | always |
 | `weight_noise` | 0, 0.025, 0.05, 0.075: std of the Gaussian noise on the weight matrices, one sample per minibatch (`keras_deeprnn.training.WeightNoise`; 0.075 is Pascanu et al.'s) | always |
 | `forget_bias` | 0 .. 3, added to the initial forget-gate bias | `cell` is an LSTM with a forget gate |
+| `input_dropout` | 0 .. 0.3, on the input frames (music only) | always |
 
 MUT1-3 have no deep-transition form: a trial drawing one of them with a
 dt/dts/dot/dots architecture fails at once with `FailedTrialError` (no
@@ -91,6 +92,8 @@ class AppHyperModel(keras_tuner.HyperModel):
         name: Name of the hypermodel.
     """
 
+    names = HP_NAMES  # the space's hyperparameters; an app's own ones follow the shared ones
+
     def __init__(
         self,
         archs,
@@ -105,10 +108,10 @@ class AppHyperModel(keras_tuner.HyperModel):
         self.archs = tuple(archs)
         self.objective = objective
         self.fixed = dict(fixed or {})
-        unknown = sorted(set(self.fixed) - set(HP_NAMES))
+        unknown = sorted(set(self.fixed) - set(self.names))
         if unknown:
             raise ValueError(
-                f"Unknown hyperparameter(s) {unknown} to fix; the space has {', '.join(HP_NAMES)}."
+                f"Unknown hyperparameter(s) {unknown} to fix; the space has {', '.join(self.names)}."
             )
         if "cell" in self.fixed and self.fixed["cell"] not in CELL_NAMES:
             raise ValueError(
@@ -145,7 +148,7 @@ class AppHyperModel(keras_tuner.HyperModel):
 
     def values(self, hp):
         """Declares the space on `hp` and returns this trial's values (a
-        dict over `HP_NAMES`, None for inactive ones)."""
+        dict over `names`, None for inactive ones)."""
         cells, archs = CELL_NAMES, self.archs
         if self.fixed.get("cell") not in (None, *DEEP_TRANSITION_CELLS):
             archs = tuple(a for a in archs if a not in DEEP_TRANSITION_KINDS)
@@ -251,7 +254,11 @@ class MusicHyperModel(AppHyperModel):
     Args:
         fixed, units, max_depth, name: See `AppHyperModel`.
         **build_kwargs: More arguments of `apps.music.model.build_model`
-            (e.g. `keys`, `input_dropout`, `output`).
+            (e.g. `keys`, `output`).
+
+    Besides the shared space it searches `input_dropout` (0 .. 0.3, dropout
+    on the input frames: the notes of the past), as the app's best recipes
+    use it.
 
     Example:
 
@@ -271,6 +278,18 @@ class MusicHyperModel(AppHyperModel):
             build_kwargs,
             name,
         )
+
+    names = HP_NAMES + ("input_dropout",)
+
+    def values(self, hp):
+        v = super().values(hp)
+        v["input_dropout"] = self._choose(
+            hp, "input_dropout", lambda: hp.Float("input_dropout", 0.0, 0.3)
+        )
+        return v
+
+    def model_kwargs(self, v):
+        return {**super().model_kwargs(v), "input_dropout": v["input_dropout"]}
 
     def build_model(self, kwargs):
         return apps_module("music.model").build_model(**kwargs)

@@ -123,7 +123,7 @@ def _add_common(p):
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="pin a hyperparameter (" + ", ".join(HP_NAMES) + "); repeatable",
+        help="pin a hyperparameter (" + ", ".join(HP_NAMES) + "; music: input_dropout); repeatable",
     )
     p.add_argument(
         "--units",
