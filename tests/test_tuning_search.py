@@ -369,6 +369,34 @@ def test_search_without_weights_resumes_from_a_copy_of_its_folder(tiny_mat, tmp_
     assert "does not work with hyperband" in capsys.readouterr().err
 
 
+def _validation_epochs(project):
+    """Epochs of the one trial in `project` that TensorBoard logged a
+    validation NLL for."""
+    (path,) = glob.glob(
+        str(Path(project) / "tensorboard" / "*" / "execution0" / "validation" / "*")
+    )
+    return sum(
+        value.tag == "epoch_nll"
+        for event in tf.compat.v1.train.summary_iterator(path)
+        for value in event.summary.value
+    )
+
+
+def test_patience_ends_a_trial_that_stops_improving(tiny_mat, tmp_path):
+    # A rate of 1e-30 leaves the weights as they are: the validation NLL of
+    # epoch 2 equals epoch 1's, not better, so patience 1 ends the trial there.
+    argv = ["music", "--data", str(tiny_mat), *MUSIC, "--max-trials", "1"]
+    argv += ["--fix", "cell=gru", "--fix", "arch=rnn", "--fix", "learning_rate=1e-30"]
+    assert (
+        search.main([*argv, "--directory", str(tmp_path / "a"), "--epochs", "6", "--patience", "1"])
+        == 0
+    )
+    assert _validation_epochs(tmp_path / "a" / "music") == 2
+    assert search.main([*argv, "--directory", str(tmp_path / "b"), "--epochs", "3"]) == 0
+    assert _validation_epochs(tmp_path / "b" / "music") == 3
+    assert search.main([*argv, "--directory", str(tmp_path / "c"), "--patience", "0"]) == 2
+
+
 def test_bad_arguments_are_reported(tiny_mat, tmp_path, capsys):
     assert (
         search.main(

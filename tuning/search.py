@@ -134,6 +134,13 @@ def _add_common(p):
     )
     p.add_argument("--max-depth", type=int, default=3, help="largest depth of deep architectures")
     p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="end a trial after this many epochs without a better validation score "
+        "(keras.callbacks.EarlyStopping; the trial's score is its best epoch's either way)",
+    )
+    p.add_argument(
         "--keep-weights",
         default="all",
         choices=("all", "none"),
@@ -376,16 +383,26 @@ def is_worker():
 
 
 def run_search(tuner, args, train_ds, valid_ds):
-    """`tuner.search` for `args.epochs` epochs per trial, every trial logged
-    to TensorBoard (scalars and hparams) under PROJECT/tensorboard."""
+    """`tuner.search` for `args.epochs` epochs per trial (fewer with
+    `args.patience`), every trial logged to TensorBoard (scalars and hparams)
+    under PROJECT/tensorboard."""
     import keras
 
-    tensorboard = keras.callbacks.TensorBoard(log_dir=str(Path(tuner.project_dir) / "tensorboard"))
+    callbacks = [keras.callbacks.TensorBoard(log_dir=str(Path(tuner.project_dir) / "tensorboard"))]
+    patience = getattr(args, "patience", None)
+    if patience is not None:
+        if patience < 1:
+            raise ValueError(f"--patience must be positive, got {patience}.")
+        objective = tuner.oracle.objective
+        stop = keras.callbacks.EarlyStopping(
+            objective.name, patience=patience, mode=objective.direction
+        )
+        callbacks.append(stop)
     tuner.search(
         train_ds,
         validation_data=valid_ds,
         epochs=getattr(args, "epochs", None),
-        callbacks=[tensorboard],
+        callbacks=callbacks,
         verbose=args.verbose,
     )
 
