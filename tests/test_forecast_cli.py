@@ -254,3 +254,29 @@ def test_ensemble_bad_input(series_csv, tmp_path, capsys):
     assert _train(series_csv, out, "linear", "--ensemble", "2") == 2
     assert f"member 0's saved training in {member} is damaged" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_mixed_ensemble_takes_the_models_in_turn(series_csv, tmp_path, capsys):
+    out = tmp_path / "saved"
+    model = "segrnn+seq2seq"
+    assert _train(series_csv, out, model, "--ensemble", "3", "--epochs", "1") == 0
+    meta = json.loads((out / f"forecast-{model}" / "metadata.json").read_text())
+    assert meta["ensemble"]["models"] == ["segrnn", "seq2seq", "segrnn"]
+
+    from apps.common import runner
+
+    ensemble = runner.load(out / f"forecast-{model}")
+    assert type(ensemble.get_layer("member_1")).__name__ == "Seq2SeqForecaster"
+    assert type(ensemble.get_layer("member_2")).__name__ != "Seq2SeqForecaster"
+    # A member folder left by another model is not taken for this one.
+    record = tmp_path / f"run-{model}" / "member-1" / "member.json"
+    record.write_text(record.read_text().replace("seq2seq", "segrnn"))
+    capsys.readouterr()
+    assert _train(series_csv, tmp_path / "again", model, "--ensemble", "3") == 2
+    assert "it is a segrnn, not a seq2seq" in capsys.readouterr().err
+    # More models than members, and an unknown name: clear errors.
+    assert _train(series_csv, tmp_path / "x", "linear+dlinear+segrnn", "--ensemble", "2") == 2
+    assert "--ensemble must be at least 3 (it is 2)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _train(series_csv, tmp_path / "x", "segrnn+lstm")
+    assert "unknown model 'lstm'" in capsys.readouterr().err

@@ -32,11 +32,13 @@ def parser():
     train.add_argument(
         "--model",
         default="segrnn",
-        choices=MODELS,
+        type=model_names,
+        metavar="{" + ",".join(MODELS) + "}[+...]",
         help="last: repeat the last value; seasonal: repeat the last --period "
         "rows; linear, dlinear (Zeng et al. 2023); rnn: many-to-one --cell "
         "--arch network; segrnn (Lin et al. 2023); seq2seq: an encoder-decoder over "
-        "segments, decoding autoregressively, trained with teacher forcing",
+        "segments, decoding autoregressively, trained with teacher forcing. "
+        "With --ensemble N, A+B mixes models: the members take them in turn (A, B, A, ...)",
     )
     cli.add_model_options(
         train,
@@ -128,6 +130,27 @@ def parser():
     return top
 
 
+def model_names(text):
+    """`--model`: one name of MODELS, or several joined by '+' (a mixed ensemble)."""
+    unknown = [name for name in text.split("+") if name not in MODELS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)} (A+B mixes them)"
+        )
+    return text
+
+
+def member_models(model, ensemble):
+    """The model of each of `ensemble` members: `model`'s '+'-joined names in turn."""
+    names = model.split("+")
+    if len(names) > ensemble:
+        raise ValueError(
+            f"--model {model} mixes {len(names)} models: --ensemble must be at least "
+            f"{len(names)} (it is {ensemble})."
+        )
+    return [names[i % len(names)] for i in range(ensemble)]
+
+
 def scores(y_true, y_pred):
     """MSE and MAE over every window, step and channel."""
     error = np.asarray(y_pred, "float64") - np.asarray(y_true, "float64")
@@ -150,12 +173,14 @@ def train(args):
     run = cli.Run(APP, args, f"{Path(args.data).stem}-{args.model}-{args.seq_len}-{args.horizon}")
     budget = cli.seconds(args.time_budget)
     seeds = member_seeds(args.seed, args.ensemble)
+    kinds = member_models(args.model, args.ensemble)
     members, epochs = [], []
     with runner.Timer() as timer:
-        for i, seed in enumerate(seeds):
+        for i, (seed, kind) in enumerate(zip(seeds, kinds)):
             # An ensemble's members share the budget; what one leaves, the next may use.
             share = None if budget is None else (budget - timer.elapsed()) / (len(seeds) - i)
-            member, ds, epochs_run = _train_member(args, seed, run, i, share)
+            member_args = argparse.Namespace(**{**vars(args), "seed": seed, "model": kind})
+            member, ds, epochs_run = _train_member(member_args, run, i, share)
             members.append(member)
             epochs.append(epochs_run)
     model = members[0]
@@ -167,6 +192,7 @@ def train(args):
     if len(members) > 1:
         extra["ensemble"] = {
             "seeds": seeds,
+            "models": kinds,
             "epochs_run": epochs,
             "members": [_scores(member, ds) for member in members],
         }
@@ -196,8 +222,8 @@ def member_seeds(seed, ensemble):
     return [seed * ensemble + i for i in range(ensemble)]
 
 
-def _train_member(args, seed, run, index, time_budget):
-    """One model trained from `seed`: `(model, datasets, epochs run)`.
+def _train_member(args, run, index, time_budget):
+    """One model `args.model` trained from `args.seed`: `(model, datasets, epochs run)`.
 
     An ensemble's members train in `RUN_DIR/member-I`; a finished one
     leaves its weights there, so that a rerun of the command resumes at the
@@ -206,8 +232,8 @@ def _train_member(args, seed, run, index, time_budget):
     from .model import build_model
     from .model import compile_model
 
-    runner.set_seed(seed)
-    ds = data.datasets(argparse.Namespace(**{**vars(args), "seed": seed}))
+    runner.set_seed(args.seed)
+    ds = data.datasets(args)
     lr, cosine_from = cli.learning_rate_plan(args, ds.train)
     with runner.get_strategy(args.strategy).scope():
         model = compile_model(
@@ -228,13 +254,16 @@ def _train_member(args, seed, run, index, time_budget):
                 with warnings.catch_warnings():  # the optimizer's slots: not needed
                     warnings.filterwarnings("ignore", message="Skipping variable loading")
                     model.load_weights(done)
-                epochs = int(json.loads((run_dir / "member.json").read_text())["epochs_run"])
+                record = json.loads((run_dir / "member.json").read_text())
+                epochs = int(record["epochs_run"])
+                if record.get("model", args.model) != args.model:
+                    raise ValueError(f"it is a {record['model']}, not a {args.model}")
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise ValueError(
                     f"member {index}'s saved training in {run_dir} is damaged ({error}); "
                     "delete that folder to train the member again."
                 ) from None
-            print(f"member {index} (seed {seed}): trained before, loaded from {done}")
+            print(f"member {index} (seed {args.seed}): trained before, loaded from {done}")
             return model, ds, epochs
     model.summary()
     epochs = 0
@@ -253,7 +282,8 @@ def _train_member(args, seed, run, index, time_budget):
         epochs = len(history.epoch)
     if done is not None:
         model.save_weights(done)
-        (run_dir / "member.json").write_text(json.dumps({"seed": seed, "epochs_run": epochs}))
+        record = {"seed": args.seed, "model": args.model, "epochs_run": epochs}
+        (run_dir / "member.json").write_text(json.dumps(record))
     return model, ds, epochs
 
 
