@@ -394,7 +394,25 @@ def test_patience_ends_a_trial_that_stops_improving(tiny_mat, tmp_path):
     assert _validation_epochs(tmp_path / "a" / "music") == 2
     assert search.main([*argv, "--directory", str(tmp_path / "b"), "--epochs", "3"]) == 0
     assert _validation_epochs(tmp_path / "b" / "music") == 3
-    assert search.main([*argv, "--directory", str(tmp_path / "c"), "--patience", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        search.main([*argv, "--directory", str(tmp_path / "c"), "--patience", "0"])
+    assert exit_.value.code == 2
+    assert not (tmp_path / "c").exists()  # refused before the tuner made its folder
+
+
+def test_trial_time_budget_ends_a_slow_trial(tiny_mat, tmp_path, capsys):
+    # A budget of 6 ms is spent within the first epoch: the trial ends after
+    # it, scored (its validation NLL logged) like a finished one.
+    argv = ["music", "--data", str(tiny_mat), *MUSIC, "--max-trials", "1", "--epochs", "4"]
+    argv += ["--fix", "cell=gru", "--fix", "arch=rnn", "--directory", str(tmp_path)]
+    assert search.main([*argv, "--trial-time-budget", "0.0001"]) == 0
+    assert _validation_epochs(tmp_path / "music") == 1
+    (trial,) = glob.glob(str(tmp_path / "music" / "trial_*" / "trial.json"))
+    record = json.loads(Path(trial).read_text())
+    assert record["status"] == "COMPLETED" and np.isfinite(record["score"])
+    with pytest.raises(SystemExit):
+        search.main([*argv, "--trial-time-budget", "0"])
+    assert "--trial-time-budget: must be a number > 0" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_reported(tiny_mat, tmp_path, capsys):

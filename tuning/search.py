@@ -28,6 +28,7 @@ from pathlib import Path
 from . import apps_module
 from .hypermodels import HP_NAMES
 
+app_cli = apps_module("common.cli")
 runner = apps_module("common.runner")
 music_data = apps_module("music.data")
 sentiment_data = apps_module("sentiment.data")
@@ -135,10 +136,19 @@ def _add_common(p):
     p.add_argument("--max-depth", type=int, default=3, help="largest depth of deep architectures")
     p.add_argument(
         "--patience",
-        type=int,
+        type=app_cli.positive_int,
         default=None,
         help="end a trial after this many epochs without a better validation score "
         "(keras.callbacks.EarlyStopping; the trial's score is its best epoch's either way)",
+    )
+    p.add_argument(
+        "--trial-time-budget",
+        type=app_cli.positive_float,
+        default=None,
+        metavar="MINUTES",
+        help="end a trial at the last whole epoch that fits in this wall time "
+        "(keras_deeprnn.training.TimeBudget), so that a slow corner of the space "
+        "cannot take a search's time; its score is its best epoch's",
     )
     p.add_argument(
         "--keep-weights",
@@ -384,20 +394,23 @@ def is_worker():
 
 def run_search(tuner, args, train_ds, valid_ds):
     """`tuner.search` for `args.epochs` epochs per trial (fewer with
-    `args.patience`), every trial logged to TensorBoard (scalars and hparams)
-    under PROJECT/tensorboard."""
+    `args.patience` or `args.trial_time_budget`), every trial logged to
+    TensorBoard (scalars and hparams) under PROJECT/tensorboard."""
     import keras
+
+    from keras_deeprnn.training import TimeBudget
 
     callbacks = [keras.callbacks.TensorBoard(log_dir=str(Path(tuner.project_dir) / "tensorboard"))]
     patience = getattr(args, "patience", None)
     if patience is not None:
-        if patience < 1:
-            raise ValueError(f"--patience must be positive, got {patience}.")
         objective = tuner.oracle.objective
         stop = keras.callbacks.EarlyStopping(
             objective.name, patience=patience, mode=objective.direction
         )
         callbacks.append(stop)
+    budget = getattr(args, "trial_time_budget", None)
+    if budget is not None:  # KerasTuner copies the callbacks for each trial: a fresh clock
+        callbacks.append(TimeBudget(app_cli.seconds(budget), whole_epochs=True))
     tuner.search(
         train_ds,
         validation_data=valid_ds,
