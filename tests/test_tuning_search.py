@@ -342,6 +342,10 @@ def test_nan_trial_is_marked_failed_and_the_search_goes_on(tiny_mat, tmp_path):
     assert trials[0.01].status == "COMPLETED" and math.isfinite(trials[0.01].score)
     table = search.summary_table(tuner.oracle)
     assert f"trial {trials[math.inf].trial_id}: FAILED" in table and "became nan" in table
+    # A trial whose process was ended stays RUNNING in the oracle: the table says so.
+    trials[0.01].status = "RUNNING"
+    table = search.summary_table(tuner.oracle)
+    assert f"trial {trials[0.01].trial_id}: RUNNING: unfinished (a resumed search" in table
 
 
 def test_search_without_weights_resumes_from_a_copy_of_its_folder(tiny_mat, tmp_path, capsys):

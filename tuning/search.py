@@ -433,10 +433,14 @@ def _cell(value):
     return str(value)
 
 
-def _last_line(message):
-    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+def _last_line(trial):
+    lines = [line.strip() for line in (trial.message or "").splitlines() if line.strip()]
+    if lines:
+        return lines[-1]
+    if trial.status == "RUNNING":  # its process was ended, or a worker still runs it
+        return "unfinished (a resumed search runs it again)"
     # KerasTuner's gRPC protocol drops the message of a worker's trial.
-    return lines[-1] if lines else "no message (distributed: see the worker's log)"
+    return "no message (distributed: see the worker's log)"
 
 
 def summary_table(oracle, top=10):
@@ -476,7 +480,7 @@ def summary_table(oracle, top=10):
         f"(showing the best {min(top, len(done))})."
     )
     for trial in sorted(others, key=lambda t: t.trial_id):
-        lines.append(f"- trial {trial.trial_id}: {trial.status}: {_last_line(trial.message)}")
+        lines.append(f"- trial {trial.trial_id}: {trial.status}: {_last_line(trial)}")
     return "\n".join(lines) + "\n"
 
 
