@@ -140,6 +140,33 @@ def test_cosine_schedule_over_the_epochs(tiny_mat, tmp_path, capsys):
     assert "--gradient-noise" in capsys.readouterr().err
 
 
+def test_ema_keeps_the_averaged_weights(tiny_mat, tmp_path, capsys):
+    import keras
+
+    out = tmp_path / "saved"
+    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
+    args += ["--out", str(out), "--run-dir", str(tmp_path / "run"), "--epochs", "3"]
+    assert main(["train", *args, "--lr", "0.01", "--ema", "0.5"]) == 0
+    model = keras.saving.load_model(out / "music-t" / "model.keras", safe_mode=True)
+    assert model.optimizer.get_config()["use_ema"] is True
+    assert model.optimizer.get_config()["ema_momentum"] == pytest.approx(0.5)
+    # The saved weights are the ones validated: the best epoch's average
+    # (Keras prints each epoch's val_nll to 4 decimals).
+    printed = [float(v) for v in re.findall(r"val_nll: ([0-9.]+)", capsys.readouterr().out)]
+    metadata = json.loads((out / "music-t" / "metadata.json").read_text())
+    assert len(printed) == 3
+    assert metadata["metrics"]["valid_nll"] == pytest.approx(min(printed), abs=1e-4)
+    for bad, message in (
+        (["--ema", "1"], "--ema: must be a fraction in (0, 1)"),
+        (["--ema", "0.9", "--gradient-noise", "0.01"], "--ema averages Adam's weights"),
+    ):
+        try:
+            code = main(["train", *args, "--overwrite", *bad])
+        except SystemExit as exit_:
+            code = exit_.code
+        assert code == 2 and message in capsys.readouterr().err
+
+
 def test_wav_plays_the_notes_of_the_roll(tmp_path):
     """A4 (MIDI 69) held for 8 frames of 0.25 s: 2 s of a tone whose
     strongest frequency is 440 Hz, then pretty_midi's 1 s of tail."""

@@ -150,6 +150,12 @@ def fit(
             (the run then ends where the budget is spent, mid-epoch if need
             be, not at the last whole epoch that fits). The optimizer's
             learning rate must be a number, not a schedule.
+
+    An optimizer with `use_ema=True` (Polyak averaging) is validated,
+    checkpointed and restored with its moving average of the weights
+    (`keras.callbacks.SwapEMAWeights(swap_on_epoch=True)`, after the backup,
+    which keeps the raw weights that training resumes from); training steps
+    use the raw weights.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +168,8 @@ def fit(
         stop,
         *budget,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Then the averaged weights, for early stopping's copy and the checkpoint.
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if _uses_ema(model) else []),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             mode=mode,
@@ -204,6 +212,10 @@ def fit(
             "--lr or --clipnorm, or check the data for NaNs."
         )
     return history
+
+
+def _uses_ema(model):
+    return bool(getattr(model.optimizer, "use_ema", False))
 
 
 class StopOnNonFinite(keras.callbacks.TerminateOnNaN):

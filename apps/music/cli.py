@@ -56,6 +56,14 @@ def parser():
         "training batch (Graves 2011; Pascanu et al. used 0.075); 0: off",
     )
     train.add_argument(
+        "--ema",
+        type=cli.fraction,
+        default=None,
+        metavar="MOMENTUM",
+        help="validate, keep and save the moving average of the weights over the training "
+        "steps (Polyak averaging, Adam's use_ema; e.g. 0.999) instead of the last weights",
+    )
+    train.add_argument(
         "--gradient-noise",
         type=cli.non_negative_float,
         default=0.0,
@@ -161,6 +169,8 @@ def train(args):
             "--lr-schedule cosine over a --time-budget sets the learning rate as it goes, "
             "which --gradient-noise's wrapped optimizer does not pass on: drop one of the three"
         )
+    if args.ema and args.gradient_noise:
+        raise ValueError("--ema averages Adam's weights, not --gradient-noise's wrapper's: drop one")
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(
@@ -181,6 +191,7 @@ def train(args):
             args.clipnorm,
             gradient_noise=args.gradient_noise,
             seed=args.seed,
+            ema=args.ema,
         )
     model.summary()
     noise = [WeightNoise(args.weight_noise, seed=args.seed)] if args.weight_noise else []

@@ -131,16 +131,19 @@ def feed(dataset, model):
     return dataset.map(lambda x, y, w: ({"frames": x, "targets": y}, y, w))
 
 
-def compile_model(model, lr=1e-3, clipnorm=1.0, gradient_noise=0.0, seed=None):
+def compile_model(model, lr=1e-3, clipnorm=1.0, gradient_noise=0.0, seed=None, ema=None):
     """Adam with norm clipping and optional annealed gradient noise; `lr` a
     number or a schedule (`apps.common.runner.learning_rate`).
 
     `gradient_noise` is the eta of `keras_deeprnn.training.GradientNoise`
-    (variance eta / (1 + t)^0.55 at step t; 0: off).
+    (variance eta / (1 + t)^0.55 at step t; 0: off). `ema`: the momentum of
+    Adam's moving average of the weights (`use_ema`), which `runner.fit`
+    then validates and keeps; None: off.
     """
     if gradient_noise < 0:
         raise ValueError(f"--gradient-noise must be >= 0, got {gradient_noise}.")
-    optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None)
+    average = {"use_ema": True, "ema_momentum": ema} if ema else {}
+    optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None, **average)
     if gradient_noise:
         optimizer = GradientNoise(optimizer, eta=gradient_noise, seed=seed)
     model.compile(
