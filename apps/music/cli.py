@@ -170,7 +170,9 @@ def train(args):
             "which --gradient-noise's wrapped optimizer does not pass on: drop one of the three"
         )
     if args.ema and args.gradient_noise:
-        raise ValueError("--ema averages Adam's weights, not --gradient-noise's wrapper's: drop one")
+        raise ValueError(
+            "--ema averages Adam's weights, not --gradient-noise's wrapper's: drop one"
+        )
     strategy = runner.get_strategy(args.strategy)
     with strategy.scope():
         model = build_model(
