@@ -112,11 +112,16 @@ def test_train_evaluate_generate(tiny_mat, tmp_path, capsys):
         assert target.with_suffix(".wav").stat().st_size > 1000
 
 
+def _tiny_train(tiny_mat, tmp_path):
+    """`train` options of a small model named t, saved under tmp_path/saved."""
+    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
+    return args + ["--out", str(tmp_path / "saved"), "--run-dir", str(tmp_path / "run")]
+
+
 def test_time_budget_ends_the_training_between_epochs(tiny_mat, tmp_path):
     out = tmp_path / "saved"
     options = ["--epochs", "5", "--patience", "5", "--time-budget", "0.001"]  # 0.06 s
-    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
-    args += ["--out", str(out), "--run-dir", str(tmp_path / "run")]
+    args = _tiny_train(tiny_mat, tmp_path)
     assert main(["train", *args, *options]) == 0
     metadata = json.loads((out / "music-t" / "metadata.json").read_text())
     assert metadata["epochs_run"] == 1  # no second epoch fits after the first
@@ -126,8 +131,7 @@ def test_cosine_schedule_over_the_epochs(tiny_mat, tmp_path, capsys):
     import keras
 
     out = tmp_path / "saved"
-    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
-    args += ["--out", str(out), "--run-dir", str(tmp_path / "run"), "--epochs", "2"]
+    args = [*_tiny_train(tiny_mat, tmp_path), "--epochs", "2"]
     assert main(["train", *args, "--lr", "0.01", "--lr-schedule", "cosine"]) == 0
     model = keras.saving.load_model(out / "music-t" / "model.keras", safe_mode=True)
     schedule = model.optimizer.get_config()["learning_rate"]
@@ -144,8 +148,7 @@ def test_ema_keeps_the_averaged_weights(tiny_mat, tmp_path, capsys):
     import keras
 
     out = tmp_path / "saved"
-    args = ["--data", str(tiny_mat), "--units", "8", "--batch-size", "4", "--name", "t"]
-    args += ["--out", str(out), "--run-dir", str(tmp_path / "run"), "--epochs", "3"]
+    args = [*_tiny_train(tiny_mat, tmp_path), "--epochs", "3"]
     assert main(["train", *args, "--lr", "0.01", "--ema", "0.5"]) == 0
     model = keras.saving.load_model(out / "music-t" / "model.keras", safe_mode=True)
     assert model.optimizer.get_config()["use_ema"] is True
