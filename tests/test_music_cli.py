@@ -197,3 +197,22 @@ def test_bad_arguments_are_reported_cleanly(tiny_mat, tmp_path, capsys):
     assert "No model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--cell", "no-such-cell"])
+
+
+def test_forget_bias_sets_the_forget_gates_initial_bias(tiny_mat, tmp_path, capsys):
+    import keras
+
+    from keras_deeprnn.utils import sublayers
+
+    # A rate of 1e-30 leaves the weights where they started.
+    args = [*_tiny_train(tiny_mat, tmp_path), "--epochs", "1", "--lr", "1e-30"]
+    assert main(["train", *args, "--forget-bias", "2.5"]) == 0
+    model = keras.saving.load_model(tmp_path / "saved" / "music-t" / "model.keras", safe_mode=True)
+    (cell,) = [layer for layer in sublayers(model) if hasattr(layer, "forget_bias")]
+    f = cell.gates.index("f")
+    bias = np.asarray(cell.bias).reshape(len(cell.gates), 8)
+    np.testing.assert_allclose(bias[f], 2.5)
+    np.testing.assert_allclose(np.delete(bias, f, axis=0), 0.0, atol=1e-20)
+    capsys.readouterr()
+    assert main(["train", *args, "--overwrite", "--cell", "gru", "--forget-bias", "2"]) == 2
+    assert "--forget-bias: cell 'gru' has no forget gate" in capsys.readouterr().err

@@ -39,7 +39,7 @@ import keras
 import keras_tuner
 
 from keras_deeprnn.cells import CELL_NAMES
-from keras_deeprnn.cells.lstm import VARIANTS
+from keras_deeprnn.cells import FORGET_GATE_CELLS
 from keras_deeprnn.layers import UNIT_TYPES
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
@@ -62,8 +62,6 @@ HP_NAMES = (
     "forget_bias",
 )
 WEIGHT_NOISE = (0.0, 0.025, 0.05, 0.075)
-# Cells with a forget gate: every LSTM variant but nfg and cifg.
-FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
 
 
 def cosine_by_epoch(lr, epochs, final_fraction=0.1):

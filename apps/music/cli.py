@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_deeprnn.cells import FORGET_GATE_CELLS
 from keras_deeprnn.training import WeightNoise
 
 from ..common import cli
@@ -30,6 +31,13 @@ def parser():
     cli.add_model_options(train, ARCHS)
     train.add_argument(
         "--input-dropout", type=cli.rate, default=0.0, help="dropout on the input frames"
+    )
+    train.add_argument(
+        "--forget-bias",
+        type=float,
+        default=None,
+        help="initial forget-gate bias of an LSTM cell with a forget gate (default 1; the "
+        "searches of tuning.search draw it from 0 .. 3)",
     )
     train.add_argument(
         "--output",
@@ -169,6 +177,11 @@ def train(args):
             "--lr-schedule cosine over a --time-budget sets the learning rate as it goes, "
             "which --gradient-noise's wrapped optimizer does not pass on: drop one of the three"
         )
+    if args.forget_bias is not None and args.cell not in FORGET_GATE_CELLS:
+        raise ValueError(
+            f"--forget-bias: cell {args.cell!r} has no forget gate; the LSTMs that have one "
+            f"are {', '.join(FORGET_GATE_CELLS)}"
+        )
     if args.ema and args.gradient_noise:
         raise ValueError(
             "--ema averages Adam's weights, not --gradient-noise's wrapper's: drop one"
@@ -186,6 +199,7 @@ def train(args):
             recurrent_dropout=args.recurrent_dropout,
             output=args.output,
             nade_units=args.nade_units,
+            cell_kwargs=None if args.forget_bias is None else {"forget_bias": args.forget_bias},
         )
         compile_model(
             model,

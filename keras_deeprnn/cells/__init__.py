@@ -11,6 +11,7 @@ from keras_deeprnn.cells.mut import MUT1Cell
 from keras_deeprnn.cells.mut import MUT2Cell
 from keras_deeprnn.cells.mut import MUT3Cell
 from keras_deeprnn.cells.registry import CELL_NAMES
+from keras_deeprnn.cells.registry import FORGET_GATE_CELLS
 from keras_deeprnn.cells.registry import get
 from keras_deeprnn.cells.simple_rnn import SimpleRNNCell
 
@@ -26,5 +27,6 @@ __all__ = [
     "MUT3Cell",
     "GraphCell",
     "CELL_NAMES",
+    "FORGET_GATE_CELLS",
     "get",
 ]

@@ -18,6 +18,8 @@ _FACTORIES = {
 }
 
 CELL_NAMES = tuple(_FACTORIES) + tuple(f"lstm-{v}" for v in VARIANTS)
+# The cells that take a `forget_bias`: every LSTM variant but nfg and cifg.
+FORGET_GATE_CELLS = ("lstm",) + tuple(f"lstm-{v}" for v in VARIANTS if v not in ("nfg", "cifg"))
 
 
 def get(name, units, **kwargs):
