@@ -283,12 +283,8 @@ def test_weight_noise_reaches_the_trial_fit(tiny_mat):
     data = music.load_music(str(tiny_mat))
     train = music.piano_roll_dataset(data["train"], 8, shuffle=False)
     hypermodel = MusicHyperModel(units=(4, 8))
-    assert list(next(p for p in _hp(hypermodel).space if p.name == "weight_noise").values) == [
-        0.0,
-        0.025,
-        0.05,
-        0.075,
-    ]
+    space = next(p for p in _hp(hypermodel).space if p.name == "weight_noise")
+    assert list(space.values) == [0.0, 0.025, 0.05, 0.075, 0.1, 0.15]
     losses = {}
     for std in (0.0, 0.5):
         # A rate of 1e-30: the weights stay where they are, so the training
