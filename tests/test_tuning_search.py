@@ -62,7 +62,8 @@ def test_space_covers_every_cell_and_architecture():
     assert [c.values for c in space["depth"].conditions] == [["dt", "dts", "dot", "dots", "srnn"]]
     assert [c.values for c in space["unit_type"].conditions] == [["dt", "dts", "dot", "dots"]]
     assert list(space["unit_type"].values) == ["tanh", "relu", "maxout", "lp"]
-    assert (space["recurrent_dropout"].min_value, space["recurrent_dropout"].max_value) == (0, 0.5)
+    assert (space["recurrent_dropout"].min_value, space["recurrent_dropout"].max_value) == (0, 0.7)
+    assert (space["dropout"].min_value, space["dropout"].max_value) == (0, 0.7)
     assert set(space["forget_bias"].conditions[0].values) == set(FORGET_GATE_CELLS)
     assert "lstm-cifg" not in FORGET_GATE_CELLS and "lstm-vanilla" in FORGET_GATE_CELLS
     assert (space["units"].min_value, space["units"].max_value) == (4, 8)
