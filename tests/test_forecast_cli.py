@@ -1,6 +1,7 @@
 """`python -m apps.forecast` end to end on a small series written here."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -148,6 +149,26 @@ def test_cosine_schedule_over_the_epochs(series_csv, tmp_path, capsys):
     both = ["--overwrite", "--lr-schedule", "cosine", "--lr-decay", "0.5"]
     assert _train(series_csv, out, "linear", *both) == 2
     assert "--lr-decay and --lr-schedule cosine" in capsys.readouterr().err
+
+
+def test_ema_keeps_the_averaged_weights(series_csv, tmp_path, capsys):
+    import keras
+
+    out = tmp_path / "saved"
+    assert _train(series_csv, out, "linear", "--epochs", "3", "--ema", "0.5") == 0
+    model = keras.saving.load_model(out / "forecast-linear" / "model.keras", safe_mode=True)
+    assert model.optimizer.get_config()["use_ema"] is True
+    assert model.optimizer.get_config()["ema_momentum"] == pytest.approx(0.5)
+    # The saved weights are the ones validated: the best epoch's average
+    # (Keras prints each epoch's val_mse to 4 decimals).
+    printed = [float(v) for v in re.findall(r"val_mse: ([0-9.]+)", capsys.readouterr().out)]
+    metadata = json.loads((out / "forecast-linear" / "metadata.json").read_text())
+    assert len(printed) == 3
+    assert metadata["metrics"]["valid_mse"] == pytest.approx(min(printed), abs=2e-4)
+    with pytest.raises(SystemExit) as exit_:
+        _train(series_csv, out, "linear", "--overwrite", "--ema", "1")
+    assert exit_.value.code == 2
+    assert "--ema: must be a fraction in (0, 1)" in capsys.readouterr().err
 
 
 def _cell(value):

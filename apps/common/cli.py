@@ -9,7 +9,7 @@ declared once, with one name and one meaning:
 |---|---|
 | `add_run_options` | `--seed --strategy --name --out --run-dir --overwrite` |
 | `add_model_options` | `--cell --arch --depth --units --unit-type --dropout --recurrent-dropout` |
-| `add_fit_options` | `--epochs --patience --lr --clipnorm [--time-budget] [--lr-schedule]` |
+| `add_fit_options` | `--epochs --patience --lr --clipnorm [--time-budget --lr-schedule --ema]` |
 | `add_export_command` | `export MODEL [--out] [--format] [--quantize] [--fuse-lstm]` |
 
 Numbers are checked when parsed (a NaN learning rate or a negative size is
@@ -149,13 +149,16 @@ def add_model_options(
     )
 
 
-def add_fit_options(p, epochs, patience, lr, clipnorm, time_budget=False, lr_schedule=False):
+def add_fit_options(
+    p, epochs, patience, lr, clipnorm, time_budget=False, lr_schedule=False, ema=False
+):
     """Epochs, early stopping and the optimizer (the batch size is a data
     option: each app's `data.add_arguments`); with `time_budget`, the
     `--time-budget MINUTES` that the app passes to `runner.fit`
     (`seconds(args.time_budget)`); with `lr_schedule`, `--lr-schedule
     constant|cosine` (`runner.learning_rate` and `runner.fit`'s
-    `cosine_from`)."""
+    `cosine_from`); with `ema`, `--ema MOMENTUM` (Adam's `use_ema`, which
+    `runner.fit` validates and keeps)."""
     p.add_argument("--epochs", type=positive_int, default=epochs, help="maximum number of epochs")
     p.add_argument(
         "--patience",
@@ -187,6 +190,16 @@ def add_fit_options(p, epochs, patience, lr, clipnorm, time_budget=False, lr_sch
             choices=runner.LR_SCHEDULES,
             help="cosine: from --lr down to --lr/10 over --epochs, or over --time-budget by "
             "the wall clock when that is set (the run then uses the whole budget)",
+        )
+    if ema:
+        p.add_argument(
+            "--ema",
+            type=fraction,
+            default=None,
+            metavar="MOMENTUM",
+            help="validate, keep and save the moving average of the weights over the "
+            "training steps (Polyak averaging, Adam's use_ema; e.g. 0.999) instead of the "
+            "last weights",
         )
 
 

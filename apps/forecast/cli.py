@@ -81,7 +81,14 @@ def parser():
         help="training loss (SegRNN's paper trains on mae)",
     )
     cli.add_fit_options(
-        train, epochs=30, patience=5, lr=1e-3, clipnorm=0.0, time_budget=True, lr_schedule=True
+        train,
+        epochs=30,
+        patience=5,
+        lr=1e-3,
+        clipnorm=0.0,
+        time_budget=True,
+        lr_schedule=True,
+        ema=True,
     )
     train.add_argument(
         "--lr-decay",
@@ -243,6 +250,7 @@ def _train_member(args, run, index, time_budget):
             args.loss,
             args.lr_decay,
             int(ds.train.cardinality()),
+            args.ema,
         )
     run_dir, done = Path(run.run_dir), None
     if args.ensemble > 1:

@@ -70,16 +70,22 @@ def build_model(args, channels, outputs):
     raise ValueError(f"Unknown --model {args.model!r}; choose one of {', '.join(MODELS)}.")
 
 
-def compile_model(model, lr=1e-3, clipnorm=0.0, loss="mse", lr_decay=1.0, steps_per_epoch=1):
+def compile_model(
+    model, lr=1e-3, clipnorm=0.0, loss="mse", lr_decay=1.0, steps_per_epoch=1, ema=None
+):
     """Adam on `loss` ("mse" or "mae"), MSE and MAE reported; `lr` a number
     or a schedule. A number is multiplied by `lr_decay` after each epoch
-    (the published linear models halve it)."""
+    (the published linear models halve it). `ema`: the momentum of Adam's
+    moving average of the weights (`use_ema`), which `runner.fit` then
+    validates and keeps; None: off."""
     if lr_decay != 1.0:
         lr = keras.optimizers.schedules.ExponentialDecay(
             lr, steps_per_epoch, lr_decay, staircase=True
         )
     model.compile(
-        optimizer=keras.optimizers.Adam(lr, clipnorm=clipnorm or None),
+        optimizer=keras.optimizers.Adam(
+            lr, clipnorm=clipnorm or None, **({"use_ema": True, "ema_momentum": ema} if ema else {})
+        ),
         loss=loss,
         metrics=["mse", "mae"],
     )

@@ -53,7 +53,14 @@ def parser():
         help="hidden units of the NADE (with --output nade)",
     )
     cli.add_fit_options(
-        train, epochs=50, patience=8, lr=2e-3, clipnorm=1.0, time_budget=True, lr_schedule=True
+        train,
+        epochs=50,
+        patience=8,
+        lr=2e-3,
+        clipnorm=1.0,
+        time_budget=True,
+        lr_schedule=True,
+        ema=True,
     )
     train.add_argument(
         "--weight-noise",
@@ -62,14 +69,6 @@ def parser():
         metavar="STD",
         help="Gaussian noise of this std on the weight matrices, one sample per "
         "training batch (Graves 2011; Pascanu et al. used 0.075); 0: off",
-    )
-    train.add_argument(
-        "--ema",
-        type=cli.fraction,
-        default=None,
-        metavar="MOMENTUM",
-        help="validate, keep and save the moving average of the weights over the training "
-        "steps (Polyak averaging, Adam's use_ema; e.g. 0.999) instead of the last weights",
     )
     train.add_argument(
         "--gradient-noise",
