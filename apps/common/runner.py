@@ -91,6 +91,14 @@ def steps_per_epoch(dataset):
     return steps if steps >= 0 else int(dataset.reduce(0, lambda n, _: n + 1))
 
 
+def adam(lr, clipnorm=0.0, ema=None):
+    """Adam with norm clipping (0: off) and, with `ema` (a momentum), its
+    moving average of the weights (`use_ema`), which `fit` validates and
+    keeps."""
+    average = {"use_ema": True, "ema_momentum": ema} if ema else {}
+    return keras.optimizers.Adam(lr, clipnorm=clipnorm or None, **average)
+
+
 def learning_rate(lr, schedule="constant", decay_steps=None):
     """The optimizer's learning rate for `--lr-schedule`: `lr` itself, or
     with "cosine" a `keras.optimizers.schedules.CosineDecay` down to a

@@ -2,6 +2,7 @@
 
 import keras
 
+from apps.common import runner
 from keras_deeprnn.models import forecasting
 
 MODELS = ("last", "seasonal", "linear", "dlinear", "rnn", "segrnn", "seq2seq")
@@ -83,9 +84,7 @@ def compile_model(
             lr, steps_per_epoch, lr_decay, staircase=True
         )
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            lr, clipnorm=clipnorm or None, **({"use_ema": True, "ema_momentum": ema} if ema else {})
-        ),
+        optimizer=runner.adam(lr, clipnorm, ema),
         loss=loss,
         metrics=["mse", "mae"],
     )

@@ -10,6 +10,7 @@ model its inputs.
 
 import keras
 
+from apps.common import runner
 from keras_deeprnn.layers import NADE
 from keras_deeprnn.metrics import FrameNLL
 from keras_deeprnn.metrics import FrameNLLMetric
@@ -142,8 +143,7 @@ def compile_model(model, lr=1e-3, clipnorm=1.0, gradient_noise=0.0, seed=None, e
     """
     if gradient_noise < 0:
         raise ValueError(f"--gradient-noise must be >= 0, got {gradient_noise}.")
-    average = {"use_ema": True, "ema_momentum": ema} if ema else {}
-    optimizer = keras.optimizers.Adam(lr, clipnorm=clipnorm or None, **average)
+    optimizer = runner.adam(lr, clipnorm, ema)
     if gradient_noise:
         optimizer = GradientNoise(optimizer, eta=gradient_noise, seed=seed)
     model.compile(
