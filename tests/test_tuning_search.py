@@ -278,6 +278,41 @@ def test_lr_schedule_reaches_the_trial_fit(tiny_mat, schedule, factor):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * factor)
 
 
+def test_cosine_follows_the_trial_time_budget_by_the_clock(tiny_mat):
+    from keras_deeprnn.data import music
+    from keras_deeprnn.training import TimeBudget
+
+    data = music.load_music(str(tiny_mat))
+    train = music.piano_roll_dataset(data["train"], 4, shuffle=False)  # 8 pieces: 2 batches
+    hypermodel = MusicHyperModel(units=(4, 8))
+    hp = _hp(hypermodel, cell="gru", arch="rnn", units=4, learning_rate=0.01, lr_schedule="cosine")
+    model = hypermodel.build(hp)
+    clock = {"t": 0.0}
+
+    class Tick(keras.callbacks.Callback):  # 30 s a batch, before the budget reads the clock
+        def on_train_batch_end(self, batch, logs=None):
+            clock["t"] += 30.0
+
+    class Record(keras.callbacks.Callback):
+        rates = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.rates.append(float(self.model.optimizer.learning_rate))
+
+    budget = TimeBudget(100, clock=lambda: clock["t"])
+    history = hypermodel.fit(
+        hp, model, train, epochs=50, verbose=0, callbacks=[Tick(), budget, Record()]
+    )
+    # The rate at 30, 60, 90, 120 s of 100: 0.001 + 0.009 (1 + cos(pi min(f, 1))) / 2;
+    # by epoch (50 epochs) it would have stayed near 0.01. The budget ends epoch 2.
+    expected = [
+        0.001 + 0.009 * (1 + math.cos(math.pi * min(t / 100, 1))) / 2 for t in (30, 60, 90, 120)
+    ]
+    np.testing.assert_allclose(Record.rates, expected, rtol=1e-6)
+    assert len(history.epoch) == 2
+    assert budget.cosine_from is None  # the caller's callback is left alone
+
+
 def test_weight_noise_reaches_the_trial_fit(tiny_mat):
     from keras_deeprnn.data import music
 

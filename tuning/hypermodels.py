@@ -15,7 +15,7 @@ The search space is the same for every app (names as in KerasTuner's
 | `dropout` | 0 .. 0.7, on the recurrent layers' outputs | always |
 | `recurrent_dropout` | 0 .. 0.7, on the state inside the cells (one mask per sequence) | always |
 | `learning_rate` | 1e-4 .. 3e-2, log-uniform (Adam) | always |
-| `lr_schedule` | constant, cosine (from `learning_rate` down to a tenth of it over the trial's epochs, set at each epoch's start) | always |
+| `lr_schedule` | constant, cosine (from `learning_rate` down to a tenth of it over the trial's epochs, set at each epoch's start; with a `TimeBudget` among the trial's callbacks, over its budget by the wall clock, after each batch) | always |
 | `clipnorm` | 0.1 .. 10, log-uniform (gradient norm clipping) | always |
 | `weight_noise` | 0, 0.025, 0.05, 0.075, 0.1, 0.15: std of the Gaussian noise on the weight matrices, one sample per minibatch (`keras_deeprnn.training.WeightNoise`; 0.075 is Pascanu et al.'s) | always |
 | `forget_bias` | 0 .. 3, added to the initial forget-gate bias | `cell` is an LSTM with a forget gate |
@@ -33,6 +33,7 @@ becomes NaN or infinite is then marked FAILED (`FailedTrialError`, not
 retried) instead of stopping the search.
 """
 
+import copy
 import math
 
 import keras
@@ -43,6 +44,7 @@ from keras_deeprnn.cells import FORGET_GATE_CELLS
 from keras_deeprnn.layers import UNIT_TYPES
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_CELLS
 from keras_deeprnn.models.architecture import DEEP_TRANSITION_KINDS
+from keras_deeprnn.training import TimeBudget
 from keras_deeprnn.training import WeightNoise
 
 from . import apps_module
@@ -231,12 +233,23 @@ class AppHyperModel(keras_tuner.HyperModel):
         """`model.fit` with `TerminateOnNaN` (and the cosine of `lr_schedule`,
         and `WeightNoise` first, so that the others see clean weights);
         raises `FailedTrialError` when the training loss became NaN or
-        infinite."""
+        infinite.
+
+        The cosine runs over the trial's epochs, or, when `callbacks` hold a
+        `TimeBudget`, over its budget by the wall clock (as the apps'
+        `--lr-schedule cosine --time-budget`): a budget that ends a trial
+        long before its `epochs` would otherwise leave the rate nearly
+        constant."""
         callbacks = [*(callbacks or []), keras.callbacks.TerminateOnNaN()]
         if hp.values.get("weight_noise"):
             callbacks.insert(0, WeightNoise(hp.get("weight_noise")))
         if hp.values.get("lr_schedule") == "cosine":
-            callbacks.append(cosine_by_epoch(hp.get("learning_rate"), kwargs.get("epochs", 1)))
+            budgets = [i for i, c in enumerate(callbacks) if isinstance(c, TimeBudget)]
+            if budgets:  # a copy: the caller's callback stays as it was
+                budget = callbacks[budgets[0]] = copy.copy(callbacks[budgets[0]])
+                budget.cosine_from = hp.get("learning_rate")
+            else:
+                callbacks.append(cosine_by_epoch(hp.get("learning_rate"), kwargs.get("epochs", 1)))
         history = model.fit(*args, callbacks=callbacks, **kwargs)
         losses = history.history.get("loss", [])
         for epoch, loss in zip(history.epoch, losses):

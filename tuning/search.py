@@ -148,7 +148,8 @@ def _add_common(p):
         metavar="MINUTES",
         help="end a trial at the last whole epoch that fits in this wall time "
         "(keras_deeprnn.training.TimeBudget), so that a slow corner of the space "
-        "cannot take a search's time; its score is its best epoch's",
+        "cannot take a search's time; its score is its best epoch's; a trial with "
+        "lr_schedule cosine then anneals over this budget by the clock",
     )
     p.add_argument(
         "--keep-weights",
