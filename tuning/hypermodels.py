@@ -238,8 +238,7 @@ class AppHyperModel(keras_tuner.HyperModel):
         The cosine runs over the trial's epochs, or, when `callbacks` hold a
         `TimeBudget`, over its budget by the wall clock (as the apps'
         `--lr-schedule cosine --time-budget`): a budget that ends a trial
-        long before its `epochs` would otherwise leave the rate nearly
-        constant."""
+        before its `epochs` would otherwise cut it partway down."""
         callbacks = [*(callbacks or []), keras.callbacks.TerminateOnNaN()]
         if hp.values.get("weight_noise"):
             callbacks.insert(0, WeightNoise(hp.get("weight_noise")))
