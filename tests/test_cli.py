@@ -102,6 +102,27 @@ def test_start_tensorflow_sets_the_log_level_and_gives_stderr_back(monkeypatch, 
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
 
 
+@pytest.mark.parametrize("folder", ["apps", "tuning"])
+def test_apps_and_tuning_import_each_other_relatively(folder):
+    """Installed, they are `keras_deeprnn.apps` and `keras_deeprnn.tuning`:
+    an absolute `from apps...` works in the checkout and fails there (the
+    slow wheel test below finds it too, by running the installed command)."""
+    import ast
+
+    absolute = []
+    for path in sorted((REPO / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(n.split(".")[0] in ("apps", "tuning") for n in names):
+                absolute.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert absolute == []
+
+
 @pytest.mark.slow
 def test_the_wheel_holds_no_generic_top_level_names(tmp_path):
     """Builds the wheel from a copy of the checkout and runs its `deeprnn`

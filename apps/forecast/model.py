@@ -2,8 +2,9 @@
 
 import keras
 
-from apps.common import runner
 from keras_deeprnn.models import forecasting
+
+from ..common import runner
 
 MODELS = ("last", "seasonal", "linear", "dlinear", "rnn", "segrnn", "seq2seq")
 # What each model normalizes its windows with unless --normalization says.

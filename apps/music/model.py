@@ -10,13 +10,14 @@ model its inputs.
 
 import keras
 
-from apps.common import runner
 from keras_deeprnn.layers import NADE
 from keras_deeprnn.metrics import FrameNLL
 from keras_deeprnn.metrics import FrameNLLMetric
 from keras_deeprnn.models import KINDS
 from keras_deeprnn.models import deep_rnn
 from keras_deeprnn.training import GradientNoise
+
+from ..common import runner
 
 KEYS = 88
 ARCHS = KINDS
