@@ -243,9 +243,9 @@ class AppHyperModel(keras_tuner.HyperModel):
         if hp.values.get("weight_noise"):
             callbacks.insert(0, WeightNoise(hp.get("weight_noise")))
         if hp.values.get("lr_schedule") == "cosine":
-            budgets = [i for i, c in enumerate(callbacks) if isinstance(c, TimeBudget)]
-            if budgets:  # a copy: the caller's callback stays as it was
-                budget = callbacks[budgets[0]] = copy.copy(callbacks[budgets[0]])
+            at = next((i for i, c in enumerate(callbacks) if isinstance(c, TimeBudget)), None)
+            if at is not None:  # a copy: the caller's callback stays as it was
+                budget = callbacks[at] = copy.copy(callbacks[at])
                 budget.cosine_from = hp.get("learning_rate")
             else:
                 callbacks.append(cosine_by_epoch(hp.get("learning_rate"), kwargs.get("epochs", 1)))
