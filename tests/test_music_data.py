@@ -514,6 +514,66 @@ def test_piano_roll_dataset_shuffle_is_seeded():
     assert a == b and sorted(a) == list(range(12)) and a != plain and a != c
 
 
+def test_transpose_moves_inputs_and_targets_together_within_the_keyboard():
+    # Keys in use: 40-44 (room both ways), 0-2 (none down), 85-87 (none up);
+    # the silent piece cannot move. Piece p is told apart by its length.
+    middle = roll_from(6, {t: [61 + t % 5] for t in range(6)})
+    bottom = roll_from(5, {t: [21 + t % 3] for t in range(5)})
+    top = roll_from(4, {t: [106 + t % 3] for t in range(4)})
+    silent = np.zeros((3, 88), np.uint8)
+    pieces = [middle, bottom, top, silent]
+    allowed = {6: range(-3, 4), 5: range(0, 4), 4: range(-3, 1), 3: range(0, 1)}
+    ds = piano_roll_dataset(pieces, 4, shuffle=True, seed=3, transpose=3)
+    seen = {n: set() for n in allowed}
+    epochs = []
+    for _ in range(40):
+        shifts = []
+        for x, y, w in ds.as_numpy_iterator():
+            for xi, yi, wi in zip(x, y, w):
+                n = int(wi.sum()) + 1
+                piece = next(p for p in pieces if len(p) == n)
+                # The shift that maps the piece onto this example, found by trying all.
+                fits = [
+                    k
+                    for k in range(-87, 88)
+                    if np.array_equal(xi[: n - 1], np.roll(piece[:-1], k, axis=1))
+                    and np.array_equal(yi[: n - 1], np.roll(piece[1:], k, axis=1))
+                ]
+                assert fits, f"piece of {n} frames is not a transposition of itself"
+                k = min(fits, key=abs)  # the silent piece fits every k: 0
+                assert k in allowed[n] and xi[: n - 1].sum() == piece[:-1].sum()
+                seen[n].add(k)
+                shifts.append((n, k))
+        epochs.append(shifts)
+    assert seen == {n: set(r) for n, r in allowed.items()}  # every allowed shift occurs
+    assert len({tuple(e) for e in epochs}) > 1  # new draws every epoch
+
+    def draws(seed):
+        ds = piano_roll_dataset(pieces, 4, shuffle=True, seed=seed, transpose=3)
+        return [x.tolist() for _ in range(3) for x, _, _ in ds.as_numpy_iterator()]
+
+    assert draws(3) == draws(3) and draws(3) != draws(4)
+    plain = next(iter(piano_roll_dataset(pieces, 4)))[0].numpy()
+    np.testing.assert_array_equal(next(iter(piano_roll_dataset(pieces, 4, transpose=0)))[0], plain)
+
+
+def test_the_music_app_transposes_training_batches_only(tmp_path):
+    import argparse
+
+    from apps.music import data
+
+    pieces = [roll_from(8, {t: [50 + t % 4] for t in range(8)}) for _ in range(3)]
+    path = write_mat(tmp_path / "t.mat", pieces, pieces, pieces)
+    args = argparse.Namespace(data=str(path), batch_size=3, max_length=None, transpose=6, seed=0)
+    ds = data.datasets(args)
+    want = next(iter(piano_roll_dataset(pieces, 3)))[0].numpy()
+    for split in ("valid", "test"):
+        for _ in range(3):
+            np.testing.assert_array_equal(next(iter(getattr(ds, split)))[0], want)
+    moved = [not np.array_equal(next(iter(ds.train))[0], want) for _ in range(5)]
+    assert any(moved)
+
+
 def test_piano_roll_dataset_bad_input():
     with pytest.raises(MusicDataError, match="no piece with 2 frames"):
         piano_roll_dataset([np.zeros((1, 88)), np.zeros((0, 88))], 4)
@@ -525,6 +585,9 @@ def test_piano_roll_dataset_bad_input():
         piano_roll_dataset([np.zeros((3, 88))], 0)
     with pytest.raises(ValueError, match="long_pieces"):
         piano_roll_dataset([np.zeros((3, 88))], 1, max_length=2, long_pieces="wrap")
+    for bad in (-1, 1.5, 88):
+        with pytest.raises(ValueError, match="transpose must be an integer in"):
+            piano_roll_dataset([np.zeros((3, 88))], 1, transpose=bad)
 
 
 def test_padding_adds_nothing_to_a_summed_keras_loss():

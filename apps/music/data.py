@@ -5,6 +5,7 @@ them (`keras_deeprnn.data.music`) as batches of whole pieces: inputs
 x_1..x_{T-1}, targets x_2..x_T, padding masked.
 """
 
+from ..common.cli import non_negative_int
 from ..common.cli import positive_int
 from ..common.data import Datasets
 
@@ -12,7 +13,8 @@ SPLITS = ("train", "valid", "test")
 
 
 def add_arguments(p, training=False):
-    """`--data`, `--batch-size`, and with `training` `--max-length`."""
+    """`--data`, `--batch-size`, and with `training` `--max-length` and
+    `--transpose`."""
     p.add_argument(
         "--data",
         default="bach",
@@ -28,6 +30,14 @@ def add_arguments(p, training=False):
             default=None,
             help="cut training pieces into windows of at most this many frames (default: "
             "whole pieces); validation and test always score whole pieces",
+        )
+        p.add_argument(
+            "--transpose",
+            type=non_negative_int,
+            default=0,
+            metavar="SEMITONES",
+            help="shift each training sequence up or down by a random number of at most "
+            "this many semitones, drawn anew every epoch (augmentation; default 0: none)",
         )
 
 
@@ -45,6 +55,7 @@ def datasets(args):
             seed=getattr(args, "seed", 0),
             # Windows speed training up; scores are of whole pieces, as published.
             max_length=getattr(args, "max_length", None) if split == "train" else None,
+            transpose=getattr(args, "transpose", 0) if split == "train" else 0,
         )
         for split in SPLITS
     }

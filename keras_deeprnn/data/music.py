@@ -46,6 +46,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import json
 import logging
@@ -1197,6 +1198,22 @@ def _windows(roll, max_length, long_pieces):
     return out
 
 
+def _transposed(piece, draw, most):
+    """``piece`` (frames, 88) shifted by ``draw`` mapped into the semitones in
+    ``[-most, most]`` that keep all its notes on the keyboard."""
+    import tensorflow as tf
+
+    keys = tf.reduce_any(piece > 0, axis=0)
+    # Lowest and highest key in use (0 and 87 for a silent piece: no shift).
+    lowest = tf.argmax(keys, output_type=tf.int64)
+    highest = NUM_KEYS - 1 - tf.argmax(keys[::-1], output_type=tf.int64)
+    down = tf.minimum(tf.constant(most, tf.int64), lowest)
+    up = tf.minimum(tf.constant(most, tf.int64), NUM_KEYS - 1 - highest)
+    shift = tf.math.floormod(draw, down + up + 1) - down
+    # Only silent keys wrap around the roll's ends.
+    return tf.roll(piece, tf.cast(shift, tf.int32), axis=1)
+
+
 def piano_roll_dataset(
     rolls,
     batch_size,
@@ -1205,6 +1222,7 @@ def piano_roll_dataset(
     max_length=None,
     drop_remainder=False,
     long_pieces="split",
+    transpose=0,
 ):
     """A ``tf.data.Dataset`` for next-frame prediction on piano rolls.
 
@@ -1229,6 +1247,12 @@ def piano_roll_dataset(
     (``"crop"``). Pieces (or trailing windows) of fewer than 2 frames have no
     transition and are dropped, with a logged warning for whole pieces.
 
+    With ``transpose`` = ``K``, each sequence is shifted by a random number of
+    semitones in ``[-K, K]`` each time it is drawn (a new draw every epoch,
+    the same draws for the same ``seed``), narrowed so that none of its notes
+    leaves the 88 keys: data augmentation for training sets, which rarely
+    hold every piece in every key. Inputs and targets move together.
+
     Args:
         rolls: list of ``(frames, 88)`` arrays of 0/1.
         batch_size: pieces per batch.
@@ -1237,6 +1261,8 @@ def piano_roll_dataset(
         max_length: most transitions (time steps) per sequence, or ``None``.
         drop_remainder: drop the last, smaller batch.
         long_pieces: ``"split"`` or ``"crop"`` (only with ``max_length``).
+        transpose: most semitones of a random transposition, up or down
+            (0: none).
 
     Returns:
         a prefetched ``tf.data.Dataset`` of ``(inputs, targets, sample_weight)``
@@ -1259,6 +1285,8 @@ def piano_roll_dataset(
         raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
     if long_pieces not in ("split", "crop"):
         raise ValueError(f"long_pieces must be 'split' or 'crop', got {long_pieces!r}")
+    if int(transpose) != transpose or not 0 <= transpose < NUM_KEYS:
+        raise ValueError(f"transpose must be an integer in [0, {NUM_KEYS}), got {transpose!r}")
     rolls = _check_rolls_arg(rolls)
     pieces = []
     for i, roll in enumerate(rolls):
@@ -1277,6 +1305,13 @@ def piano_roll_dataset(
     ds = tf.data.Dataset.from_tensor_slices(ragged)
     if shuffle:
         ds = ds.shuffle(len(pieces), seed=seed, reshuffle_each_iteration=True)
+    if transpose:
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, draws).map(
+            functools.partial(_transposed, most=int(transpose)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
 
     def to_example(piece):
         piece = tf.cast(piece, tf.float32)
