@@ -405,6 +405,33 @@ def test_search_without_weights_resumes_from_a_copy_of_its_folder(tiny_mat, tmp_
     assert "does not work with hyperband" in capsys.readouterr().err
 
 
+def test_a_resume_with_other_trial_options_is_refused(tiny_mat, tmp_path, capsys):
+    def run(trials, *extra):
+        argv = ["music", "--data", str(tiny_mat), "--directory", str(tmp_path), *MUSIC]
+        argv += ["--fix", "cell=gru", "--fix", "arch=rnn", "--keep-weights", "none"]
+        return search.main([*argv, "--max-trials", str(trials), *extra])
+
+    assert run(1) == 0
+    recorded = json.loads((tmp_path / "music" / "search.json").read_text())
+    assert ["cell", "gru"] in recorded["fix"] and "max_trials" not in recorded
+    first = _trials(tmp_path / "music")
+    capsys.readouterr()
+    # Options that change the trials: refused, naming each, the trial kept.
+    assert run(2, "--transpose", "2", "--fix", "units=9") == 2
+    err = capsys.readouterr().err
+    assert "--transpose was 0, now 2" in err and "--fix was" in err and "--project-name" in err
+    assert _trials(tmp_path / "music") == first
+    # More trials and another summary length: a later slice of the same search.
+    assert run(2, "--top", "3") == 0
+    assert len(_trials(tmp_path / "music")) == 2
+    # --overwrite starts another search, recorded afresh.
+    assert run(1, "--transpose", "2", "--overwrite") == 0
+    assert json.loads((tmp_path / "music" / "search.json").read_text())["transpose"] == 2
+    assert len(_trials(tmp_path / "music")) == 1
+    (tmp_path / "music" / "search.json").write_text("{not json")
+    assert run(2) == 2 and "search.json is unreadable" in capsys.readouterr().err
+
+
 def _validation_epochs(project):
     """Epochs of the one trial in `project` that TensorBoard logged a
     validation NLL for."""

@@ -7,7 +7,9 @@ depth, dropout, learning rate, gradient clipping, weight noise and forget-gate b
 logs to DIR/PROJECT/tensorboard (hparams view: `tensorboard --logdir
 DIR/PROJECT/tensorboard`); at the end a table of the best trials is printed
 and written to DIR/PROJECT/summary.md. Re-running the command with the same
-directory resumes the search (finished trials are kept).
+directory resumes the search (finished trials are kept); the folder's
+search.json holds the options its trials ran with, and a resume with other
+ones is refused (only how many trials, and what is printed, may change).
 
 `python -m tuning.search tasks ...` runs the evolutionary search of cell
 genomes instead (`tuning.evolution.EvolutionOracle` over the generated tasks
@@ -19,6 +21,7 @@ of a distributed search; `python -m tuning.distributed` starts a whole one.
 """
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -387,6 +390,40 @@ def make_tuner(args, hypermodel):
     raise ValueError(f"Unknown --tuner {args.tuner!r}; choose one of {', '.join(TUNERS)}.")
 
 
+#: Options a later slice of a search may change: none of them changes a trial.
+SLICE_OPTIONS = frozenset(
+    {"max_trials", "max_failed", "top", "verbose", "overwrite", "directory", "project_name"}
+)
+
+
+def check_options(args):
+    """Record the options that shape the trials in PROJECT/search.json, or,
+    resuming, refuse options that differ from those recorded (a resumed
+    search would mix trials of two setups and rank them as one)."""
+    path = Path(args.directory) / project_name(args) / "search.json"
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in SLICE_OPTIONS}
+    options = json.loads(json.dumps(options, default=str))  # tuples, paths: as stored
+    if path.exists() and not args.overwrite:
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is unreadable ({error}): move it away to resume") from None
+        changed = [
+            f"--{k.replace('_', '-')} was {recorded.get(k)!r}, now {options.get(k)!r}"
+            for k in sorted(set(recorded) | set(options))
+            if recorded.get(k) != options.get(k)
+        ]
+        if changed:
+            raise ValueError(
+                f"{path.parent} holds a search run with other options ({'; '.join(changed)}): "
+                "resume it with its own options, or start another with --project-name "
+                "(or --overwrite, which deletes its trials)"
+            )
+    elif not is_worker():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(options, indent=1) + "\n")
+
+
 def is_worker():
     """Whether this process is a worker of a distributed search."""
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
@@ -503,7 +540,8 @@ def main(argv=None, prog="python -m tuning.search"):
     try:
         runner.set_seed(args.seed)
         hypermodel, train_ds, valid_ds = load(args)
-        tuner = make_tuner(args, hypermodel)
+        tuner = make_tuner(args, hypermodel)  # with --overwrite, empties the folder
+        check_options(args)
         run_search(tuner, args, train_ds, valid_ds)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
