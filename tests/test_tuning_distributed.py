@@ -127,9 +127,12 @@ def test_killed_worker_and_restarted_chief(tmp_path, monkeypatch, capsys):
     assert sorted(trials) == ["trial_0", "trial_1"]
     assert all(t["status"] == "COMPLETED" for t in trials.values()), out
     assert "2 trials: 2 completed" in (project / "summary.md").read_text()
+    # The workers' options, recorded by the chief (its launcher options left out).
+    recorded = json.loads((project / "search.json").read_text())
+    assert recorded["app"] == "music" and "workers" not in recorded and "port" not in recorded
 
-    # A new chief on the same directory keeps the finished trials as they are
-    # and runs only the one the larger budget adds.
+    # A new chief on the same directory (another number of workers) keeps the
+    # finished trials as they are and runs only the one the larger budget adds.
     before = _trials(project)
     code = _chief(tmp_path, monkeypatch, "--workers", "1", "--max-trials", "3")
     out = capsys.readouterr().out

@@ -276,6 +276,8 @@ def chief(argv):
         runner.set_seed(args.seed)
         hypermodel, _, _ = search.load(args)
         tuner = search.make_tuner(args, hypermodel)
+        # Recorded as the workers see them: without the launcher's options.
+        search.check_options(args, ignore={o[2:].replace("-", "_") for o in LAUNCHER_OPTIONS})
         tuner.save()
         server, servicer, port = _compat.serve_oracle(tuner.oracle, args.bind, args.port)
     except (ValueError, FileNotFoundError) as error:

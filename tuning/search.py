@@ -396,12 +396,14 @@ SLICE_OPTIONS = frozenset(
 )
 
 
-def check_options(args):
+def check_options(args, ignore=()):
     """Record the options that shape the trials in PROJECT/search.json, or,
     resuming, refuse options that differ from those recorded (a resumed
-    search would mix trials of two setups and rank them as one)."""
+    search would mix trials of two setups and rank them as one). `ignore`:
+    more option names (a launcher's own) to leave out."""
     path = Path(args.directory) / project_name(args) / "search.json"
-    options = {k: v for k, v in sorted(vars(args).items()) if k not in SLICE_OPTIONS}
+    skip = SLICE_OPTIONS | set(ignore)
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
     options = json.loads(json.dumps(options, default=str))  # tuples, paths: as stored
     if path.exists() and not args.overwrite:
         try:
