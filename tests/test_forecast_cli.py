@@ -286,11 +286,11 @@ def test_mixed_ensemble_takes_the_models_in_turn(series_csv, tmp_path, capsys):
 
     from apps.common import runner
 
-    ensemble = runner.load(out / f"forecast-{model}")
+    folder = out / f"forecast-{model}"
+    ensemble = runner.load(folder)
     assert type(ensemble.get_layer("member_1")).__name__ == "Seq2SeqForecaster"
     assert type(ensemble.get_layer("member_2")).__name__ != "Seq2SeqForecaster"
     # The ensemble, its encoder-decoder member decoding autoregressively, exports as one graph.
-    folder = out / f"forecast-{model}"
     assert main(["export", str(folder), "--data", str(series_csv)]) == 0
     manifest = json.loads((folder / "export" / "manifest.json").read_text())
     assert manifest["exports"][0]["max_abs_diff"] < 1e-4
