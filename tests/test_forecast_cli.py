@@ -220,10 +220,11 @@ def test_bad_input_exits_2(series_csv, tmp_path, capsys, edit, options, message)
     assert message in capsys.readouterr().err
 
 
-def test_seq2seq_trains_and_exports(series_csv, tmp_path):
+@pytest.mark.parametrize("cell", ["gru", "lstm"])  # lstm: the 192 row's, two states
+def test_seq2seq_trains_and_exports(cell, series_csv, tmp_path):
     out = tmp_path / "saved"
     assert _train(series_csv, tmp_path / "ms", "seq2seq", "--features", "MS") == 2  # M or S
-    assert _train(series_csv, out, "seq2seq", "--seg-len", "3") == 0
+    assert _train(series_csv, out, "seq2seq", "--seg-len", "3", "--segment-cell", cell) == 0
     folder = out / "forecast-seq2seq"
     assert main(["export", str(folder), "--data", str(series_csv)]) == 0
     manifest = json.loads((folder / "export" / "manifest.json").read_text())

@@ -108,10 +108,11 @@ def test_training_steps_lower_the_loss():
     assert model.evaluate(x, y, verbose=0) < 0.5 * before
 
 
-def test_seq2seq_teacher_forcing_feeds_the_previous_true_segment():
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_seq2seq_teacher_forcing_feeds_the_previous_true_segment(cell):
     from keras_deeprnn.models.forecasting import Seq2SeqForecaster
 
-    model = Seq2SeqForecaster(24, 2, 12, seg_len=6, units=8)
+    model = Seq2SeqForecaster(24, 2, 12, seg_len=6, units=8, cell=cell)
     own = np.asarray(model(X))
     # Forced with its own forecast, the decoder sees exactly what it saw.
     np.testing.assert_allclose(np.asarray(model.teacher_forced(X, own)), own, atol=1e-5)
