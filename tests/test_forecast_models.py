@@ -81,6 +81,7 @@ BUILDERS = {
     ),
     "rnn": lambda: forecasting.rnn_forecaster(24, 2, 6, units=8, cell="gru", targets=[1]),
     "segrnn": lambda: forecasting.segrnn_forecaster(24, 2, 6, seg_len=6, units=8, targets=[1]),
+    "segrnn-lstm": lambda: forecasting.segrnn_forecaster(24, 2, 6, seg_len=6, units=8, cell="lstm"),
 }
 
 
