@@ -220,7 +220,7 @@ def test_bad_input_exits_2(series_csv, tmp_path, capsys, edit, options, message)
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])  # lstm: the 192 row's, two states
+@pytest.mark.parametrize("cell", ["gru", "lstm"])  # lstm (two states): the 192/336 rows'
 def test_seq2seq_trains_and_exports(cell, series_csv, tmp_path):
     out = tmp_path / "saved"
     assert _train(series_csv, tmp_path / "ms", "seq2seq", "--features", "MS") == 2  # M or S
